@@ -1,0 +1,83 @@
+/* The pool's configuration: the INI file and the command line turned into
+ * one validated Config snapshot. Parsing never logs; an error comes back as
+ * a negative errno plus a message that names the file, line, key and value.
+ * A validated Config is not changed afterwards. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "sockherd/address.h"
+
+typedef enum ReadyMode {
+        READY_NOTIFY, /* the worker sends READY=1 */
+        READY_EXEC,   /* ready as soon as it was started */
+        READY_ALIVE,  /* ready once it stayed alive for ready_alive_usec */
+} ReadyMode;
+
+typedef struct Config {
+        char *name;
+        ListenAddress *listen;
+        char **listen_text;     /* as the user wrote them, for messages */
+        size_t n_listen;
+        unsigned backlog;
+        unsigned workers;       /* resolved: "auto" becomes the CPU count */
+        bool workers_auto;
+        ReadyMode ready_mode;
+        uint64_t ready_alive_usec;
+        uint64_t ready_timeout_usec;
+        uint64_t stop_timeout_usec;
+        int stop_signal;
+        uint64_t restart_delay_usec;
+        uint64_t restart_delay_max_usec;
+        uint64_t restart_stable_usec;
+        char **command;         /* argv */
+        char *user;             /* run workers as this user (needs root) */
+        char *group;
+        char *user_home;        /* resolved by config_validate */
+        uid_t uid;              /* resolved by config_validate, or -1 */
+        gid_t gid;
+        char *working_directory;
+        char **environment;     /* KEY=VALUE */
+        char *config_file;      /* NULL when none was read */
+} Config;
+
+#define CONFIG_ERROR_MAX 512
+typedef struct ConfigError {
+        char message[CONFIG_ERROR_MAX];
+} ConfigError;
+
+#define CONFIG_WORKERS_MAX 1024
+#define CONFIG_LISTEN_MAX 64
+
+Config *config_new(void);
+Config *config_free(Config *c);
+static inline void config_freep(Config **c) { config_free(*c); }
+#define _cleanup_config_ __attribute__((cleanup(config_freep)))
+
+/* Set one key from a source ("FILE:LINE" or "--option"). Unknown keys and
+ * bad values fail with -EINVAL and a message. List keys (listen,
+ * environment) append; an empty value clears the list. */
+int config_set(Config *c, const char *key, const char *value, const char *origin, ConfigError *err);
+
+/* The worker command as an argv vector (from the command line, after
+ * "--"): taken word for word, no quote splitting. */
+int config_set_command_argv(Config *c, char *const *argv);
+
+/* Read an INI file into c. Keys may stand before any section or in
+ * [sockherd]. */
+int config_load_file(Config *c, const char *path, ConfigError *err);
+/* The same from a string; `name` stands for the file in messages. */
+int config_load_string(Config *c, const char *name, const char *text, ConfigError *err);
+
+/* Final checks once every source was applied: a command is set, "auto" is
+ * resolved with online_cpus, durations are consistent, user and group
+ * exist. */
+int config_validate(Config *c, unsigned online_cpus, ConfigError *err);
+
+const char *ready_mode_to_string(ReadyMode m);
+
+/* Every key the file accepts, NULL-terminated; for docs and tests. */
+extern const char *const config_keys[];

@@ -1,0 +1,44 @@
+/* Acquiring the listening sockets the pool serves: either passed in with
+ * the LISTEN_FDS protocol (a .socket unit, systemd-socket-activate, the fd
+ * store), or bound here from the configured addresses. The ListenSet owns
+ * every fd in it; all are CLOEXEC, so a worker gets them only through the
+ * spawn plan. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "sockherd/address.h"
+
+typedef struct ListenSocket {
+        int fd;
+        char *name;             /* for LISTEN_FDNAMES */
+        char *unlink_path;      /* a unix socket file we created, removed at exit */
+        dev_t dev;
+        ino_t ino;
+} ListenSocket;
+
+typedef struct ListenSet {
+        ListenSocket *sockets;
+        size_t n;
+        bool passed_in;
+} ListenSet;
+
+#define LISTEN_DEFAULT_NAME "listen"
+
+/* Take the sockets passed with LISTEN_FDS (checking LISTEN_PID) and remove
+ * the LISTEN_* variables from the environment. Returns how many (0 when
+ * none were passed for this process). */
+int listen_set_take_passed(ListenSet *set);
+
+/* Bind one address and append the socket. For a unix path, a stale socket
+ * file (nobody accepting) is replaced; a live one gives -EADDRINUSE and any
+ * other kind of file -EEXIST. */
+int listen_set_bind(ListenSet *set, const ListenAddress *a, unsigned backlog);
+
+/* Close everything, and remove socket files that are still ours. */
+void listen_set_clear(ListenSet *set);
+
+/* The names joined with ':' for LISTEN_FDNAMES. */
+char *listen_set_names(const ListenSet *set);

@@ -1,0 +1,39 @@
+/* Workers out: turning (config, sockets, slot, generation) into a child
+ * process. spawn_plan_build() is pure and decides everything the child will
+ * see (argv, environment, which fds land at 3, 4, ...); the tests check the
+ * plan. spawn_plan_exec() forks and carries the plan out, exactly as
+ * systemd prepares a service process. */
+#pragma once
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "sockherd/config.h"
+#include "sockherd/listen.h"
+
+/* Exit codes of a child that never reached the worker's own code. */
+#define SPAWN_EXIT_SETUP 126  /* chdir, user or group switch failed */
+#define SPAWN_EXIT_EXEC  127  /* the command could not be executed */
+
+typedef struct SpawnPlan {
+        char *const *argv;              /* borrowed from the Config */
+        char **envp;                    /* owned */
+        size_t listen_pid_index;        /* envp entry whose value the child fills with its pid */
+        int *fds;                       /* owned copy of the fd numbers, in LISTEN_FDS order */
+        size_t n_fds;
+        const char *working_directory;
+        const char *user;               /* for supplementary groups */
+        uid_t uid;                      /* -1: keep */
+        gid_t gid;                      /* -1: keep */
+        pid_t manager_pid;
+} SpawnPlan;
+
+/* Environment variables the manager's own environment must not pass on. */
+extern const char *const spawn_scrubbed_variables[];
+
+int spawn_plan_build(const Config *c, const ListenSet *sockets, unsigned slot, uint64_t generation,
+                     const char *notify_address, char *const *environment, SpawnPlan *ret);
+void spawn_plan_done(SpawnPlan *p);
+
+/* Fork and exec. Returns the child's pid in *ret_pid. */
+int spawn_plan_exec(const SpawnPlan *p, pid_t *ret_pid);

@@ -1,0 +1,64 @@
+/* Small helpers shared by every module: cleanup attributes, ownership
+ * transfer, and a few size and time constants. Nothing here allocates or
+ * logs. */
+#pragma once
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define USEC_PER_SEC  UINT64_C(1000000)
+#define USEC_PER_MSEC UINT64_C(1000)
+#define USEC_INFINITY UINT64_MAX
+
+#define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+
+static inline void freep(void *p) {
+        free(*(void **) p);
+}
+
+static inline void closep(int *fd) {
+        if (*fd >= 0) {
+                int saved = errno;
+                close(*fd);
+                errno = saved;
+        }
+}
+
+static inline void strv_free(char **v) {
+        if (!v)
+                return;
+        for (char **i = v; *i; i++)
+                free(*i);
+        free(v);
+}
+
+static inline void strv_freep(char ***v) {
+        strv_free(*v);
+}
+
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _cleanup_free_ _cleanup_(freep)
+#define _cleanup_close_ _cleanup_(closep)
+#define _cleanup_strv_free_ _cleanup_(strv_freep)
+#define _unused_ __attribute__((unused))
+#define _printf_(a, b) __attribute__((format(printf, a, b)))
+
+/* Hand ownership on: returns the value and leaves the variable empty, so
+ * the cleanup attribute does nothing. */
+#define TAKE_FD(fd) ({ int _fd_ = (fd); (fd) = -1; _fd_; })
+#define TAKE_PTR(p) ({ __typeof__(p) _p_ = (p); (p) = NULL; _p_; })
+
+static inline int safe_close(int fd) {
+        if (fd >= 0)
+                closep(&fd);
+        return -1;
+}
+
+static inline size_t strv_length(char *const *v) {
+        size_t n = 0;
+        while (v && v[n])
+                n++;
+        return n;
+}

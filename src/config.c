@@ -1,0 +1,573 @@
+/* Config: the INI file (through inih) and the command line into one Config.
+ * Each key has one setter that validates its value on the spot, so an error
+ * names the exact file, line, key and value. Cross-key checks and lookups
+ * that depend on the system (CPU count, users) happen in config_validate(). */
+#include <ctype.h>
+#include <errno.h>
+#include <grp.h>
+#include <ini.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "sockherd/config.h"
+#include "sockherd/parse.h"
+#include "sockherd/util.h"
+
+const char *const config_keys[] = {
+        "name", "listen", "backlog", "workers", "ready", "ready-timeout",
+        "stop-timeout", "stop-signal", "restart-delay", "restart-delay-max",
+        "restart-stable", "command", "user", "group", "working-directory",
+        "environment", NULL,
+};
+
+_printf_(2, 3)
+static int config_error(ConfigError *err, const char *fmt, ...) {
+        if (err) {
+                va_list ap;
+                va_start(ap, fmt);
+                vsnprintf(err->message, sizeof(err->message), fmt, ap);
+                va_end(ap);
+        }
+        return -EINVAL;
+}
+
+Config *config_new(void) {
+        Config *c = calloc(1, sizeof(Config));
+        if (!c)
+                return NULL;
+        c->backlog = 4096;
+        c->workers_auto = true;
+        c->ready_mode = READY_ALIVE;
+        c->ready_alive_usec = 1 * USEC_PER_SEC;
+        c->ready_timeout_usec = 60 * USEC_PER_SEC;
+        c->stop_timeout_usec = 30 * USEC_PER_SEC;
+        c->stop_signal = SIGTERM;
+        c->restart_delay_usec = 100 * USEC_PER_MSEC;
+        c->restart_delay_max_usec = 10 * USEC_PER_SEC;
+        c->restart_stable_usec = 10 * USEC_PER_SEC;
+        c->uid = (uid_t) -1;
+        c->gid = (gid_t) -1;
+        return c;
+}
+
+static void config_clear_listen(Config *c) {
+        free(c->listen);
+        c->listen = NULL;
+        strv_free(c->listen_text);
+        c->listen_text = NULL;
+        c->n_listen = 0;
+}
+
+Config *config_free(Config *c) {
+        if (!c)
+                return NULL;
+        free(c->name);
+        config_clear_listen(c);
+        strv_free(c->command);
+        free(c->user);
+        free(c->user_home);
+        free(c->group);
+        free(c->working_directory);
+        strv_free(c->environment);
+        free(c->config_file);
+        free(c);
+        return NULL;
+}
+
+static int set_string(char **field, const char *value) {
+        char *copy = strdup(value);
+        if (!copy)
+                return -ENOMEM;
+        free(*field);
+        *field = copy;
+        return 0;
+}
+
+static int strv_append(char ***v, const char *s) {
+        size_t n = strv_length(*v);
+        char *copy = strdup(s);
+        if (!copy)
+                return -ENOMEM;
+        char **nv = realloc(*v, (n + 2) * sizeof(char *));
+        if (!nv) {
+                free(copy);
+                return -ENOMEM;
+        }
+        nv[n] = copy;
+        nv[n + 1] = NULL;
+        *v = nv;
+        return 0;
+}
+
+typedef int (*Setter)(Config *c, const char *value, const char **reason);
+
+static int set_name(Config *c, const char *v, const char **reason) {
+        size_t n = strlen(v);
+        if (n == 0 || n > 64) {
+                *reason = "must be 1 to 64 characters";
+                return -EINVAL;
+        }
+        for (const char *p = v; *p; p++)
+                if (!isalnum((unsigned char) *p) && !strchr("-_.", *p)) {
+                        *reason = "only letters, digits, '-', '_' and '.' are allowed";
+                        return -EINVAL;
+                }
+        return set_string(&c->name, v);
+}
+
+static int set_listen(Config *c, const char *v, const char **reason) {
+        _cleanup_strv_free_ char **words = NULL;
+
+        if (*v == '\0') {
+                config_clear_listen(c);
+                return 0;
+        }
+        int r = split_quoted(v, &words);
+        if (r < 0) {
+                *reason = "unbalanced quotes";
+                return r;
+        }
+        for (char **w = words; *w; w++) {
+                ListenAddress a;
+                r = listen_address_parse(*w, &a);
+                if (r == -ERANGE) {
+                        *reason = "port must be 1 to 65535";
+                        return -EINVAL;
+                }
+                if (r == -ENAMETOOLONG) {
+                        *reason = "socket path is longer than 107 bytes";
+                        return -EINVAL;
+                }
+                if (r < 0) {
+                        *reason = "expected HOST:PORT, [V6ADDR]:PORT, :PORT, PORT, /path or @abstract";
+                        return -EINVAL;
+                }
+                if (c->n_listen >= CONFIG_LISTEN_MAX) {
+                        *reason = "too many listen addresses (at most 64)";
+                        return -EINVAL;
+                }
+                ListenAddress *nl = realloc(c->listen, (c->n_listen + 1) * sizeof(ListenAddress));
+                if (!nl)
+                        return -ENOMEM;
+                c->listen = nl;
+                r = strv_append(&c->listen_text, *w);
+                if (r < 0)
+                        return r;
+                c->listen[c->n_listen++] = a;
+        }
+        return 0;
+}
+
+static int set_backlog(Config *c, const char *v, const char **reason) {
+        int r = parse_uint_range(v, 1, 65535, &c->backlog);
+        if (r < 0)
+                *reason = "expected a number from 1 to 65535";
+        return r < 0 ? -EINVAL : 0;
+}
+
+static int set_workers(Config *c, const char *v, const char **reason) {
+        if (strcmp(v, "auto") == 0) {
+                c->workers_auto = true;
+                return 0;
+        }
+        int r = parse_uint_range(v, 1, CONFIG_WORKERS_MAX, &c->workers);
+        if (r < 0) {
+                *reason = "expected 'auto' or a number from 1 to 1024";
+                return -EINVAL;
+        }
+        c->workers_auto = false;
+        return 0;
+}
+
+static int set_ready(Config *c, const char *v, const char **reason) {
+        if (strcmp(v, "notify") == 0)
+                c->ready_mode = READY_NOTIFY;
+        else if (strcmp(v, "exec") == 0)
+                c->ready_mode = READY_EXEC;
+        else if (strncmp(v, "alive:", 6) == 0) {
+                uint64_t usec;
+                if (parse_duration(v + 6, &usec) < 0 || usec == 0) {
+                        *reason = "alive needs a duration above zero, e.g. alive:1s";
+                        return -EINVAL;
+                }
+                c->ready_mode = READY_ALIVE;
+                c->ready_alive_usec = usec;
+        } else {
+                *reason = "expected notify, exec or alive:DURATION";
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int set_duration(uint64_t *field, const char *v, const char **reason) {
+        if (parse_duration(v, field) < 0) {
+                *reason = "expected a duration such as 500ms, 5s, 2min";
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int set_ready_timeout(Config *c, const char *v, const char **reason) {
+        return set_duration(&c->ready_timeout_usec, v, reason);
+}
+static int set_stop_timeout(Config *c, const char *v, const char **reason) {
+        return set_duration(&c->stop_timeout_usec, v, reason);
+}
+static int set_restart_delay(Config *c, const char *v, const char **reason) {
+        return set_duration(&c->restart_delay_usec, v, reason);
+}
+static int set_restart_delay_max(Config *c, const char *v, const char **reason) {
+        return set_duration(&c->restart_delay_max_usec, v, reason);
+}
+static int set_restart_stable(Config *c, const char *v, const char **reason) {
+        return set_duration(&c->restart_stable_usec, v, reason);
+}
+
+static int set_stop_signal(Config *c, const char *v, const char **reason) {
+        if (parse_signal(v, &c->stop_signal) < 0) {
+                *reason = "expected a signal name such as TERM, INT, QUIT or a number";
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int set_command(Config *c, const char *v, const char **reason) {
+        _cleanup_strv_free_ char **argv = NULL;
+        int r = split_quoted(v, &argv);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                *reason = "expected a command line (unbalanced quotes or empty)";
+                return -EINVAL;
+        }
+        strv_free(c->command);
+        c->command = TAKE_PTR(argv);
+        return 0;
+}
+
+int config_set_command_argv(Config *c, char *const *argv) {
+        size_t n = strv_length(argv);
+        char **v = calloc(n + 1, sizeof(char *));
+        if (!v)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                if (!(v[i] = strdup(argv[i]))) {
+                        strv_free(v);
+                        return -ENOMEM;
+                }
+        strv_free(c->command);
+        c->command = v;
+        return 0;
+}
+
+static int set_user(Config *c, const char *v, const char **reason) {
+        if (*v == '\0') {
+                *reason = "must not be empty";
+                return -EINVAL;
+        }
+        return set_string(&c->user, v);
+}
+
+static int set_group(Config *c, const char *v, const char **reason) {
+        if (*v == '\0') {
+                *reason = "must not be empty";
+                return -EINVAL;
+        }
+        return set_string(&c->group, v);
+}
+
+static int set_working_directory(Config *c, const char *v, const char **reason) {
+        if (v[0] != '/') {
+                *reason = "must be an absolute path";
+                return -EINVAL;
+        }
+        return set_string(&c->working_directory, v);
+}
+
+static bool env_assignment_is_valid(const char *s) {
+        const char *eq = strchr(s, '=');
+        if (!eq || eq == s || isdigit((unsigned char) s[0]))
+                return false;
+        for (const char *p = s; p < eq; p++)
+                if (!isalnum((unsigned char) *p) && *p != '_')
+                        return false;
+        return true;
+}
+
+static int set_environment(Config *c, const char *v, const char **reason) {
+        _cleanup_strv_free_ char **words = NULL;
+
+        if (*v == '\0') {
+                strv_free(c->environment);
+                c->environment = NULL;
+                return 0;
+        }
+        int r = split_quoted(v, &words);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                *reason = "unbalanced quotes";
+                return -EINVAL;
+        }
+        for (char **w = words; *w; w++) {
+                if (!env_assignment_is_valid(*w)) {
+                        *reason = "expected NAME=VALUE assignments (NAME of letters, digits, '_')";
+                        return -EINVAL;
+                }
+                r = strv_append(&c->environment, *w);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static const struct {
+        const char *key;
+        Setter set;
+} setters[] = {
+        { "name", set_name },
+        { "listen", set_listen },
+        { "backlog", set_backlog },
+        { "workers", set_workers },
+        { "ready", set_ready },
+        { "ready-timeout", set_ready_timeout },
+        { "stop-timeout", set_stop_timeout },
+        { "stop-signal", set_stop_signal },
+        { "restart-delay", set_restart_delay },
+        { "restart-delay-max", set_restart_delay_max },
+        { "restart-stable", set_restart_stable },
+        { "command", set_command },
+        { "user", set_user },
+        { "group", set_group },
+        { "working-directory", set_working_directory },
+        { "environment", set_environment },
+};
+
+int config_set(Config *c, const char *key, const char *value, const char *origin, ConfigError *err) {
+        for (size_t i = 0; i < ELEMENTSOF(setters); i++) {
+                if (strcmp(setters[i].key, key) != 0)
+                        continue;
+                const char *reason = "invalid value";
+                int r = setters[i].set(c, value, &reason);
+                if (r == -ENOMEM)
+                        return config_error(err, "%s: out of memory", origin), -ENOMEM;
+                if (r < 0)
+                        return config_error(err, "%s: invalid value '%s' for key '%s': %s",
+                                            origin, value, key, reason);
+                return 0;
+        }
+        return config_error(err, "%s: unknown key '%s'", origin, key);
+}
+
+/* inih does not tell the handler its line number in Debian's build, and it
+ * silently splits lines longer than its buffer. Feeding it through our own
+ * reader gives both: the line number, and a clear error for long lines. */
+typedef struct Reader {
+        const char *name;
+        FILE *file;
+        const char *text;       /* when reading from a string */
+        unsigned line;
+        int line_max;           /* inih's buffer size, from the first call */
+        bool too_long;
+        Config *config;
+        ConfigError *err;
+        int error;              /* first error, negative errno */
+} Reader;
+
+static char *reader_next(char *buf, int size, void *userdata) {
+        Reader *rd = userdata;
+        size_t n = 0;
+
+        if (rd->too_long || size < 2)
+                return NULL;
+        rd->line_max = size - 2; /* room for the newline and the NUL */
+
+        if (rd->file) {
+                if (!fgets(buf, size, rd->file))
+                        return NULL;
+                n = strlen(buf);
+                if (n == (size_t) size - 1 && buf[n - 1] != '\n' && !feof(rd->file)) {
+                        int ch = fgetc(rd->file);
+                        if (ch != EOF) {
+                                rd->too_long = true;
+                                rd->line++;
+                                return NULL;
+                        }
+                }
+        } else {
+                if (*rd->text == '\0')
+                        return NULL;
+                const char *nl = strchr(rd->text, '\n');
+                size_t len = nl ? (size_t) (nl - rd->text) + 1 : strlen(rd->text);
+                if (len > (size_t) size - 1) {
+                        rd->too_long = true;
+                        rd->line++;
+                        return NULL;
+                }
+                n = len < (size_t) size - 1 ? len : (size_t) size - 1;
+                memcpy(buf, rd->text, n);
+                buf[n] = '\0';
+                rd->text += len;
+        }
+        rd->line++;
+        return buf;
+}
+
+static int reader_handle(void *userdata, const char *section, const char *key, const char *value) {
+        Reader *rd = userdata;
+        char origin[320];
+
+        if (rd->error < 0)
+                return 1; /* report the first error only */
+
+        snprintf(origin, sizeof(origin), "%s:%u", rd->name, rd->line);
+        if (section[0] != '\0' && strcmp(section, "sockherd") != 0) {
+                rd->error = config_error(rd->err, "%s: unknown section [%s] (keys go in [sockherd] or before any section)",
+                                         origin, section);
+                return 1;
+        }
+        int r = config_set(rd->config, key, value, origin, rd->err);
+        if (r < 0)
+                rd->error = r;
+        return 1;
+}
+
+static int config_load(Config *c, Reader *rd) {
+        rd->config = c;
+        int r = ini_parse_stream(reader_next, rd, reader_handle, rd);
+        if (rd->too_long)
+                return config_error(rd->err, "%s:%u: line too long (at most %d characters)",
+                                    rd->name, rd->line, rd->line_max);
+        if (rd->error < 0)
+                return rd->error;
+        if (r > 0)
+                return config_error(rd->err, "%s:%d: syntax error (expected 'key = value' or '[section]')",
+                                    rd->name, r);
+        if (r < 0)
+                return config_error(rd->err, "%s: cannot be parsed", rd->name);
+        return 0;
+}
+
+int config_load_string(Config *c, const char *name, const char *text, ConfigError *err) {
+        Reader rd = { .name = name, .text = text, .err = err };
+        return config_load(c, &rd);
+}
+
+int config_load_file(Config *c, const char *path, ConfigError *err) {
+        FILE *f = fopen(path, "re");
+        if (!f) {
+                int r = -errno;
+                config_error(err, "%s: cannot open: %s", path, strerror(-r));
+                return r;
+        }
+        Reader rd = { .name = path, .file = f, .err = err };
+        int r = config_load(c, &rd);
+        fclose(f);
+        if (r < 0)
+                return r;
+        return set_string(&c->config_file, path);
+}
+
+/* Find argv[0] the way execvp() will, so --check-config reports a missing
+ * command before any worker is forked. */
+static int command_check(const Config *c, ConfigError *err) {
+        const char *cmd = c->command[0];
+        struct stat st;
+
+        if (strchr(cmd, '/')) {
+                char path[4096];
+                if (cmd[0] != '/' && c->working_directory)
+                        snprintf(path, sizeof(path), "%s/%s", c->working_directory, cmd);
+                else
+                        snprintf(path, sizeof(path), "%s", cmd);
+                if (stat(path, &st) < 0)
+                        return config_error(err, "command '%s': %s", cmd, strerror(errno));
+                if (!S_ISREG(st.st_mode) || access(path, X_OK) < 0)
+                        return config_error(err, "command '%s' is not an executable file", cmd);
+                return 0;
+        }
+
+        const char *path = getenv("PATH");
+        if (!path || !*path)
+                path = "/usr/local/bin:/usr/bin:/bin";
+        for (const char *p = path; *p;) {
+                const char *colon = strchrnul(p, ':');
+                char candidate[4096];
+                snprintf(candidate, sizeof(candidate), "%.*s/%s", (int) (colon - p), p, cmd);
+                if (stat(candidate, &st) == 0 && S_ISREG(st.st_mode) && access(candidate, X_OK) == 0)
+                        return 0;
+                p = *colon ? colon + 1 : colon;
+        }
+        return config_error(err, "command '%s' not found in PATH", cmd);
+}
+
+int config_validate(Config *c, unsigned online_cpus, ConfigError *err) {
+        if (!c->command || !c->command[0])
+                return config_error(err, "no worker command: give it after '--' on the command line or as 'command =' in the config file");
+
+        if (c->workers_auto)
+                c->workers = online_cpus < 1 ? 1 : (online_cpus > CONFIG_WORKERS_MAX ? CONFIG_WORKERS_MAX : online_cpus);
+
+        if (c->restart_delay_max_usec < c->restart_delay_usec) {
+                char a[32], b[32];
+                return config_error(err, "restart-delay-max (%s) is below restart-delay (%s)",
+                                    format_duration(c->restart_delay_max_usec, a),
+                                    format_duration(c->restart_delay_usec, b));
+        }
+        if (c->ready_mode == READY_NOTIFY && c->ready_timeout_usec == 0)
+                return config_error(err, "ready-timeout must be above zero with ready = notify");
+
+        if (!c->name) {
+                const char *base = c->config_file ? strrchr(c->config_file, '/') : NULL;
+                base = base ? base + 1 : c->config_file;
+                char name[65] = "sockherd";
+                if (base) {
+                        size_t n = strcspn(base, ".");
+                        if (n > 0 && n <= 64)
+                                snprintf(name, sizeof(name), "%.*s", (int) n, base);
+                }
+                const char *reason;
+                if (set_name(c, name, &reason) < 0 && set_name(c, "sockherd", &reason) < 0)
+                        return -ENOMEM;
+        }
+
+        if (c->user) {
+                struct passwd *pw = getpwnam(c->user);
+                if (!pw)
+                        return config_error(err, "user '%s' does not exist", c->user);
+                c->uid = pw->pw_uid;
+                c->gid = pw->pw_gid;
+                if (set_string(&c->user_home, pw->pw_dir) < 0)
+                        return -ENOMEM;
+                if (geteuid() != 0 && c->uid != geteuid())
+                        return config_error(err, "user '%s': switching users needs root", c->user);
+        }
+        if (c->group) {
+                struct group *gr = getgrnam(c->group);
+                if (!gr)
+                        return config_error(err, "group '%s' does not exist", c->group);
+                c->gid = gr->gr_gid;
+                if (geteuid() != 0 && c->gid != getegid())
+                        return config_error(err, "group '%s': switching groups needs root", c->group);
+        }
+        if (c->working_directory) {
+                struct stat st;
+                if (stat(c->working_directory, &st) < 0 || !S_ISDIR(st.st_mode))
+                        return config_error(err, "working-directory '%s' is not a directory", c->working_directory);
+        }
+
+        return command_check(c, err);
+}
+
+const char *ready_mode_to_string(ReadyMode m) {
+        switch (m) {
+        case READY_NOTIFY: return "notify";
+        case READY_EXEC:   return "exec";
+        case READY_ALIVE:  return "alive";
+        }
+        return "?";
+}

@@ -1,0 +1,264 @@
+/* sockherd: command line, signal mask, sockets, run, exit code.
+ *
+ *   exit 0  clean stop (SIGTERM/SIGINT, every worker drained)
+ *   exit 1  runtime failure (a socket could not be bound, the loop failed)
+ *   exit 2  usage or configuration error */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sockherd/config.h"
+#include "sockherd/listen.h"
+#include "sockherd/log.h"
+#include "sockherd/manager.h"
+#include "sockherd/parse.h"
+#include "sockherd/util.h"
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE 2
+
+static void help(void) {
+        printf("Usage: sockherd [OPTIONS] [--] [COMMAND [ARG]...]\n"
+               "\n"
+               "Run a pool of worker processes that share listening sockets.\n"
+               "Workers get the sockets at fd 3, 4, ... (LISTEN_FDS protocol).\n"
+               "\n"
+               "  -c, --config FILE            read settings from an INI file\n"
+               "  -l, --listen ADDR            HOST:PORT, [V6]:PORT, :PORT, PORT, /path or @abstract\n"
+               "                               (repeatable; only used when no sockets are passed in)\n"
+               "      --backlog N              listen backlog (default 4096)\n"
+               "  -w, --workers N|auto         number of workers (default auto: online CPUs)\n"
+               "      --ready MODE             notify | exec | alive:DURATION (default alive:1s)\n"
+               "      --ready-timeout DUR      with --ready=notify, how long to wait for READY=1 (default 60s)\n"
+               "      --stop-timeout DUR       how long a worker may drain before SIGKILL (default 30s)\n"
+               "      --stop-signal SIG        signal that asks a worker to stop (default TERM)\n"
+               "      --restart-delay DUR      first respawn delay (default 100ms), doubled per failure\n"
+               "      --restart-delay-max DUR  respawn delay cap (default 10s)\n"
+               "      --restart-stable DUR     run time that resets the backoff (default 10s)\n"
+               "      --user USER              run workers as USER (needs root)\n"
+               "      --group GROUP            run workers with GROUP\n"
+               "      --working-directory DIR  workers start in DIR\n"
+               "  -e, --environment NAME=VALUE add to the workers' environment (repeatable)\n"
+               "      --name NAME              name of this pool in logs and status\n"
+               "      --check-config           validate the configuration and exit (0 ok, 2 error)\n"
+               "  -h, --help                   show this help\n"
+               "      --version                show the version\n"
+               "\n"
+               "See sockherd(8) and the README for the config file keys.\n");
+}
+
+enum {
+        OPT_READY = 0x100, OPT_READY_TIMEOUT, OPT_STOP_TIMEOUT, OPT_STOP_SIGNAL,
+        OPT_RESTART_DELAY, OPT_RESTART_DELAY_MAX, OPT_RESTART_STABLE, OPT_USER,
+        OPT_GROUP, OPT_WORKING_DIRECTORY, OPT_NAME, OPT_BACKLOG, OPT_CHECK_CONFIG,
+        OPT_VERSION,
+};
+
+static const struct option options[] = {
+        { "config",            required_argument, NULL, 'c' },
+        { "listen",            required_argument, NULL, 'l' },
+        { "workers",           required_argument, NULL, 'w' },
+        { "environment",       required_argument, NULL, 'e' },
+        { "backlog",           required_argument, NULL, OPT_BACKLOG },
+        { "ready",             required_argument, NULL, OPT_READY },
+        { "ready-timeout",     required_argument, NULL, OPT_READY_TIMEOUT },
+        { "stop-timeout",      required_argument, NULL, OPT_STOP_TIMEOUT },
+        { "stop-signal",       required_argument, NULL, OPT_STOP_SIGNAL },
+        { "restart-delay",     required_argument, NULL, OPT_RESTART_DELAY },
+        { "restart-delay-max", required_argument, NULL, OPT_RESTART_DELAY_MAX },
+        { "restart-stable",    required_argument, NULL, OPT_RESTART_STABLE },
+        { "user",              required_argument, NULL, OPT_USER },
+        { "group",             required_argument, NULL, OPT_GROUP },
+        { "working-directory", required_argument, NULL, OPT_WORKING_DIRECTORY },
+        { "name",              required_argument, NULL, OPT_NAME },
+        { "check-config",      no_argument,       NULL, OPT_CHECK_CONFIG },
+        { "help",              no_argument,       NULL, 'h' },
+        { "version",           no_argument,       NULL, OPT_VERSION },
+        {}
+};
+
+typedef struct Setting {
+        const char *key;
+        const char *value;
+        char origin[48];
+} Setting;
+
+/* Returns 0, or EXIT_USAGE after printing why. */
+static int parse_argv(int argc, char **argv, Config *c, bool *ret_check) {
+        Setting settings[256];
+        size_t n = 0;
+        const char *config_file = NULL;
+        bool listen_given = false, env_given = false;
+        ConfigError err = {};
+        int opt, r;
+
+        *ret_check = false;
+        /* '+': stop at the first word that is not an option, which is the command */
+        while ((opt = getopt_long(argc, argv, "+c:l:w:e:h", options, NULL)) >= 0) {
+                const char *key = NULL;
+                switch (opt) {
+                case 'c': config_file = optarg; continue;
+                case 'h': help(); exit(0);
+                case OPT_VERSION: printf("sockherd %s\n", SOCKHERD_VERSION); exit(0);
+                case OPT_CHECK_CONFIG: *ret_check = true; continue;
+                case '?': fprintf(stderr, "Try 'sockherd --help'.\n"); return EXIT_USAGE;
+                case 'l': key = "listen"; listen_given = true; break;
+                case 'w': key = "workers"; break;
+                case 'e': key = "environment"; env_given = true; break;
+                case OPT_BACKLOG: key = "backlog"; break;
+                case OPT_READY: key = "ready"; break;
+                case OPT_READY_TIMEOUT: key = "ready-timeout"; break;
+                case OPT_STOP_TIMEOUT: key = "stop-timeout"; break;
+                case OPT_STOP_SIGNAL: key = "stop-signal"; break;
+                case OPT_RESTART_DELAY: key = "restart-delay"; break;
+                case OPT_RESTART_DELAY_MAX: key = "restart-delay-max"; break;
+                case OPT_RESTART_STABLE: key = "restart-stable"; break;
+                case OPT_USER: key = "user"; break;
+                case OPT_GROUP: key = "group"; break;
+                case OPT_WORKING_DIRECTORY: key = "working-directory"; break;
+                case OPT_NAME: key = "name"; break;
+                default: return EXIT_USAGE;
+                }
+                if (n >= ELEMENTSOF(settings)) {
+                        fprintf(stderr, "sockherd: too many options\n");
+                        return EXIT_USAGE;
+                }
+                settings[n].key = key;
+                settings[n].value = optarg;
+                snprintf(settings[n].origin, sizeof(settings[n].origin), "--%s", opt == 'l' ? "listen" :
+                         opt == 'w' ? "workers" : opt == 'e' ? "environment" : key);
+                n++;
+        }
+
+        if (config_file) {
+                r = config_load_file(c, config_file, &err);
+                if (r < 0) {
+                        fprintf(stderr, "sockherd: %s\n", err.message);
+                        return EXIT_USAGE;
+                }
+        }
+
+        /* the command line overrides the file; its lists replace the file's */
+        if (listen_given)
+                (void) config_set(c, "listen", "", "--listen", NULL);
+        if (env_given)
+                (void) config_set(c, "environment", "", "--environment", NULL);
+        for (size_t i = 0; i < n; i++) {
+                r = config_set(c, settings[i].key, settings[i].value, settings[i].origin, &err);
+                if (r < 0) {
+                        fprintf(stderr, "sockherd: %s\n", err.message);
+                        return EXIT_USAGE;
+                }
+        }
+        if (optind < argc && config_set_command_argv(c, argv + optind) < 0) {
+                fprintf(stderr, "sockherd: out of memory\n");
+                return EXIT_RUNTIME;
+        }
+        return 0;
+}
+
+static int acquire_sockets(Config *c, ListenSet *set) {
+        const char *listen_pid = getenv("LISTEN_PID");
+        char buf[128];
+        int r;
+
+        if (getenv("LISTEN_FDS") && listen_pid && strtol(listen_pid, NULL, 10) != getpid())
+                log_warning("LISTEN_FDS is set for pid %s, not for this process (%d); ignoring it",
+                            listen_pid, (int) getpid());
+
+        r = listen_set_take_passed(set);
+        if (r < 0)
+                return log_error_errno(r, "cannot take the sockets passed in LISTEN_FDS: %m"), -EXIT_RUNTIME;
+        if (r > 0) {
+                for (size_t i = 0; i < set->n; i++)
+                        log_info("using passed-in socket %s (fd %d, name %s)",
+                                 socket_address_format(set->sockets[i].fd, buf) >= 0 ? buf : "?",
+                                 set->sockets[i].fd, set->sockets[i].name);
+                if (c->n_listen > 0)
+                        log_info("sockets were passed in; the %zu configured listen address(es) are not used", c->n_listen);
+                return 0;
+        }
+
+        if (c->n_listen == 0) {
+                log_error("no listening socket: start sockherd from a systemd .socket unit "
+                          "(or systemd-socket-activate), or give --listen ADDR / 'listen =' in the config file");
+                return -EXIT_USAGE;
+        }
+        for (size_t i = 0; i < c->n_listen; i++) {
+                r = listen_set_bind(set, &c->listen[i], c->backlog);
+                if (r == -EEXIST)
+                        return log_error("cannot listen on %s: a file that is not a socket is in the way",
+                                         c->listen_text[i]), -EXIT_RUNTIME;
+                if (r < 0)
+                        return log_error_errno(r, "cannot listen on %s: %m", c->listen_text[i]), -EXIT_RUNTIME;
+                log_info("listening on %s", listen_address_format(&c->listen[i], buf));
+        }
+        return 0;
+}
+
+int main(int argc, char **argv) {
+        _cleanup_config_ Config *config = config_new();
+        ConfigError err = {};
+        ListenSet sockets = {};
+        Manager *manager = NULL;
+        bool check_only;
+        sigset_t mask;
+        int r;
+
+        if (!config) {
+                fprintf(stderr, "sockherd: out of memory\n");
+                return EXIT_RUNTIME;
+        }
+
+        /* sd-event needs SIGCHLD blocked before any child exists */
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGCHLD);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        signal(SIGPIPE, SIG_IGN);
+
+        r = parse_argv(argc, argv, config, &check_only);
+        if (r != 0)
+                return r;
+
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        r = config_validate(config, cpus > 0 ? (unsigned) cpus : 1, &err);
+        if (r < 0) {
+                fprintf(stderr, "sockherd: %s%s%s\n", config->config_file && !strstr(err.message, config->config_file) ?
+                        config->config_file : "", config->config_file && !strstr(err.message, config->config_file) ? ": " : "",
+                        err.message);
+                return EXIT_USAGE;
+        }
+        if (check_only) {
+                printf("%s: configuration ok: %u workers, command %s, ready=%s, %zu listen address(es)\n",
+                       config->config_file ?: "sockherd", config->workers, config->command[0],
+                       ready_mode_to_string(config->ready_mode), config->n_listen);
+                return 0;
+        }
+
+        log_setup(config->name);
+
+        r = acquire_sockets(config, &sockets);
+        if (r < 0) {
+                listen_set_clear(&sockets);
+                return -r;
+        }
+
+        r = manager_new(config, &sockets, &manager);
+        if (r < 0) {
+                listen_set_clear(&sockets);
+                log_error_errno(r, "cannot set up the manager: %m");
+                return EXIT_RUNTIME;
+        }
+        config = NULL; /* owned by the manager now */
+
+        r = manager_run(manager);
+        manager_free(manager);
+        if (r < 0) {
+                log_error_errno(r, "event loop failed: %m");
+                return EXIT_RUNTIME;
+        }
+        return r;
+}

@@ -1,0 +1,209 @@
+/* Value parsers shared by the config file and the command line. Every
+ * function here is pure, so the unit tests drive them with plain strings. */
+#include <ctype.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sockherd/parse.h"
+#include "sockherd/util.h"
+
+static const struct {
+        const char *suffix;
+        uint64_t usec;
+} duration_units[] = {
+        /* longest suffixes first so "ms" wins over "m" and "min" over "m" */
+        { "msec", USEC_PER_MSEC },
+        { "usec", 1 },
+        { "min",  60 * USEC_PER_SEC },
+        { "sec",  USEC_PER_SEC },
+        { "ms",   USEC_PER_MSEC },
+        { "us",   1 },
+        { "s",    USEC_PER_SEC },
+        { "m",    60 * USEC_PER_SEC },
+        { "h",    3600 * USEC_PER_SEC },
+};
+
+int parse_duration(const char *s, uint64_t *ret_usec) {
+        uint64_t total = 0;
+        bool any = false;
+
+        if (!s)
+                return -EINVAL;
+
+        for (const char *p = s;;) {
+                while (isspace((unsigned char) *p))
+                        p++;
+                if (*p == '\0')
+                        break;
+                if (!isdigit((unsigned char) *p) && *p != '.')
+                        return -EINVAL;
+
+                char *end;
+                errno = 0;
+                double value = strtod(p, &end);
+                if (errno != 0 || end == p || value < 0)
+                        return -EINVAL;
+                p = end;
+                while (isspace((unsigned char) *p))
+                        p++;
+
+                uint64_t unit = USEC_PER_SEC; /* bare numbers are seconds */
+                for (size_t i = 0; i < ELEMENTSOF(duration_units); i++) {
+                        size_t n = strlen(duration_units[i].suffix);
+                        if (strncmp(p, duration_units[i].suffix, n) == 0 &&
+                            !isalpha((unsigned char) p[n])) {
+                                unit = duration_units[i].usec;
+                                p += n;
+                                break;
+                        }
+                }
+                if (isalpha((unsigned char) *p))
+                        return -EINVAL;
+
+                double usec = value * (double) unit;
+                if (usec >= (double) (UINT64_MAX / 2) || total + (uint64_t) usec < total)
+                        return -ERANGE;
+                total += (uint64_t) (usec + 0.5);
+                any = true;
+        }
+
+        if (!any)
+                return -EINVAL;
+        *ret_usec = total;
+        return 0;
+}
+
+int parse_uint_range(const char *s, unsigned min, unsigned max, unsigned *ret) {
+        if (!s || !isdigit((unsigned char) *s))
+                return -EINVAL;
+
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(s, &end, 10);
+        if (errno == ERANGE)
+                return -ERANGE;
+        if (*end != '\0')
+                return -EINVAL;
+        if (v < min || v > max)
+                return -ERANGE;
+        *ret = (unsigned) v;
+        return 0;
+}
+
+static int strv_push(char ***v, size_t *n, char *word) {
+        char **nv = realloc(*v, (*n + 2) * sizeof(char *));
+        if (!nv)
+                return -ENOMEM;
+        nv[(*n)++] = word;
+        nv[*n] = NULL;
+        *v = nv;
+        return 0;
+}
+
+int split_quoted(const char *s, char ***ret_argv) {
+        _cleanup_strv_free_ char **argv = NULL;
+        size_t n = 0;
+        const char *p = s;
+
+        if (!s)
+                return -EINVAL;
+
+        for (;;) {
+                while (isspace((unsigned char) *p))
+                        p++;
+                if (*p == '\0')
+                        break;
+
+                _cleanup_free_ char *word = malloc(strlen(p) + 1);
+                if (!word)
+                        return -ENOMEM;
+                size_t len = 0;
+
+                while (*p != '\0' && !isspace((unsigned char) *p)) {
+                        if (*p == '\'') {
+                                const char *close = strchr(p + 1, '\'');
+                                if (!close)
+                                        return -EINVAL;
+                                memcpy(word + len, p + 1, (size_t) (close - p - 1));
+                                len += (size_t) (close - p - 1);
+                                p = close + 1;
+                        } else if (*p == '"') {
+                                p++;
+                                for (;;) {
+                                        if (*p == '\0')
+                                                return -EINVAL;
+                                        if (*p == '"')
+                                                break;
+                                        if (*p == '\\' && (p[1] == '"' || p[1] == '\\'))
+                                                p++;
+                                        word[len++] = *p++;
+                                }
+                                p++;
+                        } else if (*p == '\\') {
+                                if (p[1] == '\0')
+                                        return -EINVAL;
+                                word[len++] = p[1];
+                                p += 2;
+                        } else
+                                word[len++] = *p++;
+                }
+                word[len] = '\0';
+
+                int r = strv_push(&argv, &n, word);
+                if (r < 0)
+                        return r;
+                word = NULL;
+        }
+
+        if (n == 0)
+                return -EINVAL;
+        *ret_argv = TAKE_PTR(argv);
+        return 0;
+}
+
+static const struct {
+        const char *name;
+        int sig;
+} signal_names[] = {
+        { "TERM", SIGTERM }, { "INT", SIGINT }, { "QUIT", SIGQUIT },
+        { "HUP", SIGHUP },   { "USR1", SIGUSR1 }, { "USR2", SIGUSR2 },
+        { "KILL", SIGKILL }, { "WINCH", SIGWINCH },
+};
+
+int parse_signal(const char *s, int *ret_sig) {
+        if (!s)
+                return -EINVAL;
+        if (isdigit((unsigned char) *s)) {
+                unsigned v;
+                int r = parse_uint_range(s, 1, (unsigned) SIGRTMAX, &v);
+                if (r < 0)
+                        return -EINVAL;
+                *ret_sig = (int) v;
+                return 0;
+        }
+        if (strncasecmp(s, "SIG", 3) == 0)
+                s += 3;
+        for (size_t i = 0; i < ELEMENTSOF(signal_names); i++)
+                if (strcasecmp(s, signal_names[i].name) == 0) {
+                        *ret_sig = signal_names[i].sig;
+                        return 0;
+                }
+        return -EINVAL;
+}
+
+const char *format_duration(uint64_t usec, char buf[static 32]) {
+        if (usec == USEC_INFINITY)
+                snprintf(buf, 32, "infinity");
+        else if (usec % USEC_PER_SEC == 0)
+                snprintf(buf, 32, "%llus", (unsigned long long) (usec / USEC_PER_SEC));
+        else if (usec >= USEC_PER_SEC)
+                snprintf(buf, 32, "%.3gs", (double) usec / (double) USEC_PER_SEC);
+        else if (usec % USEC_PER_MSEC == 0)
+                snprintf(buf, 32, "%llums", (unsigned long long) (usec / USEC_PER_MSEC));
+        else
+                snprintf(buf, 32, "%lluus", (unsigned long long) usec);
+        return buf;
+}

@@ -1,0 +1,265 @@
+/* Building and executing a worker's spawn plan (see spawn.h). The child
+ * side does what systemd does for a service, in the same order: default
+ * signal dispositions and an empty mask (sd-event blocks signals, and a
+ * blocked mask survives exec), a new session, fds moved to 3.. with CLOEXEC
+ * cleared, every other fd closed, credentials, LISTEN_PID set to its own
+ * pid, then exec. PR_SET_PDEATHSIG makes a worker die with its manager, so
+ * an orphan can never keep serving or holding the port. */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "sockherd/spawn.h"
+#include "sockherd/util.h"
+
+const char *const spawn_scrubbed_variables[] = {
+        "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "LISTEN_PIDFDID",
+        "WATCHDOG_PID", "WATCHDOG_USEC", "NOTIFY_SOCKET",
+        "SOCKHERD_SLOT", "SOCKHERD_GENERATION", NULL,
+};
+
+/* room for any pid after "LISTEN_PID=" */
+#define LISTEN_PID_PLACEHOLDER "LISTEN_PID=0000000000"
+
+static bool env_name_matches(const char *entry, const char *name) {
+        size_t n = strlen(name);
+        return strncmp(entry, name, n) == 0 && entry[n] == '=';
+}
+
+static size_t env_name_length(const char *entry) {
+        return strcspn(entry, "=");
+}
+
+typedef struct EnvBuilder {
+        char **v;
+        size_t n;
+} EnvBuilder;
+
+/* Add or replace NAME=VALUE; returns the index or -ENOMEM. */
+static ssize_t env_put(EnvBuilder *b, char *entry) {
+        if (!entry)
+                return -ENOMEM;
+        size_t len = env_name_length(entry);
+        for (size_t i = 0; i < b->n; i++)
+                if (env_name_length(b->v[i]) == len && strncmp(b->v[i], entry, len) == 0) {
+                        free(b->v[i]);
+                        b->v[i] = entry;
+                        return (ssize_t) i;
+                }
+        char **nv = realloc(b->v, (b->n + 2) * sizeof(char *));
+        if (!nv) {
+                free(entry);
+                return -ENOMEM;
+        }
+        b->v = nv;
+        b->v[b->n] = entry;
+        b->v[b->n + 1] = NULL;
+        return (ssize_t) b->n++;
+}
+
+_printf_(1, 2)
+static char *strdup_printf(const char *fmt, ...) {
+        char *s;
+        va_list ap;
+        va_start(ap, fmt);
+        int r = vasprintf(&s, fmt, ap);
+        va_end(ap);
+        return r < 0 ? NULL : s;
+}
+
+int spawn_plan_build(const Config *c, const ListenSet *sockets, unsigned slot, uint64_t generation,
+                     const char *notify_address, char *const *environment, SpawnPlan *ret) {
+        EnvBuilder env = {};
+        _cleanup_free_ char *names = NULL;
+        _cleanup_free_ int *fds = NULL;
+        ssize_t listen_pid_index = -1;
+        int r = -ENOMEM;
+
+        for (char *const *e = environment; e && *e; e++) {
+                bool scrub = false;
+                for (const char *const *s = spawn_scrubbed_variables; *s; s++)
+                        if (env_name_matches(*e, *s))
+                                scrub = true;
+                if (!scrub && env_put(&env, strdup(*e)) < 0)
+                        goto fail;
+        }
+        if (c->user && (env_put(&env, strdup_printf("USER=%s", c->user)) < 0 ||
+                        env_put(&env, strdup_printf("LOGNAME=%s", c->user)) < 0 ||
+                        (c->user_home && env_put(&env, strdup_printf("HOME=%s", c->user_home)) < 0)))
+                goto fail;
+        for (char **e = c->environment; e && *e; e++)
+                if (env_put(&env, strdup(*e)) < 0)
+                        goto fail;
+
+        /* the protocol's own variables last, so nothing above can override them */
+        names = listen_set_names(sockets);
+        if (!names)
+                goto fail;
+        if (env_put(&env, strdup_printf("LISTEN_FDS=%zu", sockets->n)) < 0 ||
+            env_put(&env, strdup_printf("LISTEN_FDNAMES=%s", names)) < 0 ||
+            (listen_pid_index = env_put(&env, strdup(LISTEN_PID_PLACEHOLDER))) < 0 ||
+            env_put(&env, strdup_printf("SOCKHERD_SLOT=%u", slot)) < 0 ||
+            env_put(&env, strdup_printf("SOCKHERD_GENERATION=%" PRIu64, generation)) < 0 ||
+            (notify_address && env_put(&env, strdup_printf("NOTIFY_SOCKET=%s", notify_address)) < 0))
+                goto fail;
+
+        fds = calloc(sockets->n ? sockets->n : 1, sizeof(int));
+        if (!fds)
+                goto fail;
+        for (size_t i = 0; i < sockets->n; i++)
+                fds[i] = sockets->sockets[i].fd;
+
+        *ret = (SpawnPlan) {
+                .argv = c->command,
+                .envp = env.v,
+                .listen_pid_index = (size_t) listen_pid_index,
+                .fds = TAKE_PTR(fds),
+                .n_fds = sockets->n,
+                .working_directory = c->working_directory,
+                .user = c->user,
+                .uid = c->uid,
+                .gid = c->gid,
+                .manager_pid = getpid(),
+        };
+        return 0;
+
+fail:
+        strv_free(env.v);
+        return r;
+}
+
+void spawn_plan_done(SpawnPlan *p) {
+        strv_free(p->envp);
+        free(p->fds);
+        *p = (SpawnPlan) {};
+}
+
+/* Child side helpers: no allocation, no stdio. */
+static void child_write_pid(char *dst, pid_t pid) {
+        char digits[16];
+        size_t n = 0;
+        unsigned long v = (unsigned long) pid;
+        do {
+                digits[n++] = (char) ('0' + v % 10);
+                v /= 10;
+        } while (v && n < sizeof(digits));
+        while (n)
+                *dst++ = digits[--n];
+        *dst = '\0';
+}
+
+_printf_(2, 3) _Noreturn
+static void child_fail(int code, const char *fmt, ...) {
+        char buf[512];
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+        va_end(ap);
+        if (n > 0)
+                (void) !write(STDERR_FILENO, buf, (size_t) n < sizeof(buf) ? (size_t) n : sizeof(buf) - 1);
+        _exit(code);
+}
+
+static int child_reset_signals(void) {
+        struct sigaction sa = { .sa_handler = SIG_DFL };
+        sigset_t all;
+
+        for (int sig = 1; sig < _NSIG; sig++)
+                if (sig != SIGKILL && sig != SIGSTOP)
+                        (void) sigaction(sig, &sa, NULL);
+        sigemptyset(&all);
+        return sigprocmask(SIG_SETMASK, &all, NULL) < 0 ? -errno : 0;
+}
+
+/* Move the listening fds to 3, 4, ... without one clobbering another: first
+ * copy them all above the target range, then into place. dup2() leaves
+ * CLOEXEC off on the copy, which is what the worker must inherit. */
+static int child_place_fds(const int *fds, size_t n) {
+        int high[CONFIG_LISTEN_MAX + 256];
+        int first = 3 + (int) n;
+
+        if (n > ELEMENTSOF(high))
+                return -EMFILE;
+        for (size_t i = 0; i < n; i++) {
+                high[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, first);
+                if (high[i] < 0)
+                        return -errno;
+        }
+        for (size_t i = 0; i < n; i++)
+                if (dup2(high[i], 3 + (int) i) < 0)
+                        return -errno;
+        if (close_range((unsigned) first, ~0U, 0) < 0) {
+                /* close_range() needs Linux 5.9; fall back to closing one by one */
+                for (int fd = first; fd < 65536; fd++)
+                        (void) close(fd);
+        }
+        return 0;
+}
+
+static int child_stdin_null(void) {
+        int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        if (fd != STDIN_FILENO) {
+                if (dup2(fd, STDIN_FILENO) < 0)
+                        return -errno;
+                close(fd);
+        } else if (fcntl(fd, F_SETFD, 0) < 0)
+                return -errno;
+        return 0;
+}
+
+static _Noreturn void child_run(const SpawnPlan *p) {
+        const char *cmd = p->argv[0];
+        int r;
+
+        if ((r = child_reset_signals()) < 0)
+                child_fail(SPAWN_EXIT_SETUP, "sockherd: %s: cannot reset signals: %s\n", cmd, strerror(-r));
+        if (setsid() < 0)
+                child_fail(SPAWN_EXIT_SETUP, "sockherd: %s: setsid: %s\n", cmd, strerror(errno));
+        if ((r = child_stdin_null()) < 0)
+                child_fail(SPAWN_EXIT_SETUP, "sockherd: %s: cannot open /dev/null: %s\n", cmd, strerror(-r));
+        if ((r = child_place_fds(p->fds, p->n_fds)) < 0)
+                child_fail(SPAWN_EXIT_SETUP, "sockherd: %s: cannot pass listening sockets: %s\n", cmd, strerror(-r));
+
+        if (p->gid != (gid_t) -1) {
+                if ((p->user ? initgroups(p->user, p->gid) : setgroups(0, NULL)) < 0)
+                        child_fail(SPAWN_EXIT_SETUP, "sockherd: %s: cannot set supplementary groups: %s\n", cmd, strerror(errno));
+                if (setresgid(p->gid, p->gid, p->gid) < 0)
+                        child_fail(SPAWN_EXIT_SETUP, "sockherd: %s: cannot switch to gid %u: %s\n", cmd, (unsigned) p->gid, strerror(errno));
+        }
+        if (p->uid != (uid_t) -1 && setresuid(p->uid, p->uid, p->uid) < 0)
+                child_fail(SPAWN_EXIT_SETUP, "sockherd: %s: cannot switch to uid %u: %s\n", cmd, (unsigned) p->uid, strerror(errno));
+
+        if (p->working_directory && chdir(p->working_directory) < 0)
+                child_fail(SPAWN_EXIT_SETUP, "sockherd: %s: cannot change to %s: %s\n", cmd, p->working_directory, strerror(errno));
+
+        /* after the credential switch, which would clear it */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+                child_fail(SPAWN_EXIT_SETUP, "sockherd: %s: PR_SET_PDEATHSIG: %s\n", cmd, strerror(errno));
+        if (getppid() != p->manager_pid)
+                _exit(SPAWN_EXIT_SETUP); /* the manager died before we got here */
+
+        child_write_pid(p->envp[p->listen_pid_index] + strlen("LISTEN_PID="), getpid());
+
+        execvpe(cmd, p->argv, p->envp);
+        child_fail(SPAWN_EXIT_EXEC, "sockherd: cannot execute '%s': %s\n", cmd, strerror(errno));
+}
+
+int spawn_plan_exec(const SpawnPlan *p, pid_t *ret_pid) {
+        pid_t pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid == 0)
+                child_run(p);
+        *ret_pid = pid;
+        return 0;
+}
