@@ -298,6 +298,15 @@ static bool env_assignment_is_valid(const char *s) {
         return true;
 }
 
+/* One NAME=VALUE taken as it is: the command line's --environment. */
+static int set_environment_literal(Config *c, const char *v, const char **reason) {
+        if (!env_assignment_is_valid(v)) {
+                *reason = "expected NAME=VALUE (NAME of letters, digits, '_', not starting with a digit)";
+                return -EINVAL;
+        }
+        return strv_append(&c->environment, v);
+}
+
 static int set_environment(Config *c, const char *v, const char **reason) {
         _cleanup_strv_free_ char **words = NULL;
 
@@ -314,11 +323,7 @@ static int set_environment(Config *c, const char *v, const char **reason) {
                 return -EINVAL;
         }
         for (char **w = words; *w; w++) {
-                if (!env_assignment_is_valid(*w)) {
-                        *reason = "expected NAME=VALUE assignments (NAME of letters, digits, '_')";
-                        return -EINVAL;
-                }
-                r = strv_append(&c->environment, *w);
+                r = set_environment_literal(c, *w, reason);
                 if (r < 0)
                         return r;
         }
@@ -345,6 +350,8 @@ static const struct {
         { "group", set_group },
         { "working-directory", set_working_directory },
         { "environment", set_environment },
+        /* not a file key: the command line's -e, one assignment per option */
+        { "environment-literal", set_environment_literal },
 };
 
 int config_set(Config *c, const char *key, const char *value, const char *origin, ConfigError *err) {
@@ -428,6 +435,13 @@ static int reader_handle(void *userdata, const char *section, const char *key, c
         if (section[0] != '\0' && strcmp(section, "sockherd") != 0) {
                 rd->error = config_error(rd->err, "%s: unknown section [%s] (keys go in [sockherd] or before any section)",
                                          origin, section);
+                return 1;
+        }
+        bool known = false;
+        for (const char *const *k = config_keys; *k; k++)
+                known = known || strcmp(*k, key) == 0;
+        if (!known) {
+                rd->error = config_error(rd->err, "%s: unknown key '%s'", origin, key);
                 return 1;
         }
         int r = config_set(rd->config, key, value, origin, rd->err);

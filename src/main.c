@@ -107,7 +107,7 @@ static int parse_argv(int argc, char **argv, Config *c, bool *ret_check) {
                 case '?': fprintf(stderr, "Try 'sockherd --help'.\n"); return EXIT_USAGE;
                 case 'l': key = "listen"; listen_given = true; break;
                 case 'w': key = "workers"; break;
-                case 'e': key = "environment"; env_given = true; break;
+                case 'e': key = "environment-literal"; env_given = true; break;
                 case OPT_BACKLOG: key = "backlog"; break;
                 case OPT_READY: key = "ready"; break;
                 case OPT_READY_TIMEOUT: key = "ready-timeout"; break;

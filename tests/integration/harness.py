@@ -1,0 +1,260 @@
+"""Shared helpers for sockherd's integration tests.
+
+Every test runs the real sockherd binary with real worker programs on
+loopback addresses only. Paths to the built programs come from meson through
+the environment (SOCKHERD, HELLO_WORKER, PROBE_WORKER, NODE_SERVER).
+"""
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+SOCKHERD = os.environ.get("SOCKHERD", "sockherd")
+HELLO_WORKER = os.environ.get("HELLO_WORKER", "hello-worker")
+PROBE_WORKER = os.environ.get("PROBE_WORKER", "probe-worker")
+NODE_SERVER = os.environ.get("NODE_SERVER", "")
+
+SKIP = 77
+
+
+class TestFailure(Exception):
+    pass
+
+
+def check(cond, message):
+    if not cond:
+        raise TestFailure(message)
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout=10.0, interval=0.05, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TestFailure(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def http_get(port, path="/", host="127.0.0.1", timeout=10.0, family=socket.AF_INET):
+    """One request on its own connection (Connection: close). Returns
+    (status, body)."""
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect((host, port))
+        return _http_exchange(s, path)
+
+
+def http_get_unix(address, path="/", timeout=10.0):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(address)
+        return _http_exchange(s, path)
+
+
+def _http_exchange(s, path):
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n".encode())
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    check(head.startswith(b"HTTP/1."), f"not an HTTP response: {data[:200]!r}")
+    status = int(head.split(b" ", 2)[1])
+    return status, body.decode(errors="replace")
+
+
+def connect_retry(port, timeout=10.0):
+    """Wait until something accepts connections on 127.0.0.1:port."""
+    def attempt():
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+    wait_for(attempt, timeout, what=f"port {port} to accept connections")
+
+
+def all_workers_serve(get, n_workers, path="/slow?ms=300", rounds=10):
+    """Bursts of concurrent requests until every worker answered at least
+    once. A shared socket does not promise an even spread per burst (an
+    event-loop worker may accept several connections at once), but every
+    worker must take part. Returns the answers seen."""
+    answers = []
+    for _ in range(rounds):
+        burst = [Background(get, path) for _ in range(2 * n_workers)]
+        for b in burst:
+            status, body = b.get()
+            check(status == 200, f"status {status}")
+            answers.append(parse_hello(body))
+        if len({a["pid"] for a in answers}) >= n_workers:
+            break
+    pids = {a["pid"] for a in answers}
+    slots = {a["slot"] for a in answers}
+    check(len(pids) == n_workers, f"{len(answers)} requests reached {len(pids)} of {n_workers} workers")
+    check(slots == {str(i) for i in range(n_workers)}, f"slots seen: {sorted(slots)}")
+    return answers
+
+
+def parse_hello(body):
+    """'hello from pid P slot S generation G' -> dict."""
+    words = body.split()
+    check(len(words) >= 8 and words[0] == "hello", f"unexpected body {body!r}")
+    return {"pid": int(words[3]), "slot": words[5], "generation": words[7]}
+
+
+class Pool:
+    """A running sockherd with its log captured to a file."""
+
+    def __init__(self, args, env=None, prefix=None, cwd=None):
+        self.tmp = tempfile.TemporaryDirectory(prefix="sockherd-test-")
+        self.log_path = os.path.join(self.tmp.name, "sockherd.log")
+        self.log_file = open(self.log_path, "w+b")
+        full_env = dict(os.environ)
+        full_env.pop("NOTIFY_SOCKET", None)
+        full_env.pop("LISTEN_FDS", None)
+        full_env.pop("LISTEN_PID", None)
+        full_env.pop("LISTEN_FDNAMES", None)
+        if env:
+            full_env.update(env)
+        cmd = (prefix or []) + [SOCKHERD] + args
+        self.proc = subprocess.Popen(cmd, stdout=self.log_file, stderr=subprocess.STDOUT,
+                                     env=full_env, cwd=cwd, stdin=subprocess.DEVNULL)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def wait_log(self, text, timeout=10.0, count=1):
+        return wait_for(lambda: self.log().count(text) >= count, timeout,
+                        what=f"{text!r} x{count} in the log:\n{self.log()}")
+
+    def wait_ready(self, timeout=15.0):
+        self.wait_log("pool ready", timeout)
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def wait_exit(self, timeout=15.0):
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise TestFailure(f"sockherd did not exit within {timeout}s; log:\n{self.log()}")
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log_file.close()
+        self.tmp.cleanup()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if exc[0] is not None:
+            sys.stderr.write(f"--- sockherd log ---\n{self.log()}\n")
+        self.close()
+
+
+def read_report(path):
+    """probe-worker's report -> {'fds': {n: (cloexec, target)}, 'env': {...}, ...}"""
+    report = {"fds": {}, "env": {}, "unset": set()}
+    with open(path) as f:
+        for line in f:
+            key, _, rest = line.rstrip("\n").partition(" ")
+            if key == "fd":
+                n, cloexec, target = rest.split(" ", 2)
+                report["fds"][int(n)] = (int(cloexec), target)
+            elif key == "env":
+                name, _, value = rest.partition("=")
+                report["env"][name] = value
+            elif key == "unset":
+                report["unset"].add(rest)
+            else:
+                report[key] = rest
+    return report
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is dead for our purposes
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def children_of(pid):
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(entry))
+    return out
+
+
+def run(main):
+    """Run a test function; exit 0 on success, 1 on failure, 77 on skip."""
+    try:
+        rc = main()
+    except TestFailure as e:
+        print(f"FAIL: {e}", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(rc or 0)
+
+
+class Background(threading.Thread):
+    """Run fn in a thread and keep its result or exception."""
+
+    def __init__(self, fn, *args):
+        super().__init__(daemon=True)
+        self.fn, self.args = fn, args
+        self.result = self.error = None
+        self.start()
+
+    def run(self):
+        try:
+            self.result = self.fn(*self.args)
+        except Exception as e:  # noqa: BLE001 - reported by the caller
+            self.error = e
+
+    def get(self, timeout=30):
+        self.join(timeout)
+        check(not self.is_alive(), "background request did not finish")
+        if self.error:
+            raise TestFailure(f"background request failed: {self.error!r}")
+        return self.result

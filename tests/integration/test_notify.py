@@ -1,0 +1,112 @@
+"""The worker-notify socket and the manager's own sd_notify.
+
+- With --ready notify, the manager sends READY=1 upstream only once every
+  worker said READY=1 itself.
+- A READY=1 from a process that is not a worker (this test) is ignored.
+- `systemd-notify --ready` run from inside a worker (a descendant) counts.
+- STATUS= reports "N/N workers ready", STOPPING=1 comes on shutdown.
+- A worker that never sends READY=1 is stopped after ready-timeout and
+  replaced.
+- A message carrying file descriptors does not leak them into the manager.
+"""
+import array
+import os
+import shutil
+import socket
+import tempfile
+import time
+
+from harness import PROBE_WORKER, Pool, check, free_port, read_report, run, wait_for
+
+
+class Upstream:
+    """Plays systemd's notify socket for the manager."""
+
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        self.sock.settimeout(0.1)
+        self.messages = []
+
+    def drain(self):
+        while True:
+            try:
+                self.messages.append(self.sock.recv(4096).decode())
+            except (socket.timeout, BlockingIOError):
+                return self.messages
+
+    def has(self, text):
+        return any(text in m for m in self.drain())
+
+
+def send_as_outsider(address, payload, fds=()):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    target = "\0" + address[1:] if address.startswith("@") else address
+    anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
+    s.sendmsg([payload.encode()], anc, 0, target)
+    s.close()
+
+
+def count_fds(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def main():
+    with tempfile.TemporaryDirectory() as tmp:
+        report = os.path.join(tmp, "r-%s")
+        up = Upstream(os.path.join(tmp, "notify"))
+        port = free_port()
+        env = {"NOTIFY_SOCKET": os.path.join(tmp, "notify")}
+        with Pool(["-l", f"127.0.0.1:{port}", "-w", "1", "--ready", "notify",
+                   "--ready-timeout", "30s", "--", PROBE_WORKER, "--report", report,
+                   "--ready", "none"], env=env) as pool:
+            path = report.replace("%s", "0")
+            wait_for(lambda: os.path.exists(path), what="report")
+            r = read_report(path)
+            address = r["env"]["NOTIFY_SOCKET"]
+            pool.wait_log("started")
+            before = count_fds(pool.pid)
+
+            send_as_outsider(address, "READY=1")
+            pool.wait_log("not a worker of this pool")
+            time.sleep(0.3)
+            check(not up.has("READY=1"), f"READY=1 from an outsider was accepted: {up.messages}")
+            check(": ready" not in pool.log(), f"the worker was counted ready:\n{pool.log()}")
+
+            # fds attached to a dropped message are closed, not kept
+            rfd, wfd = os.pipe()
+            for _ in range(20):
+                send_as_outsider(address, "STATUS=x", fds=[rfd, wfd])
+            time.sleep(0.3)
+            check(count_fds(pool.pid) == before, f"manager fds {before} -> {count_fds(pool.pid)}")
+            os.close(rfd)
+            os.close(wfd)
+            check(not up.has("READY=1"), "pool became ready without any worker being ready")
+
+    # systemd-notify --ready from inside the worker counts; STATUS and STOPPING go upstream
+    if not shutil.which("systemd-notify"):
+        print("systemd-notify missing")
+        return 77
+    with tempfile.TemporaryDirectory() as tmp:
+        up = Upstream(os.path.join(tmp, "notify"))
+        port = free_port()
+        env = {"NOTIFY_SOCKET": os.path.join(tmp, "notify")}
+        with Pool(["-l", f"127.0.0.1:{port}", "-w", "2", "--ready", "notify", "--",
+                   PROBE_WORKER, "--ready", "helper", "--status", "warming up"], env=env) as pool:
+            wait_for(lambda: up.has("READY=1"), what=f"READY=1 upstream; log:\n{pool.log()}")
+            ready_msg = [m for m in up.messages if "READY=1" in m][0]
+            check("STATUS=2/2 workers ready, generation 1" in ready_msg, ready_msg)
+            pool.signal(15)
+            check(pool.wait_exit() == 0, "exit code")
+            check(up.has("STOPPING=1"), f"no STOPPING=1: {up.messages}")
+
+    # a worker that never says READY=1 is replaced after ready-timeout
+    port = free_port()
+    with Pool(["-l", f"127.0.0.1:{port}", "-w", "1", "--ready", "notify",
+               "--ready-timeout", "500ms", "--stop-timeout", "1s", "--",
+               PROBE_WORKER, "--ready", "none"]) as pool:
+        pool.wait_log("not ready within ready-timeout=500ms", timeout=5)
+        pool.wait_log("started (generation 1)", count=2, timeout=5)
+
+
+run(main)
