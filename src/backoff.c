@@ -7,7 +7,7 @@ uint64_t backoff_next(Backoff *b, const BackoffPolicy *p, uint64_t ran_usec) {
 
         uint64_t delay = p->initial_usec;
         for (unsigned i = 0; i < b->failures && delay < p->max_usec; i++)
-                delay *= 2;
+                delay = delay > p->max_usec / 2 ? p->max_usec : delay * 2;
         if (delay > p->max_usec)
                 delay = p->max_usec;
 

@@ -367,7 +367,7 @@ int config_set(Config *c, const char *key, const char *value, const char *origin
                                             origin, value, key, reason);
                 return 0;
         }
-        return config_error(err, "%s: unknown key '%s'", origin, key);
+        return config_error(err, "%s: unknown key '%s' (value '%s')", origin, key, value);
 }
 
 /* inih does not tell the handler its line number in Debian's build, and it
@@ -380,10 +380,35 @@ typedef struct Reader {
         unsigned line;
         int line_max;           /* inih's buffer size, from the first call */
         bool too_long;
+        unsigned error_line;    /* line of the first error, 0 while none */
         Config *config;
         ConfigError *err;
         int error;              /* first error, negative errno */
 } Reader;
+
+static void reader_fail(Reader *rd, int r) {
+        if (rd->error >= 0) {
+                rd->error = r;
+                rd->error_line = rd->line;
+        }
+}
+
+/* inih calls the handler only for keys; catch an unknown [section] on its
+ * own line, even when no key follows it. */
+static void reader_check_section(Reader *rd, const char *line) {
+        while (*line == ' ' || *line == '\t')
+                line++;
+        if (*line != '[')
+                return;
+        size_t n = strcspn(line + 1, "]");
+        if (line[1 + n] != ']')
+                return; /* inih reports the syntax error */
+        if (n == 0 || (n == 8 && strncmp(line + 1, "sockherd", 8) == 0))
+                return;
+        reader_fail(rd, config_error(rd->err,
+                                     "%s:%u: unknown section [%.*s] (keys go in [sockherd] or before any section)",
+                                     rd->name, rd->line, (int) n, line + 1));
+}
 
 static char *reader_next(char *buf, int size, void *userdata) {
         Reader *rd = userdata;
@@ -421,6 +446,7 @@ static char *reader_next(char *buf, int size, void *userdata) {
                 rd->text += len;
         }
         rd->line++;
+        reader_check_section(rd, buf);
         return buf;
 }
 
@@ -432,35 +458,35 @@ static int reader_handle(void *userdata, const char *section, const char *key, c
                 return 1; /* report the first error only */
 
         snprintf(origin, sizeof(origin), "%s:%u", rd->name, rd->line);
-        if (section[0] != '\0' && strcmp(section, "sockherd") != 0) {
-                rd->error = config_error(rd->err, "%s: unknown section [%s] (keys go in [sockherd] or before any section)",
-                                         origin, section);
-                return 1;
-        }
+        if (section[0] != '\0' && strcmp(section, "sockherd") != 0)
+                return 1; /* reported at the section's own line */
+
         bool known = false;
         for (const char *const *k = config_keys; *k; k++)
                 known = known || strcmp(*k, key) == 0;
         if (!known) {
-                rd->error = config_error(rd->err, "%s: unknown key '%s'", origin, key);
+                reader_fail(rd, config_error(rd->err, "%s: unknown key '%s' (value '%s')", origin, key, value));
                 return 1;
         }
         int r = config_set(rd->config, key, value, origin, rd->err);
         if (r < 0)
-                rd->error = r;
+                reader_fail(rd, r);
         return 1;
 }
 
 static int config_load(Config *c, Reader *rd) {
         rd->config = c;
         int r = ini_parse_stream(reader_next, rd, reader_handle, rd);
+
+        /* report whichever error comes first in the file */
+        if (r > 0 && (rd->error >= 0 || (unsigned) r < rd->error_line))
+                return config_error(rd->err, "%s:%d: syntax error (expected 'key = value' or '[section]')",
+                                    rd->name, r);
+        if (rd->error < 0)
+                return rd->error;
         if (rd->too_long)
                 return config_error(rd->err, "%s:%u: line too long (at most %d characters)",
                                     rd->name, rd->line, rd->line_max);
-        if (rd->error < 0)
-                return rd->error;
-        if (r > 0)
-                return config_error(rd->err, "%s:%d: syntax error (expected 'key = value' or '[section]')",
-                                    rd->name, r);
         if (r < 0)
                 return config_error(rd->err, "%s: cannot be parsed", rd->name);
         return 0;

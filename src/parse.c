@@ -199,8 +199,15 @@ const char *format_duration(uint64_t usec, char buf[static 32]) {
                 snprintf(buf, 32, "infinity");
         else if (usec % USEC_PER_SEC == 0)
                 snprintf(buf, 32, "%llus", (unsigned long long) (usec / USEC_PER_SEC));
-        else if (usec >= USEC_PER_SEC)
-                snprintf(buf, 32, "%.3gs", (double) usec / (double) USEC_PER_SEC);
+        else if (usec >= USEC_PER_SEC) {
+                /* "1.5s", "12345.25s": up to millisecond precision, no exponent */
+                int n = snprintf(buf, 32, "%.3f", (double) usec / (double) USEC_PER_SEC);
+                while (n > 0 && buf[n - 1] == '0')
+                        buf[--n] = '\0';
+                if (n > 0 && buf[n - 1] == '.')
+                        buf[--n] = '\0';
+                snprintf(buf + n, (size_t) (32 - n), "s");
+        }
         else if (usec % USEC_PER_MSEC == 0)
                 snprintf(buf, 32, "%llums", (unsigned long long) (usec / USEC_PER_MSEC));
         else

@@ -69,6 +69,14 @@ def main():
         rc, out = sockherd("--", HELLO_WORKER)
         check(rc == 2 and "no listening socket" in out and ".socket" in out, f"no socket: {rc} {out}")
 
+        rc, out = sockherd("--check-config", "-c", good, "-w", "auto")
+        check(rc == 0 and f"{os.cpu_count()} workers" in out, f"-w auto: {out}")
+
+        # the shipped example config is valid (its command replaced by ours)
+        example = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "sockherd.conf")
+        rc, out = sockherd("--check-config", "-c", example, "--", HELLO_WORKER)
+        check(rc == 0, f"examples/sockherd.conf: {out}")
+
         # the command line overrides the file
         rc, out = sockherd("--check-config", "-c", good, "-w", "5")
         check(rc == 0 and "5 workers" in out, f"override: {out}")

@@ -7,7 +7,9 @@
 - STATUS= reports "N/N workers ready", STOPPING=1 comes on shutdown.
 - A worker that never sends READY=1 is stopped after ready-timeout and
   replaced.
-- A message carrying file descriptors does not leak them into the manager.
+- A message carrying file descriptors does not leak them into the manager;
+  oversized or malformed messages are dropped, and none of it stops the
+  socket from reading the next message.
 """
 import array
 import os
@@ -59,7 +61,7 @@ def main():
         env = {"NOTIFY_SOCKET": os.path.join(tmp, "notify")}
         with Pool(["-l", f"127.0.0.1:{port}", "-w", "1", "--ready", "notify",
                    "--ready-timeout", "30s", "--", PROBE_WORKER, "--report", report,
-                   "--ready", "none"], env=env) as pool:
+                   "--ready", "delay:2000"], env=env) as pool:
             path = report.replace("%s", "0")
             wait_for(lambda: os.path.exists(path), what="report")
             r = read_report(path)
@@ -69,11 +71,15 @@ def main():
 
             send_as_outsider(address, "READY=1")
             pool.wait_log("not a worker of this pool")
-            time.sleep(0.3)
+            time.sleep(0.2)
             check(not up.has("READY=1"), f"READY=1 from an outsider was accepted: {up.messages}")
             check(": ready" not in pool.log(), f"the worker was counted ready:\n{pool.log()}")
 
-            # fds attached to a dropped message are closed, not kept
+            # fds attached to a dropped message are closed, not kept; oversized
+            # and NUL-carrying messages are dropped; none of it stops the socket
+            send_as_outsider(address, "READY=1\n" + "X" * 5000)
+            send_as_outsider(address, "READY=1\0")
+            pool.wait_log("dropped a notify message", count=2)
             rfd, wfd = os.pipe()
             for _ in range(20):
                 send_as_outsider(address, "STATUS=x", fds=[rfd, wfd])
@@ -82,6 +88,10 @@ def main():
             os.close(rfd)
             os.close(wfd)
             check(not up.has("READY=1"), "pool became ready without any worker being ready")
+
+            # the worker's own READY=1 (sent 2 s after start) still gets through
+            wait_for(lambda: up.has("READY=1"), timeout=10, what="the worker's READY=1")
+            check(f"slot 0 pid {r['pid']}: ready" in pool.log(), pool.log())
 
     # systemd-notify --ready from inside the worker counts; STATUS and STOPPING go upstream
     if not shutil.which("systemd-notify"):

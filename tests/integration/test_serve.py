@@ -6,6 +6,7 @@ same must work on IPv6 loopback, a unix socket path (replacing a stale
 socket file left by a previous run) and an abstract unix socket."""
 import os
 import socket
+import subprocess
 import tempfile
 
 from harness import (HELLO_WORKER, Pool, all_workers_serve, check, free_port, http_get,
@@ -20,8 +21,12 @@ def four_workers_serve(get):
 
 def main():
     port = free_port()
-    with Pool(["--listen", f"127.0.0.1:{port}", "-w", "4", "--", HELLO_WORKER]) as pool:
+    with Pool(["--listen", f"127.0.0.1:{port}", "-w", "4", "--backlog", "77", "--",
+               HELLO_WORKER]) as pool:
         pool.wait_ready()
+        # the configured backlog (ss shows it as Send-Q of a listening socket)
+        ss = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True)
+        check(ss.returncode == 0 and ss.stdout.split()[2] == "77", f"backlog: {ss.stdout!r}")
         status, body = http_get(port)
         check(status == 200, f"status {status}")
         pids = four_workers_serve(lambda path: http_get(port, path))

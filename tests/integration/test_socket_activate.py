@@ -48,5 +48,19 @@ def main():
             pool.signal(15)
             check(pool.wait_exit() == 0, "exit code")
 
+    # LISTEN_FDS meant for another process (LISTEN_PID differs) is not taken:
+    # sockherd says so and binds its own --listen address
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        report = os.path.join(tmp, "r-%s")
+        with Pool(["-l", f"127.0.0.1:{port}", "-w", "1", "--", PROBE_WORKER, "--report", report,
+                   "--serve"], env={"LISTEN_FDS": "1", "LISTEN_PID": "1", "LISTEN_FDNAMES": "x"}) as pool:
+            pool.wait_ready()
+            check("LISTEN_FDS is set for pid 1, not for this process" in pool.log(), pool.log())
+            status, body = http_get(port)
+            check(status == 200, f"status {status}")
+            r = read_report(report.replace("%s", "0"))
+            check(r["env"]["LISTEN_FDNAMES"] == "listen", f"names {r['env']}")
+
 
 run(main)

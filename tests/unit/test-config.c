@@ -1,0 +1,919 @@
+/* Unit tests for config.c: defaults, every key through the INI reader,
+ * error messages with file and line, list keys, long lines, and the final
+ * checks of config_validate(). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "sockherd/config.h"
+#include "sockherd/util.h"
+
+#define assert_contains(haystack, needle)                                                   \
+        do {                                                                                \
+                const char *_h = (haystack), *_n = (needle);                                \
+                if (!strstr(_h, _n))                                                        \
+                        fail_msg("\"%s\" does not contain \"%s\"", _h, _n);                 \
+        } while (0)
+
+static Config *new_config(void) {
+        Config *c = config_new();
+        assert_non_null(c);
+        return c;
+}
+
+/* For tests that may fail: cmocka leaves a failing test with longjmp(),
+ * past any cleanup attribute, so the Config is freed in the teardown. */
+static int config_setup(void **state) {
+        *state = config_new();
+        return *state ? 0 : -1;
+}
+
+static int config_teardown(void **state) {
+        config_free(*state);
+        return 0;
+}
+
+/* Load text and expect it to fail with -EINVAL; returns the message. */
+static void load_fails(Config *c, const char *name, const char *text, ConfigError *err) {
+        memset(err, 0, sizeof(*err));
+        int r = config_load_string(c, name, text, err);
+        if (r != -EINVAL)
+                fail_msg("config_load_string(\"%s\") returned %d, expected -EINVAL", text, r);
+        assert_true(err->message[0] != '\0');
+}
+
+static void load_ok(Config *c, const char *text) {
+        ConfigError err = {};
+        int r = config_load_string(c, "test.conf", text, &err);
+        if (r != 0)
+                fail_msg("config_load_string failed with %d: %s", r, err.message);
+}
+
+/* ---- defaults ---- */
+
+static void test_defaults(void **state) {
+        _cleanup_config_ Config *c = new_config();
+
+        assert_null(c->name);
+        assert_int_equal(c->n_listen, 0);
+        assert_null(c->listen);
+        assert_int_equal(c->backlog, 4096);
+        assert_true(c->workers_auto);
+        assert_int_equal(c->ready_mode, READY_ALIVE);
+        assert_int_equal(c->ready_alive_usec, 1 * USEC_PER_SEC);
+        assert_int_equal(c->ready_timeout_usec, 60 * USEC_PER_SEC);
+        assert_int_equal(c->stop_timeout_usec, 30 * USEC_PER_SEC);
+        assert_int_equal(c->stop_signal, SIGTERM);
+        assert_int_equal(c->restart_delay_usec, 100 * USEC_PER_MSEC);
+        assert_int_equal(c->restart_delay_max_usec, 10 * USEC_PER_SEC);
+        assert_int_equal(c->restart_stable_usec, 10 * USEC_PER_SEC);
+        assert_null(c->command);
+        assert_null(c->user);
+        assert_null(c->group);
+        assert_null(c->working_directory);
+        assert_null(c->environment);
+        assert_null(c->config_file);
+        assert_int_equal(c->uid, (uid_t) -1);
+        assert_int_equal(c->gid, (gid_t) -1);
+}
+
+/* ---- every key ---- */
+
+static const struct {
+        const char *key;
+        const char *value;
+} every_key[] = {
+        { "name", "my-app_1.2" },
+        { "listen", "127.0.0.1:8080 [::1]:9090 /run/app.sock @app" },
+        { "backlog", "128" },
+        { "workers", "3" },
+        { "ready", "notify" },
+        { "ready-timeout", "90s" },
+        { "stop-timeout", "5s" },
+        { "stop-signal", "SIGINT" },
+        { "restart-delay", "250ms" },
+        { "restart-delay-max", "1min" },
+        { "restart-stable", "30s" },
+        { "command", "/bin/echo \"hello world\" 'x y' plain" },
+        { "user", "nobody" },
+        { "group", "nogroup" },
+        { "working-directory", "/tmp" },
+        { "environment", "A=1 B='two words'" },
+};
+
+static void test_every_key_is_covered(void **state) {
+        /* a key added to config_keys must be added to this test as well */
+        size_t n = 0;
+        for (const char *const *k = config_keys; *k; k++, n++) {
+                bool found = false;
+                for (size_t i = 0; i < ELEMENTSOF(every_key); i++)
+                        if (strcmp(every_key[i].key, *k) == 0)
+                                found = true;
+                if (!found)
+                        fail_msg("config key '%s' is not covered by test_load_every_key", *k);
+        }
+        assert_int_equal(n, ELEMENTSOF(every_key));
+}
+
+static void test_load_every_key(void **state) {
+        _cleanup_config_ Config *c = new_config();
+        char text[4096] = "[sockherd]\n";
+
+        for (size_t i = 0; i < ELEMENTSOF(every_key); i++) {
+                strcat(text, every_key[i].key);
+                strcat(text, " = ");
+                strcat(text, every_key[i].value);
+                strcat(text, "\n");
+        }
+        load_ok(c, text);
+
+        assert_string_equal(c->name, "my-app_1.2");
+
+        assert_int_equal(c->n_listen, 4);
+        assert_string_equal(c->listen_text[0], "127.0.0.1:8080");
+        assert_string_equal(c->listen_text[1], "[::1]:9090");
+        assert_string_equal(c->listen_text[2], "/run/app.sock");
+        assert_string_equal(c->listen_text[3], "@app");
+        assert_null(c->listen_text[4]);
+        assert_int_equal(c->listen[0].kind, LISTEN_TCP);
+        assert_int_equal(c->listen[0].sa.ss_family, AF_INET);
+        assert_int_equal(c->listen[0].port, 8080);
+        assert_int_equal(c->listen[1].kind, LISTEN_TCP);
+        assert_int_equal(c->listen[1].sa.ss_family, AF_INET6);
+        assert_int_equal(c->listen[1].port, 9090);
+        assert_int_equal(c->listen[2].kind, LISTEN_UNIX_PATH);
+        assert_string_equal(((struct sockaddr_un *) &c->listen[2].sa)->sun_path, "/run/app.sock");
+        assert_int_equal(c->listen[3].kind, LISTEN_UNIX_ABSTRACT);
+
+        assert_int_equal(c->backlog, 128);
+        assert_false(c->workers_auto);
+        assert_int_equal(c->workers, 3);
+        assert_int_equal(c->ready_mode, READY_NOTIFY);
+        assert_int_equal(c->ready_timeout_usec, 90 * USEC_PER_SEC);
+        assert_int_equal(c->stop_timeout_usec, 5 * USEC_PER_SEC);
+        assert_int_equal(c->stop_signal, SIGINT);
+        assert_int_equal(c->restart_delay_usec, 250 * USEC_PER_MSEC);
+        assert_int_equal(c->restart_delay_max_usec, 60 * USEC_PER_SEC);
+        assert_int_equal(c->restart_stable_usec, 30 * USEC_PER_SEC);
+
+        assert_int_equal(strv_length(c->command), 4);
+        assert_string_equal(c->command[0], "/bin/echo");
+        assert_string_equal(c->command[1], "hello world");
+        assert_string_equal(c->command[2], "x y");
+        assert_string_equal(c->command[3], "plain");
+
+        assert_string_equal(c->user, "nobody");
+        assert_string_equal(c->group, "nogroup");
+        assert_string_equal(c->working_directory, "/tmp");
+
+        assert_int_equal(strv_length(c->environment), 2);
+        assert_string_equal(c->environment[0], "A=1");
+        assert_string_equal(c->environment[1], "B=two words");
+
+        /* loading a string does not make it the config file */
+        assert_null(c->config_file);
+}
+
+static void test_ready_modes(void **state) {
+        _cleanup_config_ Config *c = new_config();
+        ConfigError err;
+
+        assert_int_equal(config_set(c, "ready", "exec", "t", &err), 0);
+        assert_int_equal(c->ready_mode, READY_EXEC);
+        assert_int_equal(config_set(c, "ready", "alive:3s", "t", &err), 0);
+        assert_int_equal(c->ready_mode, READY_ALIVE);
+        assert_int_equal(c->ready_alive_usec, 3 * USEC_PER_SEC);
+        assert_int_equal(config_set(c, "ready", "notify", "t", &err), 0);
+        assert_int_equal(c->ready_mode, READY_NOTIFY);
+
+        assert_int_equal(config_set(c, "ready", "alive:0", "t", &err), -EINVAL);
+        assert_int_equal(config_set(c, "ready", "alive:", "t", &err), -EINVAL);
+        assert_int_equal(config_set(c, "ready", "alive", "t", &err), -EINVAL);
+        assert_int_equal(c->ready_mode, READY_NOTIFY);
+        assert_int_equal(c->ready_alive_usec, 3 * USEC_PER_SEC);
+
+        assert_string_equal(ready_mode_to_string(READY_NOTIFY), "notify");
+        assert_string_equal(ready_mode_to_string(READY_EXEC), "exec");
+        assert_string_equal(ready_mode_to_string(READY_ALIVE), "alive");
+}
+
+static void test_workers_values(void **state) {
+        _cleanup_config_ Config *c = new_config();
+        ConfigError err;
+
+        assert_int_equal(config_set(c, "workers", "1024", "t", &err), 0);
+        assert_false(c->workers_auto);
+        assert_int_equal(c->workers, 1024);
+        assert_int_equal(config_set(c, "workers", "auto", "t", &err), 0);
+        assert_true(c->workers_auto);
+        assert_int_equal(config_set(c, "workers", "1", "t", &err), 0);
+        assert_false(c->workers_auto);
+        assert_int_equal(c->workers, 1);
+
+        assert_int_equal(config_set(c, "workers", "0", "t", &err), -EINVAL);
+        assert_int_equal(config_set(c, "workers", "1025", "t", &err), -EINVAL);
+        assert_int_equal(config_set(c, "workers", "AUTO", "t", &err), -EINVAL);
+        assert_false(c->workers_auto);
+        assert_int_equal(c->workers, 1);
+}
+
+static void test_bad_value_for_every_key(void **state) {
+        static const struct {
+                const char *key;
+                const char *value;
+        } bad[] = {
+                { "name", "bad name!" },
+                { "name", "" },
+                { "listen", "nonsense:x" },
+                { "listen", "127.0.0.1:0" },
+                { "listen", "'unbalanced" },
+                { "backlog", "0" },
+                { "backlog", "65536" },
+                { "workers", "many" },
+                { "ready", "sometimes" },
+                { "ready-timeout", "soon" },
+                { "stop-timeout", "-1s" },
+                { "stop-signal", "BOGUS" },
+                { "restart-delay", "1x" },
+                { "restart-delay-max", "x" },
+                { "restart-stable", "forever" },
+                { "command", "'unterminated" },
+                { "command", "" },
+                { "user", "" },
+                { "group", "" },
+                { "working-directory", "relative/path" },
+                { "environment", "NOEQUALS" },
+                { "environment", "1A=x" },
+                { "environment", "A-B=x" },
+                { "environment", "=x" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_config_ Config *c = new_config();
+                ConfigError err = {};
+                int r = config_set(c, bad[i].key, bad[i].value, "origin.conf:7", &err);
+                if (r != -EINVAL)
+                        fail_msg("config_set(%s, \"%s\") returned %d, expected -EINVAL", bad[i].key,
+                                 bad[i].value, r);
+                assert_contains(err.message, "origin.conf:7");
+                char quoted[128];
+                snprintf(quoted, sizeof(quoted), "'%s'", bad[i].key);
+                assert_contains(err.message, quoted);
+                snprintf(quoted, sizeof(quoted), "'%s'", bad[i].value);
+                assert_contains(err.message, quoted);
+        }
+}
+
+/* ---- sections ---- */
+
+static void test_keys_before_and_in_section(void **state) {
+        _cleanup_config_ Config *c = new_config();
+
+        load_ok(c,
+                "; a comment\n"
+                "# another one\n"
+                "workers = 2\n"
+                "\n"
+                "[sockherd]\n"
+                "backlog = 5\n"
+                "command = /bin/true\n");
+        assert_false(c->workers_auto);
+        assert_int_equal(c->workers, 2);
+        assert_int_equal(c->backlog, 5);
+        assert_int_equal(strv_length(c->command), 1);
+        assert_string_equal(c->command[0], "/bin/true");
+}
+
+static void test_later_value_wins(void **state) {
+        _cleanup_config_ Config *c = new_config();
+
+        load_ok(c,
+                "backlog = 5\n"
+                "command = /bin/a\n"
+                "[sockherd]\n"
+                "backlog = 6\n"
+                "command = /bin/b x\n");
+        assert_int_equal(c->backlog, 6);
+        assert_int_equal(strv_length(c->command), 2);
+        assert_string_equal(c->command[0], "/bin/b");
+}
+
+/* ---- errors name the file and line ---- */
+
+static const char unknown_section_text[] =
+        "workers = 2\n"      /* 1 */
+        "\n"                 /* 2 */
+        "[other]\n"          /* 3 */
+        "backlog = 10\n";    /* 4 */
+
+static void test_unknown_section(void **state) {
+        _cleanup_config_ Config *c = new_config();
+        ConfigError err;
+
+        load_fails(c, "app.conf", unknown_section_text, &err);
+        /* reported at the section header itself */
+        assert_contains(err.message, "app.conf:3:");
+        assert_contains(err.message, "[other]");
+        /* nothing of the section was applied */
+        assert_int_equal(c->backlog, 4096);
+}
+
+/* an unknown section is an error even when no key follows it */
+static void test_unknown_section_without_keys(void **state) {
+        Config *c = *state;
+        ConfigError err;
+
+        load_fails(c, "app.conf", "workers = 2\n[other]\n", &err);
+        assert_contains(err.message, "app.conf:2:");
+        assert_contains(err.message, "unknown section [other]");
+}
+
+static const char unknown_key_text[] =
+        "# header\n"             /* 1 */
+        "[sockherd]\n"           /* 2 */
+        "workers = 2\n"          /* 3 */
+        "\n"                     /* 4 */
+        "frobnicate = yes\n"     /* 5 */
+        "backlog = 10\n";        /* 6 */
+
+static void test_unknown_key(void **state) {
+        _cleanup_config_ Config *c = new_config();
+        ConfigError err;
+
+        load_fails(c, "app.conf", unknown_key_text, &err);
+        assert_contains(err.message, "app.conf:5:");
+        assert_contains(err.message, "frobnicate");
+}
+
+/* config.h: "a message that names the file, line, key and value" */
+static void test_unknown_key_names_value(void **state) {
+        Config *c = *state;
+        ConfigError err;
+
+        load_fails(c, "app.conf", unknown_key_text, &err);
+        assert_contains(err.message, "app.conf:5:");
+        assert_contains(err.message, "frobnicate");
+        assert_contains(err.message, "yes");
+}
+
+static void test_bad_value(void **state) {
+        _cleanup_config_ Config *c = new_config();
+        ConfigError err;
+
+        load_fails(c, "/etc/sockherd/web.conf",
+                   "[sockherd]\n"             /* 1 */
+                   "; workers\n"              /* 2 */
+                   "workers = lots\n"         /* 3 */
+                   "backlog = 10\n",          /* 4 */
+                   &err);
+        assert_contains(err.message, "/etc/sockherd/web.conf:3:");
+        assert_contains(err.message, "workers");
+        assert_contains(err.message, "lots");
+}
+
+static void test_only_first_error_reported(void **state) {
+        _cleanup_config_ Config *c = new_config();
+        ConfigError err;
+
+        load_fails(c, "a.conf",
+                   "backlog = 10\n"        /* 1 */
+                   "stop-signal = NOPE\n"  /* 2 */
+                   "workers = lots\n",     /* 3 */
+                   &err);
+        assert_contains(err.message, "a.conf:2:");
+        assert_contains(err.message, "stop-signal");
+        assert_contains(err.message, "NOPE");
+        assert_null(strstr(err.message, "lots"));
+}
+
+/* A syntax error before a bad value is the first error, and the one named. */
+static void test_first_error_in_file_order(void **state) {
+        Config *c = *state;
+        ConfigError err;
+
+        load_fails(c, "order.conf",
+                   "backlog = 10\n"        /* 1 */
+                   "this is junk\n"        /* 2 */
+                   "workers = lots\n",     /* 3 */
+                   &err);
+        assert_contains(err.message, "order.conf:2:");
+        assert_null(strstr(err.message, "lots"));
+}
+
+static void test_error_line_numbers(void **state) {
+        /* the same bad line at different positions is reported at each */
+        for (unsigned at = 1; at <= 12; at++) {
+                _cleanup_config_ Config *c = new_config();
+                ConfigError err;
+                char text[1024] = "", expect[32];
+
+                for (unsigned line = 1; line < at; line++)
+                        strcat(text, line % 3 == 0 ? "\n" : line % 3 == 1 ? "# comment\n" : "backlog = 7\n");
+                strcat(text, "backlog = none\n");
+                strcat(text, "workers = 2\n");
+                load_fails(c, "n.conf", text, &err);
+                snprintf(expect, sizeof(expect), "n.conf:%u:", at);
+                assert_contains(err.message, expect);
+        }
+}
+
+static void test_syntax_error(void **state) {
+        _cleanup_config_ Config *c = new_config();
+        ConfigError err;
+
+        load_fails(c, "syn.conf",
+                   "workers = 2\n"          /* 1 */
+                   "\n"                     /* 2 */
+                   "this line is junk\n"    /* 3 */
+                   "backlog = 10\n",        /* 4 */
+                   &err);
+        assert_contains(err.message, "syn.conf:3:");
+        assert_contains(err.message, "syntax error");
+
+        _cleanup_config_ Config *d = new_config();
+        load_fails(d, "syn.conf",
+                   "[sockherd\n"            /* 1: no closing bracket */
+                   "workers = 2\n",
+                   &err);
+        assert_contains(err.message, "syn.conf:1:");
+}
+
+static void test_set_from_command_line(void **state) {
+        _cleanup_config_ Config *c = new_config();
+        ConfigError err = {};
+
+        assert_int_equal(config_set(c, "workers", "many", "--workers", &err), -EINVAL);
+        assert_int_equal(strncmp(err.message, "--workers:", 10), 0);
+        assert_contains(err.message, "'workers'");
+        assert_contains(err.message, "'many'");
+        assert_true(c->workers_auto);
+
+        assert_int_equal(config_set(c, "workers", "7", "--workers", &err), 0);
+        assert_int_equal(c->workers, 7);
+
+        memset(&err, 0, sizeof(err));
+        assert_int_equal(config_set(c, "no-such-key", "1", "--no-such-key", &err), -EINVAL);
+        assert_contains(err.message, "--no-such-key");
+        assert_contains(err.message, "no-such-key");
+
+        /* a NULL error is allowed */
+        assert_int_equal(config_set(c, "backlog", "0", "--backlog", NULL), -EINVAL);
+        assert_int_equal(c->backlog, 4096);
+}
+
+/* ---- list keys ---- */
+
+static void test_listen_appends_and_clears(void **state) {
+        _cleanup_config_ Config *c = new_config();
+
+        load_ok(c,
+                "listen = 127.0.0.1:80\n"
+                "listen = /run/a.sock @b\n");
+        assert_int_equal(c->n_listen, 3);
+        assert_string_equal(c->listen_text[0], "127.0.0.1:80");
+        assert_string_equal(c->listen_text[1], "/run/a.sock");
+        assert_string_equal(c->listen_text[2], "@b");
+        assert_int_equal(c->listen[1].kind, LISTEN_UNIX_PATH);
+        assert_int_equal(c->listen[2].kind, LISTEN_UNIX_ABSTRACT);
+
+        load_ok(c,
+                "listen =\n"
+                "listen = :81\n");
+        assert_int_equal(c->n_listen, 1);
+        assert_string_equal(c->listen_text[0], ":81");
+        assert_null(c->listen_text[1]);
+        assert_int_equal(c->listen[0].kind, LISTEN_TCP_ANY);
+        assert_int_equal(c->listen[0].port, 81);
+
+        load_ok(c, "listen =\n");
+        assert_int_equal(c->n_listen, 0);
+
+        /* the command line uses the same rules */
+        ConfigError err;
+        assert_int_equal(config_set(c, "listen", "8080", "--listen", &err), 0);
+        assert_int_equal(config_set(c, "listen", "8081", "--listen", &err), 0);
+        assert_int_equal(c->n_listen, 2);
+        assert_int_equal(config_set(c, "listen", "", "--listen", &err), 0);
+        assert_int_equal(c->n_listen, 0);
+}
+
+static void test_listen_limit(void **state) {
+        _cleanup_config_ Config *c = new_config();
+        ConfigError err;
+        char addr[32];
+
+        for (unsigned i = 0; i < CONFIG_LISTEN_MAX; i++) {
+                snprintf(addr, sizeof(addr), "%u", 10000 + i);
+                assert_int_equal(config_set(c, "listen", addr, "t", &err), 0);
+        }
+        assert_int_equal(c->n_listen, CONFIG_LISTEN_MAX);
+        assert_int_equal(config_set(c, "listen", "9999", "t", &err), -EINVAL);
+        assert_contains(err.message, "9999");
+        assert_int_equal(c->n_listen, CONFIG_LISTEN_MAX);
+}
+
+static void test_environment_appends_and_clears(void **state) {
+        _cleanup_config_ Config *c = new_config();
+
+        load_ok(c,
+                "environment = A=1 B='two words'\n"
+                "environment = C=\"x y\" D=\n");
+        assert_int_equal(strv_length(c->environment), 4);
+        assert_string_equal(c->environment[0], "A=1");
+        assert_string_equal(c->environment[1], "B=two words");
+        assert_string_equal(c->environment[2], "C=x y");
+        assert_string_equal(c->environment[3], "D=");
+
+        load_ok(c,
+                "environment =\n"
+                "environment = E=5\n");
+        assert_int_equal(strv_length(c->environment), 1);
+        assert_string_equal(c->environment[0], "E=5");
+
+        load_ok(c, "environment =\n");
+        assert_null(c->environment);
+}
+
+static void test_command_argv_verbatim(void **state) {
+        _cleanup_config_ Config *c = new_config();
+        ConfigError err;
+
+        assert_int_equal(config_set(c, "command", "old 'one'", "t", &err), 0);
+        char *const argv[] = { "sh", "-c", "echo 'a b' \"c\"", NULL };
+        assert_int_equal(config_set_command_argv(c, argv), 0);
+        assert_int_equal(strv_length(c->command), 3);
+        assert_string_equal(c->command[0], "sh");
+        assert_string_equal(c->command[1], "-c");
+        assert_string_equal(c->command[2], "echo 'a b' \"c\"");
+        assert_ptr_not_equal(c->command[2], argv[2]); /* copied */
+}
+
+/* ---- long lines ---- */
+
+static char *make_line(size_t length) {
+        /* "environment = X=aaaa..." of exactly length characters */
+        char *s = malloc(length + 1);
+        assert_non_null(s);
+        const char *prefix = "environment = X=";
+        assert_true(length > strlen(prefix));
+        memset(s, 'a', length);
+        memcpy(s, prefix, strlen(prefix));
+        s[length] = '\0';
+        return s;
+}
+
+static void test_line_too_long(void **state) {
+        _cleanup_config_ Config *c = new_config();
+        ConfigError err;
+        _cleanup_free_ char *line = make_line(5000);
+        _cleanup_free_ char *text = NULL;
+
+        assert_true(asprintf(&text, "workers = 2\n\n%s\nbacklog = 3\n", line) > 0);
+        load_fails(c, "long.conf", text, &err);
+        assert_contains(err.message, "long.conf:3:");
+        assert_contains(err.message, "line too long");
+        /* nothing from the split line leaks into the config */
+        assert_null(c->environment);
+}
+
+/* The limit given in the message is the real one: a line of exactly that
+ * many characters loads, one more does not. */
+static void test_line_length_limit_is_exact(void **state) {
+        _cleanup_config_ Config *c = new_config();
+        ConfigError err;
+        _cleanup_free_ char *probe = make_line(5000);
+
+        load_fails(c, "long.conf", probe, &err);
+        const char *at = strstr(err.message, "at most ");
+        assert_non_null(at);
+        int max = atoi(at + strlen("at most "));
+        assert_true(max > 20);
+
+        _cleanup_free_ char *fits = make_line((size_t) max);
+        _cleanup_free_ char *text = NULL;
+        assert_true(asprintf(&text, "%s\nbacklog = 3\n", fits) > 0);
+        _cleanup_config_ Config *d = new_config();
+        load_ok(d, text);
+        assert_int_equal(strv_length(d->environment), 1);
+        assert_int_equal(strlen(d->environment[0]), (size_t) max - strlen("environment = "));
+        assert_int_equal(d->backlog, 3);
+
+        _cleanup_free_ char *over = make_line((size_t) max + 1);
+        _cleanup_free_ char *text2 = NULL;
+        assert_true(asprintf(&text2, "backlog = 3\n%s\n", over) > 0);
+        _cleanup_config_ Config *e = new_config();
+        load_fails(e, "long.conf", text2, &err);
+        assert_contains(err.message, "long.conf:2:");
+        assert_contains(err.message, "line too long");
+}
+
+/* ---- files ---- */
+
+static char *write_temp(const char *text) {
+        char *path = strdup("/tmp/sockherd-test-config-XXXXXX");
+        assert_non_null(path);
+        int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        size_t n = strlen(text);
+        assert_int_equal(write(fd, text, n), (ssize_t) n);
+        close(fd);
+        return path;
+}
+
+static void test_load_file(void **state) {
+        _cleanup_config_ Config *c = new_config();
+        ConfigError err = {};
+        _cleanup_free_ char *path = write_temp("[sockherd]\nworkers = 4\ncommand = /bin/true\n");
+
+        int r = config_load_file(c, path, &err);
+        unlink(path);
+        if (r != 0)
+                fail_msg("config_load_file failed: %s", err.message);
+        assert_int_equal(c->workers, 4);
+        assert_string_equal(c->config_file, path);
+
+        _cleanup_config_ Config *d = new_config();
+        assert_int_equal(config_load_file(d, "/nonexistent/sockherd.conf", &err), -ENOENT);
+        assert_contains(err.message, "/nonexistent/sockherd.conf");
+        assert_null(d->config_file);
+}
+
+static void test_load_file_errors(void **state) {
+        ConfigError err = {};
+        _cleanup_free_ char *line = make_line(5000);
+        _cleanup_free_ char *text = NULL;
+        assert_true(asprintf(&text, "workers = 2\n%s\n", line) > 0);
+        _cleanup_free_ char *path = write_temp(text);
+
+        _cleanup_config_ Config *c = new_config();
+        int r = config_load_file(c, path, &err);
+        unlink(path);
+        assert_int_equal(r, -EINVAL);
+        char expect[128];
+        snprintf(expect, sizeof(expect), "%s:2:", path);
+        assert_contains(err.message, expect);
+        assert_contains(err.message, "line too long");
+        assert_null(c->config_file);
+
+        _cleanup_free_ char *path2 = write_temp("workers = 2\n\nstop-signal = NOPE\n");
+        _cleanup_config_ Config *d = new_config();
+        r = config_load_file(d, path2, &err);
+        unlink(path2);
+        assert_int_equal(r, -EINVAL);
+        snprintf(expect, sizeof(expect), "%s:3:", path2);
+        assert_contains(err.message, expect);
+        assert_contains(err.message, "NOPE");
+}
+
+/* ---- config_validate ---- */
+
+static Config *valid_config(void) {
+        Config *c = new_config();
+        ConfigError err;
+        assert_int_equal(config_set(c, "command", "/bin/true", "t", &err), 0);
+        return c;
+}
+
+static void validate_ok(Config *c, unsigned cpus) {
+        ConfigError err = {};
+        int r = config_validate(c, cpus, &err);
+        if (r != 0)
+                fail_msg("config_validate failed with %d: %s", r, err.message);
+}
+
+static void validate_fails(Config *c, ConfigError *err) {
+        memset(err, 0, sizeof(*err));
+        int r = config_validate(c, 4, err);
+        if (r != -EINVAL)
+                fail_msg("config_validate returned %d, expected -EINVAL (%s)", r, err->message);
+        assert_true(err->message[0] != '\0');
+}
+
+static void test_validate_missing_command(void **state) {
+        _cleanup_config_ Config *c = new_config();
+        ConfigError err;
+        validate_fails(c, &err);
+        assert_contains(err.message, "command");
+}
+
+static void test_validate_workers_auto(void **state) {
+        struct {
+                unsigned cpus, expected;
+        } cases[] = { { 6, 6 }, { 1, 1 }, { 0, 1 }, { 1024, 1024 }, { 100000, CONFIG_WORKERS_MAX } };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_config_ Config *c = valid_config();
+                validate_ok(c, cases[i].cpus);
+                assert_int_equal(c->workers, cases[i].expected);
+        }
+
+        _cleanup_config_ Config *c = valid_config();
+        ConfigError err;
+        assert_int_equal(config_set(c, "workers", "3", "t", &err), 0);
+        validate_ok(c, 8);
+        assert_int_equal(c->workers, 3);
+}
+
+static void test_validate_restart_delays(void **state) {
+        _cleanup_config_ Config *c = valid_config();
+        ConfigError err;
+        assert_int_equal(config_set(c, "restart-delay", "2s", "t", &err), 0);
+        assert_int_equal(config_set(c, "restart-delay-max", "1s", "t", &err), 0);
+        validate_fails(c, &err);
+        assert_contains(err.message, "restart-delay-max");
+        assert_contains(err.message, "1s");
+        assert_contains(err.message, "2s");
+
+        /* one microsecond below is below */
+        _cleanup_config_ Config *e = valid_config();
+        assert_int_equal(config_set(e, "restart-delay", "1s", "t", &err), 0);
+        assert_int_equal(config_set(e, "restart-delay-max", "999999us", "t", &err), 0);
+        validate_fails(e, &err);
+        assert_contains(err.message, "restart-delay-max");
+
+        /* equal is fine */
+        _cleanup_config_ Config *d = valid_config();
+        assert_int_equal(config_set(d, "restart-delay", "2s", "t", &err), 0);
+        assert_int_equal(config_set(d, "restart-delay-max", "2s", "t", &err), 0);
+        validate_ok(d, 1);
+}
+
+static void test_validate_ready_timeout_zero(void **state) {
+        _cleanup_config_ Config *c = valid_config();
+        ConfigError err;
+        assert_int_equal(config_set(c, "ready", "notify", "t", &err), 0);
+        assert_int_equal(config_set(c, "ready-timeout", "0", "t", &err), 0);
+        validate_fails(c, &err);
+        assert_contains(err.message, "ready-timeout");
+
+        /* irrelevant in the other modes */
+        assert_int_equal(config_set(c, "ready", "exec", "t", &err), 0);
+        validate_ok(c, 1);
+}
+
+static void test_validate_unknown_user_and_group(void **state) {
+        _cleanup_config_ Config *c = valid_config();
+        ConfigError err;
+        assert_int_equal(config_set(c, "user", "sockherd-no-such-user", "t", &err), 0);
+        validate_fails(c, &err);
+        assert_contains(err.message, "sockherd-no-such-user");
+
+        _cleanup_config_ Config *d = valid_config();
+        assert_int_equal(config_set(d, "group", "sockherd-no-such-group", "t", &err), 0);
+        validate_fails(d, &err);
+        assert_contains(err.message, "sockherd-no-such-group");
+}
+
+static void test_validate_own_user(void **state) {
+        struct passwd *pw = getpwuid(geteuid());
+        if (!pw)
+                skip();
+        _cleanup_free_ char *name = strdup(pw->pw_name);
+        _cleanup_free_ char *home = strdup(pw->pw_dir);
+        uid_t uid = pw->pw_uid;
+        gid_t gid = pw->pw_gid;
+
+        _cleanup_config_ Config *c = valid_config();
+        ConfigError err;
+        assert_int_equal(config_set(c, "user", name, "t", &err), 0);
+        validate_ok(c, 1);
+        assert_int_equal(c->uid, uid);
+        assert_int_equal(c->gid, gid);
+        assert_string_equal(c->user_home, home);
+}
+
+static void test_validate_command_lookup(void **state) {
+        _cleanup_free_ char *saved = getenv("PATH") ? strdup(getenv("PATH")) : NULL;
+        ConfigError err;
+        assert_int_equal(setenv("PATH", "/usr/bin:/bin", 1), 0);
+
+        _cleanup_config_ Config *c = new_config();
+        assert_int_equal(config_set(c, "command", "sockherd-no-such-command-xyz --flag", "t", &err), 0);
+        validate_fails(c, &err);
+        assert_contains(err.message, "sockherd-no-such-command-xyz");
+        assert_contains(err.message, "PATH");
+
+        /* found through PATH */
+        _cleanup_config_ Config *d = new_config();
+        assert_int_equal(config_set(d, "command", "true", "t", &err), 0);
+        validate_ok(d, 1);
+
+        /* an absolute path to an executable */
+        _cleanup_config_ Config *e = new_config();
+        assert_int_equal(config_set(e, "command", "/bin/true --ignored", "t", &err), 0);
+        validate_ok(e, 1);
+
+        /* an absolute path that does not exist, or is not executable */
+        _cleanup_config_ Config *f = new_config();
+        assert_int_equal(config_set(f, "command", "/nonexistent/sockherd-worker", "t", &err), 0);
+        validate_fails(f, &err);
+        assert_contains(err.message, "/nonexistent/sockherd-worker");
+
+        _cleanup_config_ Config *g = new_config();
+        assert_int_equal(config_set(g, "command", "/etc/passwd", "t", &err), 0);
+        validate_fails(g, &err);
+        assert_contains(err.message, "/etc/passwd");
+
+        _cleanup_config_ Config *h = new_config();
+        assert_int_equal(config_set(h, "command", "/bin", "t", &err), 0);
+        validate_fails(h, &err);
+
+        if (saved)
+                assert_int_equal(setenv("PATH", saved, 1), 0);
+        else
+                unsetenv("PATH");
+}
+
+static void test_validate_working_directory(void **state) {
+        _cleanup_config_ Config *c = valid_config();
+        ConfigError err;
+        assert_int_equal(config_set(c, "working-directory", "/nonexistent/dir", "t", &err), 0);
+        validate_fails(c, &err);
+        assert_contains(err.message, "/nonexistent/dir");
+
+        _cleanup_config_ Config *e = valid_config();
+        assert_int_equal(config_set(e, "working-directory", "/etc/passwd", "t", &err), 0);
+        validate_fails(e, &err);
+        assert_contains(err.message, "/etc/passwd");
+
+        _cleanup_config_ Config *d = valid_config();
+        assert_int_equal(config_set(d, "working-directory", "/tmp", "t", &err), 0);
+        validate_ok(d, 1);
+}
+
+static void test_validate_name_default(void **state) {
+        _cleanup_config_ Config *c = valid_config();
+        c->config_file = strdup("/etc/sockherd/app.conf");
+        assert_non_null(c->config_file);
+        validate_ok(c, 1);
+        assert_string_equal(c->name, "app");
+
+        _cleanup_config_ Config *d = valid_config();
+        validate_ok(d, 1);
+        assert_string_equal(d->name, "sockherd");
+
+        _cleanup_config_ Config *e = valid_config();
+        e->config_file = strdup("/etc/sockherd/app.conf");
+        ConfigError err;
+        assert_int_equal(config_set(e, "name", "explicit", "t", &err), 0);
+        validate_ok(e, 1);
+        assert_string_equal(e->name, "explicit");
+
+        _cleanup_config_ Config *f = valid_config();
+        f->config_file = strdup("web.ini");
+        validate_ok(f, 1);
+        assert_string_equal(f->name, "web");
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_defaults),
+                cmocka_unit_test(test_every_key_is_covered),
+                cmocka_unit_test(test_load_every_key),
+                cmocka_unit_test(test_ready_modes),
+                cmocka_unit_test(test_workers_values),
+                cmocka_unit_test(test_bad_value_for_every_key),
+                cmocka_unit_test(test_keys_before_and_in_section),
+                cmocka_unit_test(test_later_value_wins),
+                cmocka_unit_test(test_unknown_section),
+                cmocka_unit_test_setup_teardown(test_unknown_section_without_keys, config_setup, config_teardown),
+                cmocka_unit_test(test_unknown_key),
+                cmocka_unit_test_setup_teardown(test_unknown_key_names_value, config_setup, config_teardown),
+                cmocka_unit_test(test_bad_value),
+                cmocka_unit_test(test_only_first_error_reported),
+                cmocka_unit_test_setup_teardown(test_first_error_in_file_order, config_setup, config_teardown),
+                cmocka_unit_test(test_error_line_numbers),
+                cmocka_unit_test(test_syntax_error),
+                cmocka_unit_test(test_set_from_command_line),
+                cmocka_unit_test(test_listen_appends_and_clears),
+                cmocka_unit_test(test_listen_limit),
+                cmocka_unit_test(test_environment_appends_and_clears),
+                cmocka_unit_test(test_command_argv_verbatim),
+                cmocka_unit_test(test_line_too_long),
+                cmocka_unit_test(test_line_length_limit_is_exact),
+                cmocka_unit_test(test_load_file),
+                cmocka_unit_test(test_load_file_errors),
+                cmocka_unit_test(test_validate_missing_command),
+                cmocka_unit_test(test_validate_workers_auto),
+                cmocka_unit_test(test_validate_restart_delays),
+                cmocka_unit_test(test_validate_ready_timeout_zero),
+                cmocka_unit_test(test_validate_unknown_user_and_group),
+                cmocka_unit_test(test_validate_own_user),
+                cmocka_unit_test(test_validate_command_lookup),
+                cmocka_unit_test(test_validate_working_directory),
+                cmocka_unit_test(test_validate_name_default),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
