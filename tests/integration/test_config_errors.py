@@ -36,7 +36,7 @@ def main():
             ("workers = 4\nready = sometimes\n", ":2:", "ready", "sometimes"),
             ("\n\nworkers = many\n", ":3:", "workers", "many"),
             ("colour = blue\n", ":1:", "colour", None),
-            ("[elsewhere]\nworkers = 1\n", ":2:", "[elsewhere]", None),
+            ("workers = 1\n[elsewhere]\nworkers = 1\n", ":2:", "[elsewhere]", None),
             ("listen = 127.0.0.1:99999\n", ":1:", "listen", "127.0.0.1:99999"),
             ("stop-timeout = soon\n", ":1:", "stop-timeout", "soon"),
             ("this line is not a setting\n", ":1:", "syntax error", None),
