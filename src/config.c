@@ -15,13 +15,14 @@
 
 #include "sockherd/config.h"
 #include "sockherd/parse.h"
+#include "sockherd/reload.h"
 #include "sockherd/util.h"
 
 const char *const config_keys[] = {
         "name", "listen", "backlog", "workers", "ready", "ready-timeout",
         "stop-timeout", "stop-signal", "restart-delay", "restart-delay-max",
         "restart-stable", "command", "user", "group", "working-directory",
-        "environment", NULL,
+        "environment", "reload-batch", NULL,
 };
 
 _printf_(2, 3)
@@ -39,7 +40,10 @@ Config *config_new(void) {
         Config *c = calloc(1, sizeof(Config));
         if (!c)
                 return NULL;
+        c->n_ref = 1;
         c->backlog = 4096;
+        c->reload_batch = 25;
+        c->reload_batch_percent = true;
         c->workers_auto = true;
         c->ready_mode = READY_ALIVE;
         c->ready_alive_usec = 1 * USEC_PER_SEC;
@@ -62,8 +66,14 @@ static void config_clear_listen(Config *c) {
         c->n_listen = 0;
 }
 
+Config *config_ref(Config *c) {
+        if (c)
+                c->n_ref++;
+        return c;
+}
+
 Config *config_free(Config *c) {
-        if (!c)
+        if (!c || --c->n_ref > 0)
                 return NULL;
         free(c->name);
         config_clear_listen(c);
@@ -227,6 +237,14 @@ static int set_restart_stable(Config *c, const char *v, const char **reason) {
         return set_duration(&c->restart_stable_usec, v, reason);
 }
 
+static int set_reload_batch(Config *c, const char *v, const char **reason) {
+        if (reload_batch_parse(v, &c->reload_batch, &c->reload_batch_percent) < 0) {
+                *reason = "expected a number of slots (1-1024) or a percentage (1%-100%)";
+                return -EINVAL;
+        }
+        return 0;
+}
+
 static int set_stop_signal(Config *c, const char *v, const char **reason) {
         if (parse_signal(v, &c->stop_signal) < 0) {
                 *reason = "expected a signal name such as TERM, INT, QUIT or a number";
@@ -350,6 +368,7 @@ static const struct {
         { "group", set_group },
         { "working-directory", set_working_directory },
         { "environment", set_environment },
+        { "reload-batch", set_reload_batch },
         /* not a file key: the command line's -e, one assignment per option */
         { "environment-literal", set_environment_literal },
 };
@@ -610,4 +629,83 @@ const char *ready_mode_to_string(ReadyMode m) {
         case READY_ALIVE:  return "alive";
         }
         return "?";
+}
+
+int config_source_add(ConfigSource *src, const char *key, const char *value, const char *origin) {
+        ConfigSetting *ns = realloc(src->settings, (src->n_settings + 1) * sizeof(ConfigSetting));
+        if (!ns)
+                return -ENOMEM;
+        src->settings = ns;
+        ConfigSetting *st = &src->settings[src->n_settings];
+        *st = (ConfigSetting) { strdup(key), strdup(value), strdup(origin) };
+        if (!st->key || !st->value || !st->origin) {
+                free(st->key);
+                free(st->value);
+                free(st->origin);
+                return -ENOMEM;
+        }
+        src->n_settings++;
+        return 0;
+}
+
+void config_source_done(ConfigSource *src) {
+        for (size_t i = 0; i < src->n_settings; i++) {
+                free(src->settings[i].key);
+                free(src->settings[i].value);
+                free(src->settings[i].origin);
+        }
+        free(src->settings);
+        free(src->file);
+        strv_free(src->command);
+        *src = (ConfigSource) {};
+}
+
+int config_source_load(const ConfigSource *src, unsigned online_cpus, Config **ret, ConfigError *err) {
+        _cleanup_config_ Config *c = config_new();
+        int r;
+
+        if (!c)
+                return -ENOMEM;
+        if (src->file) {
+                r = config_load_file(c, src->file, err);
+                if (r < 0)
+                        return r;
+        }
+        for (size_t i = 0; i < src->n_settings; i++) {
+                r = config_set(c, src->settings[i].key, src->settings[i].value, src->settings[i].origin, err);
+                if (r < 0)
+                        return r;
+        }
+        if (src->command) {
+                r = config_set_command_argv(c, src->command);
+                if (r < 0)
+                        return r;
+        }
+        r = config_validate(c, online_cpus, err);
+        if (r < 0) {
+                if (src->file && err && strncmp(err->message, src->file, strlen(src->file)) != 0) {
+                        char message[CONFIG_ERROR_MAX];
+                        snprintf(message, sizeof(message), "%s", err->message);
+                        snprintf(err->message, sizeof(err->message), "%.100s: %.400s", src->file, message);
+                }
+                return r;
+        }
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+const char *config_reload_blocker(const Config *old, const Config *new, bool sockets_passed_in) {
+        if (strcmp(old->name, new->name) != 0)
+                return "name";
+        if (sockets_passed_in)
+                return NULL; /* listen= and backlog= are not used */
+        if (old->n_listen != new->n_listen)
+                return "listen";
+        for (size_t i = 0; i < old->n_listen; i++)
+                if (old->listen[i].sa_len != new->listen[i].sa_len ||
+                    memcmp(&old->listen[i].sa, &new->listen[i].sa, old->listen[i].sa_len) != 0)
+                        return "listen";
+        if (old->backlog != new->backlog)
+                return "backlog";
+        return NULL;
 }

@@ -20,6 +20,11 @@
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
 
+static int log_oom(void) {
+        fprintf(stderr, "sockherd: out of memory\n");
+        return EXIT_RUNTIME;
+}
+
 static void help(void) {
         printf("Usage: sockherd [OPTIONS] [--] [COMMAND [ARG]...]\n"
                "\n"
@@ -38,6 +43,7 @@ static void help(void) {
                "      --restart-delay DUR      first respawn delay (default 100ms), doubled per failure\n"
                "      --restart-delay-max DUR  respawn delay cap (default 10s)\n"
                "      --restart-stable DUR     run time that resets the backoff (default 10s)\n"
+               "      --reload-batch N|N%%     slots replaced at once by a reload (default 25%%)\n"
                "      --user USER              run workers as USER (needs root)\n"
                "      --group GROUP            run workers with GROUP\n"
                "      --working-directory DIR  workers start in DIR\n"
@@ -54,7 +60,7 @@ enum {
         OPT_READY = 0x100, OPT_READY_TIMEOUT, OPT_STOP_TIMEOUT, OPT_STOP_SIGNAL,
         OPT_RESTART_DELAY, OPT_RESTART_DELAY_MAX, OPT_RESTART_STABLE, OPT_USER,
         OPT_GROUP, OPT_WORKING_DIRECTORY, OPT_NAME, OPT_BACKLOG, OPT_CHECK_CONFIG,
-        OPT_VERSION,
+        OPT_VERSION, OPT_RELOAD_BATCH,
 };
 
 static const struct option options[] = {
@@ -70,6 +76,7 @@ static const struct option options[] = {
         { "restart-delay",     required_argument, NULL, OPT_RESTART_DELAY },
         { "restart-delay-max", required_argument, NULL, OPT_RESTART_DELAY_MAX },
         { "restart-stable",    required_argument, NULL, OPT_RESTART_STABLE },
+        { "reload-batch",      required_argument, NULL, OPT_RELOAD_BATCH },
         { "user",              required_argument, NULL, OPT_USER },
         { "group",             required_argument, NULL, OPT_GROUP },
         { "working-directory", required_argument, NULL, OPT_WORKING_DIRECTORY },
@@ -80,34 +87,41 @@ static const struct option options[] = {
         {}
 };
 
-typedef struct Setting {
-        const char *key;
-        const char *value;
-        char origin[48];
-} Setting;
-
-/* Returns 0, or EXIT_USAGE after printing why. */
-static int parse_argv(int argc, char **argv, Config *c, bool *ret_check) {
-        Setting settings[256];
-        size_t n = 0;
-        const char *config_file = NULL;
-        bool listen_given = false, env_given = false;
-        ConfigError err = {};
-        int opt, r;
+/* Fills src from the command line. Returns 0, or an exit code after
+ * printing why. */
+static int parse_argv(int argc, char **argv, ConfigSource *src, bool *ret_check) {
+        bool listen_cleared = false, env_cleared = false;
+        int opt, r = 0;
 
         *ret_check = false;
         /* '+': stop at the first word that is not an option, which is the command */
         while ((opt = getopt_long(argc, argv, "+c:l:w:e:h", options, NULL)) >= 0) {
-                const char *key = NULL;
+                const char *key = NULL, *name = NULL;
                 switch (opt) {
-                case 'c': config_file = optarg; continue;
+                case 'c':
+                        free(src->file);
+                        if (!(src->file = strdup(optarg)))
+                                return log_oom();
+                        continue;
                 case 'h': help(); exit(0);
                 case OPT_VERSION: printf("sockherd %s\n", SOCKHERD_VERSION); exit(0);
                 case OPT_CHECK_CONFIG: *ret_check = true; continue;
                 case '?': fprintf(stderr, "Try 'sockherd --help'.\n"); return EXIT_USAGE;
-                case 'l': key = "listen"; listen_given = true; break;
+                case 'l':
+                        /* the command line's list replaces the file's */
+                        if (!listen_cleared && config_source_add(src, "listen", "", "--listen") < 0)
+                                return log_oom();
+                        listen_cleared = true;
+                        key = "listen";
+                        break;
+                case 'e':
+                        if (!env_cleared && config_source_add(src, "environment", "", "--environment") < 0)
+                                return log_oom();
+                        env_cleared = true;
+                        key = "environment-literal";
+                        name = "environment";
+                        break;
                 case 'w': key = "workers"; break;
-                case 'e': key = "environment-literal"; env_given = true; break;
                 case OPT_BACKLOG: key = "backlog"; break;
                 case OPT_READY: key = "ready"; break;
                 case OPT_READY_TIMEOUT: key = "ready-timeout"; break;
@@ -116,48 +130,29 @@ static int parse_argv(int argc, char **argv, Config *c, bool *ret_check) {
                 case OPT_RESTART_DELAY: key = "restart-delay"; break;
                 case OPT_RESTART_DELAY_MAX: key = "restart-delay-max"; break;
                 case OPT_RESTART_STABLE: key = "restart-stable"; break;
+                case OPT_RELOAD_BATCH: key = "reload-batch"; break;
                 case OPT_USER: key = "user"; break;
                 case OPT_GROUP: key = "group"; break;
                 case OPT_WORKING_DIRECTORY: key = "working-directory"; break;
                 case OPT_NAME: key = "name"; break;
                 default: return EXIT_USAGE;
                 }
-                if (n >= ELEMENTSOF(settings)) {
-                        fprintf(stderr, "sockherd: too many options\n");
-                        return EXIT_USAGE;
-                }
-                settings[n].key = key;
-                settings[n].value = optarg;
-                snprintf(settings[n].origin, sizeof(settings[n].origin), "--%s", opt == 'l' ? "listen" :
-                         opt == 'w' ? "workers" : opt == 'e' ? "environment" : key);
-                n++;
+                char origin[64];
+                snprintf(origin, sizeof(origin), "--%s", name ? name : key);
+                if (config_source_add(src, key, optarg, origin) < 0)
+                        return log_oom();
         }
 
-        if (config_file) {
-                r = config_load_file(c, config_file, &err);
-                if (r < 0) {
-                        fprintf(stderr, "sockherd: %s\n", err.message);
-                        return EXIT_USAGE;
-                }
+        if (optind < argc) {
+                size_t n = (size_t) (argc - optind);
+                src->command = calloc(n + 1, sizeof(char *));
+                if (!src->command)
+                        return log_oom();
+                for (size_t i = 0; i < n; i++)
+                        if (!(src->command[i] = strdup(argv[optind + (int) i])))
+                                return log_oom();
         }
-
-        /* the command line overrides the file; its lists replace the file's */
-        if (listen_given)
-                (void) config_set(c, "listen", "", "--listen", NULL);
-        if (env_given)
-                (void) config_set(c, "environment", "", "--environment", NULL);
-        for (size_t i = 0; i < n; i++) {
-                r = config_set(c, settings[i].key, settings[i].value, settings[i].origin, &err);
-                if (r < 0) {
-                        fprintf(stderr, "sockherd: %s\n", err.message);
-                        return EXIT_USAGE;
-                }
-        }
-        if (optind < argc && config_set_command_argv(c, argv + optind) < 0) {
-                fprintf(stderr, "sockherd: out of memory\n");
-                return EXIT_RUNTIME;
-        }
-        return 0;
+        return r;
 }
 
 static int acquire_sockets(Config *c, ListenSet *set) {
@@ -200,7 +195,8 @@ static int acquire_sockets(Config *c, ListenSet *set) {
 }
 
 int main(int argc, char **argv) {
-        _cleanup_config_ Config *config = config_new();
+        ConfigSource source = {};
+        Config *config = NULL;
         ConfigError err = {};
         ListenSet sockets = {};
         Manager *manager = NULL;
@@ -208,57 +204,56 @@ int main(int argc, char **argv) {
         sigset_t mask;
         int r;
 
-        if (!config) {
-                fprintf(stderr, "sockherd: out of memory\n");
-                return EXIT_RUNTIME;
-        }
-
         /* sd-event needs SIGCHLD blocked before any child exists */
         sigemptyset(&mask);
         sigaddset(&mask, SIGCHLD);
         sigprocmask(SIG_BLOCK, &mask, NULL);
         signal(SIGPIPE, SIG_IGN);
 
-        r = parse_argv(argc, argv, config, &check_only);
+        r = parse_argv(argc, argv, &source, &check_only);
         if (r != 0)
-                return r;
+                goto finish;
 
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        r = config_validate(config, cpus > 0 ? (unsigned) cpus : 1, &err);
+        r = config_source_load(&source, online_cpus(), &config, &err);
         if (r < 0) {
-                fprintf(stderr, "sockherd: %s%s%s\n", config->config_file && !strstr(err.message, config->config_file) ?
-                        config->config_file : "", config->config_file && !strstr(err.message, config->config_file) ? ": " : "",
-                        err.message);
-                return EXIT_USAGE;
+                fprintf(stderr, "sockherd: %s\n", err.message);
+                r = r == -ENOMEM ? EXIT_RUNTIME : EXIT_USAGE;
+                goto finish;
         }
         if (check_only) {
                 printf("%s: configuration ok: %u workers, command %s, ready=%s, %zu listen address(es)\n",
                        config->config_file ?: "sockherd", config->workers, config->command[0],
                        ready_mode_to_string(config->ready_mode), config->n_listen);
-                return 0;
+                r = 0;
+                goto finish;
         }
 
         log_setup(config->name);
 
         r = acquire_sockets(config, &sockets);
         if (r < 0) {
-                listen_set_clear(&sockets);
-                return -r;
+                r = -r;
+                goto finish;
         }
 
-        r = manager_new(config, &sockets, &manager);
+        r = manager_new(&source, config, &sockets, &manager);
         if (r < 0) {
-                listen_set_clear(&sockets);
                 log_error_errno(r, "cannot set up the manager: %m");
-                return EXIT_RUNTIME;
+                r = EXIT_RUNTIME;
+                goto finish;
         }
-        config = NULL; /* owned by the manager now */
+        config = NULL; /* the manager holds it now */
 
         r = manager_run(manager);
-        manager_free(manager);
         if (r < 0) {
                 log_error_errno(r, "event loop failed: %m");
-                return EXIT_RUNTIME;
+                r = EXIT_RUNTIME;
         }
+
+finish:
+        manager_free(manager);
+        listen_set_clear(&sockets);
+        config_free(config);
+        config_source_done(&source);
         return r;
 }

@@ -1,14 +1,17 @@
-/* The manager: events in, decisions from worker.c/backoff.c, effects out.
+/* The manager: events in, decisions from worker.c/reload.c/backoff.c,
+ * effects out.
  *
- *   signals (TERM/INT) ----> shutdown: stop every worker, wait, exit
- *   child exit ------------> log, respawn in the same slot after backoff
+ *   signals ---------------> TERM/INT: shutdown; HUP: rolling reload
+ *   child exit ------------> respawn in the same slot after backoff, or
+ *                            a failed reload (its new worker died)
  *   notify datagram -------> READY/STATUS/STOPPING for the sending worker
- *   worker timers ---------> alive/ready timeout/stop timeout
+ *   worker timers ---------> alive / ready timeout / stop timeout
  *
  * It is the only module that forks, kills and logs about workers. */
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -21,6 +24,7 @@
 #include "sockherd/notify.h"
 #include "sockherd/parse.h"
 #include "sockherd/pool.h"
+#include "sockherd/reload.h"
 #include "sockherd/spawn.h"
 #include "sockherd/util.h"
 #include "sockherd/worker.h"
@@ -33,20 +37,35 @@ typedef struct RateLimit {
         unsigned suppressed;
 } RateLimit;
 
+/* One rolling replacement in progress: a reload, or the rollback of one. */
+typedef struct ReloadRun {
+        ReloadPlan plan;
+        Config *config;         /* what the new workers run (a reference) */
+        uint64_t generation;
+        unsigned n_from;        /* slots before it began */
+        bool rollback;
+} ReloadRun;
+
 struct Manager {
         sd_event *event;
-        Config *config;
+        ConfigSource source;
+        Config *config;         /* the committed config */
         ListenSet sockets;
         Pool pool;
-        uint64_t generation;
+        uint64_t generation;    /* the committed generation */
+        uint64_t last_generation; /* the highest one handed out */
 
         int notify_fd;
         char *notify_address;
         sd_event_source *notify_source;
 
+        ReloadRun *reload;
+        bool reload_pending;    /* asked for during a reload: runs after it */
+        char reload_error[512]; /* the last reload's failure, "" after a success */
+
         bool stopping;
         bool announced_ready;
-        char last_status[256];
+        char last_status[512];
         RateLimit notify_drops;
 };
 
@@ -76,36 +95,48 @@ static bool ratelimit_allow(RateLimit *rl) {
         log_emit(prio, (int) (w)->slot, (w)->pid, (w)->generation, "slot %u pid %d: " fmt, \
                  (w)->slot, (int) (w)->pid, ##__VA_ARGS__)
 
-static void manager_update_status(Manager *m) {
-        unsigned ready = pool_count(&m->pool, WORKER_READY);
-        char status[256];
+static void manager_format_status(Manager *m, char *buf, size_t size) {
+        int n;
 
-        if (m->stopping)
-                snprintf(status, sizeof(status), "stopping, %u workers left", pool_alive(&m->pool));
-        else
-                snprintf(status, sizeof(status), "%u/%u workers ready, generation %" PRIu64,
-                         ready, m->pool.n_slots, m->generation);
-
-        if (!m->stopping && !m->announced_ready && ready == m->pool.n_slots) {
-                m->announced_ready = true;
-                log_info("pool ready: %u workers serving %zu socket%s", ready, m->sockets.n,
-                         m->sockets.n == 1 ? "" : "s");
-                (void) sd_notifyf(0, "READY=1\nSTATUS=%s", status);
-                snprintf(m->last_status, sizeof(m->last_status), "%s", status);
+        if (m->stopping) {
+                snprintf(buf, size, "stopping, %u workers left", pool_alive(&m->pool));
                 return;
         }
-        if (strcmp(status, m->last_status) != 0) {
-                snprintf(m->last_status, sizeof(m->last_status), "%s", status);
-                (void) sd_notifyf(0, "STATUS=%s", status);
-        }
+        n = snprintf(buf, size, "%u/%u workers ready, generation %" PRIu64,
+                     pool_ready(&m->pool), m->reload ? m->reload->n_from : m->pool.n_slots, m->generation);
+        if (n < 0 || (size_t) n >= size)
+                return;
+        if (m->reload)
+                snprintf(buf + n, size - (size_t) n, ", %s generation %" PRIu64 " (%u/%u replaced)",
+                         m->reload->rollback ? "rolling back to" : "reloading to", m->reload->generation,
+                         reload_plan_count(&m->reload->plan, RELOAD_SLOT_SWITCHED),
+                         reload_plan_targets(&m->reload->plan));
+        else if (m->reload_error[0])
+                snprintf(buf + n, size - (size_t) n, "; last reload failed: %.300s", m->reload_error);
 }
 
-static void worker_free(Worker *w) {
+static void manager_update_status(Manager *m) {
+        char status[512];
+
+        manager_format_status(m, status, sizeof(status));
+        if (!m->stopping && !m->announced_ready && !m->reload && pool_ready(&m->pool) == m->pool.n_slots) {
+                m->announced_ready = true;
+                log_info("pool ready: %u workers serving %zu socket%s", m->pool.n_slots, m->sockets.n,
+                         m->sockets.n == 1 ? "" : "s");
+                (void) sd_notifyf(0, "READY=1\nSTATUS=%s", status);
+        } else if (strcmp(status, m->last_status) != 0)
+                (void) sd_notifyf(0, "STATUS=%s", status);
+        snprintf(m->last_status, sizeof(m->last_status), "%s", status);
+}
+
+static Worker *worker_free(Worker *w) {
         if (!w)
-                return;
+                return NULL;
         sd_event_source_disable_unref(w->child_source);
         sd_event_source_disable_unref(w->timer_source);
+        config_free(w->config);
         free(w);
+        return NULL;
 }
 
 static void worker_apply(Manager *m, Worker *w, WorkerEvent event);
@@ -123,7 +154,7 @@ static void worker_set_timer(Manager *m, Worker *w, WorkerTimer timer) {
                 return;
         }
 
-        uint64_t usec = worker_timer_usec(timer, m->config);
+        uint64_t usec = worker_timer_usec(timer, w->config);
         if (usec == USEC_INFINITY)
                 return;
 
@@ -145,64 +176,98 @@ static void worker_kill_group(Worker *w, int sig) {
                 (void) kill(w->pid, sig);
 }
 
+/* Ask a worker to go (if it is not going already). */
+static void worker_stop(Manager *m, Worker *w) {
+        if (w && w->state != WORKER_STOPPING && w->state != WORKER_EXITED)
+                worker_apply(m, w, WORKER_EVENT_STOP);
+}
+
+/* Take w out of its slot onto the retiring list and ask it to go. */
+static void manager_retire(Manager *m, Worker *w) {
+        if (pool_retire(&m->pool, w) < 0) {
+                /* cannot track it: make sure it is gone rather than lost */
+                log_worker(LOG_ERR, w, "out of memory; killing it");
+                worker_kill_group(w, SIGKILL);
+                (void) waitpid(w->pid, NULL, 0);
+                worker_free(w);
+                return;
+        }
+        worker_stop(m, w);
+}
+
+static void reload_on_new_worker_ready(Manager *m, Worker *w);
+static void reload_on_new_worker_failed(Manager *m, Worker *w, const char *why);
+
+static bool is_incoming(Manager *m, Worker *w) {
+        return w->slot < m->pool.n_slots && m->pool.slots[w->slot].incoming == w;
+}
+
 static void worker_apply(Manager *m, Worker *w, WorkerEvent event) {
         WorkerState old = w->state;
-        WorkerStep step = worker_step(old, m->config->ready_mode, event);
-        char buf[32];
+        WorkerStep step = worker_step(old, w->config->ready_mode, event);
+        char buf[32], why[128];
 
         w->state = step.state;
 
         if (step.actions & WORKER_ACTION_SET_TIMER)
                 worker_set_timer(m, w, step.timer);
-        if (step.actions & WORKER_ACTION_READY_FAILED)
-                log_worker(LOG_WARNING, w, "not ready within ready-timeout=%s (no READY=1); stopping it",
-                           format_duration(m->config->ready_timeout_usec, buf));
         if (step.actions & WORKER_ACTION_SEND_STOP) {
-                if (kill(w->pid, m->config->stop_signal) < 0 && errno != ESRCH)
-                        log_worker(LOG_ERR, w, "cannot send %s: %m", strsignal(m->config->stop_signal));
+                if (kill(w->pid, w->config->stop_signal) < 0 && errno != ESRCH)
+                        log_worker(LOG_ERR, w, "cannot send %s: %m", strsignal(w->config->stop_signal));
         }
         if (step.actions & WORKER_ACTION_KILL) {
                 log_worker(LOG_WARNING, w, "still running after stop-timeout=%s; killing it",
-                           format_duration(m->config->stop_timeout_usec, buf));
+                           format_duration(w->config->stop_timeout_usec, buf));
                 worker_kill_group(w, SIGKILL);
         }
-        if (step.actions & WORKER_ACTION_BECAME_READY)
+        if (step.actions & WORKER_ACTION_READY_FAILED) {
+                snprintf(why, sizeof(why), "not ready within ready-timeout=%s (no READY=1)",
+                         format_duration(w->config->ready_timeout_usec, buf));
+                log_worker(LOG_WARNING, w, "%s; stopping it", why);
+                if (is_incoming(m, w))
+                        reload_on_new_worker_failed(m, w, why);
+        }
+        if (step.actions & WORKER_ACTION_BECAME_READY) {
                 log_worker(LOG_INFO, w, "ready");
+                if (is_incoming(m, w))
+                        reload_on_new_worker_ready(m, w);
+        }
 
         if (old != w->state)
                 manager_update_status(m);
 }
 
-static int manager_spawn(Manager *m, unsigned slot);
+static int manager_spawn(Manager *m, unsigned slot, Config *config, uint64_t generation, bool incoming);
 
-static int on_restart_timer(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata) {
+static int on_restart_timer(sd_event_source *s, uint64_t usec _unused_, void *userdata) {
         Manager *m = userdata;
         /* which slot: the one whose restart source fired */
-        for (unsigned i = 0; i < m->pool.n_slots; i++)
-                if (m->pool.slots[i].restart_source == s) {
-                        m->pool.slots[i].restart_source = sd_event_source_disable_unref(s);
-                        (void) manager_spawn(m, i);
+        for (unsigned i = 0; i < m->pool.n_slots; i++) {
+                Slot *sl = &m->pool.slots[i];
+                if (sl->restart_source == s) {
+                        sl->restart_source = sd_event_source_disable_unref(s);
+                        (void) manager_spawn(m, i, sl->config, sl->generation, false);
                         break;
                 }
+        }
         return 0;
 }
 
 static void manager_schedule_restart(Manager *m, unsigned slot, uint64_t ran_usec) {
         Slot *sl = &m->pool.slots[slot];
         BackoffPolicy policy = {
-                .initial_usec = m->config->restart_delay_usec,
-                .max_usec = m->config->restart_delay_max_usec,
-                .stable_usec = m->config->restart_stable_usec,
+                .initial_usec = sl->config->restart_delay_usec,
+                .max_usec = sl->config->restart_delay_max_usec,
+                .stable_usec = sl->config->restart_stable_usec,
         };
         uint64_t delay = backoff_next(&sl->backoff, &policy, ran_usec);
         char buf[32];
 
         sl->restarts++;
-        log_emit(LOG_INFO, (int) slot, 0, m->generation, "slot %u: starting a new worker in %s",
+        log_emit(LOG_INFO, (int) slot, 0, sl->generation, "slot %u: starting a new worker in %s",
                  slot, format_duration(delay, buf));
 
-        sd_event_source_disable_unref(sl->restart_source);
-        sl->restart_source = NULL;
+        sl->restart_source = sd_event_source_disable_unref(sl->restart_source);
         int r = sd_event_add_time_relative(m->event, &sl->restart_source, CLOCK_MONOTONIC, delay,
                                            USEC_PER_MSEC, on_restart_timer, m);
         if (r < 0)
@@ -215,6 +280,13 @@ static void describe_exit(const siginfo_t *si, char *buf, size_t size) {
         else
                 snprintf(buf, size, "killed by signal %s%s", sigabbrev_np(si->si_status) ?: "?",
                          si->si_code == CLD_DUMPED ? " (core dumped)" : "");
+}
+
+static void manager_check_stopped(Manager *m) {
+        if (m->stopping && pool_alive(&m->pool) == 0) {
+                log_info("all workers stopped");
+                sd_event_exit(m->event, 0);
+        }
 }
 
 static int on_child_exit(sd_event_source *s _unused_, const siginfo_t *si, void *userdata) {
@@ -235,71 +307,359 @@ static int on_child_exit(sd_event_source *s _unused_, const siginfo_t *si, void 
          * worker is not reaped yet, so its pid (the group id) cannot have
          * been reused */
         (void) kill(-w->pid, SIGKILL);
-
         worker_apply(m, w, WORKER_EVENT_EXITED);
-        m->pool.slots[slot].worker = NULL;
-        worker_free(w);
+
+        if (pool_unretire(&m->pool, w)) {
+                worker_free(w);
+        } else if (is_incoming(m, w)) {
+                /* a reload's new worker died before it was ready */
+                reload_on_new_worker_failed(m, w, how);
+                if (pool_unretire(&m->pool, w))
+                        worker_free(w);
+        } else if (slot < m->pool.n_slots && m->pool.slots[slot].worker == w) {
+                m->pool.slots[slot].worker = worker_free(w);
+                if (!m->stopping)
+                        manager_schedule_restart(m, slot, ran);
+        } else {
+                log_worker(LOG_ERR, w, "exited but was not tracked; this is a bug");
+                worker_free(w);
+        }
 
         manager_update_status(m);
-
-        if (m->stopping) {
-                if (pool_alive(&m->pool) == 0) {
-                        log_info("all workers stopped");
-                        sd_event_exit(m->event, 0);
-                }
-                return 0;
-        }
-        manager_schedule_restart(m, slot, ran);
+        manager_check_stopped(m);
         return 0;
 }
 
-static int manager_spawn(Manager *m, unsigned slot) {
+static int manager_spawn(Manager *m, unsigned slot, Config *config, uint64_t generation, bool incoming) {
+        Slot *sl = &m->pool.slots[slot];
         SpawnPlan plan;
         pid_t pid;
         int r;
 
-        r = spawn_plan_build(m->config, &m->sockets, slot, m->generation, m->notify_address, environ, &plan);
-        if (r < 0)
-                return log_error_errno(r, "slot %u: cannot prepare a worker: %m", slot);
-        r = spawn_plan_exec(&plan, &pid);
-        spawn_plan_done(&plan);
+        r = spawn_plan_build(config, &m->sockets, slot, generation, m->notify_address, environ, &plan);
+        if (r >= 0) {
+                r = spawn_plan_exec(&plan, &pid);
+                spawn_plan_done(&plan);
+        }
         if (r < 0) {
-                log_error_errno(r, "slot %u: cannot fork a worker: %m", slot);
-                manager_schedule_restart(m, slot, 0);
+                log_error_errno(r, "slot %u: cannot start a worker: %m", slot);
+                if (!incoming)
+                        manager_schedule_restart(m, slot, 0);
                 return r;
         }
 
         Worker *w = calloc(1, sizeof(Worker));
-        if (!w) {
-                (void) kill(pid, SIGKILL);
-                (void) waitpid(pid, NULL, 0);
-                manager_schedule_restart(m, slot, 0);
-                return log_error_errno(-ENOMEM, "slot %u: out of memory", slot);
-        }
-        *w = (Worker) {
-                .pid = pid,
-                .slot = slot,
-                .generation = m->generation,
-                .state = WORKER_STARTING,
-                .started_usec = now_usec(),
-                .userdata = m,
-        };
-
-        r = sd_event_add_child(m->event, &w->child_source, pid, WEXITED, on_child_exit, w);
+        if (w) {
+                *w = (Worker) {
+                        .pid = pid,
+                        .slot = slot,
+                        .generation = generation,
+                        .config = config_ref(config),
+                        .state = WORKER_STARTING,
+                        .started_usec = now_usec(),
+                        .userdata = m,
+                };
+                r = sd_event_add_child(m->event, &w->child_source, pid, WEXITED, on_child_exit, w);
+        } else
+                r = -ENOMEM;
         if (r < 0) {
                 log_error_errno(r, "slot %u: cannot watch worker %d: %m", slot, (int) pid);
                 (void) kill(pid, SIGKILL);
                 (void) waitpid(pid, NULL, 0);
-                free(w);
-                manager_schedule_restart(m, slot, 0);
+                worker_free(w);
+                if (!incoming)
+                        manager_schedule_restart(m, slot, 0);
                 return r;
         }
-        m->pool.slots[slot].worker = w;
-        log_worker(LOG_INFO, w, "started (generation %" PRIu64 ")", m->generation);
+
+        if (incoming)
+                sl->incoming = w;
+        else
+                sl->worker = w;
+        log_worker(LOG_INFO, w, "started (generation %" PRIu64 ")", generation);
 
         worker_apply(m, w, WORKER_EVENT_STARTED);
         return 0;
 }
+
+/* ---- rolling reload ---- */
+
+static void reload_start(Manager *m);
+static void reload_start_rollback(Manager *m, const bool *targets);
+
+static void reload_run_free(ReloadRun *run) {
+        if (!run)
+                return;
+        reload_plan_done(&run->plan);
+        config_free(run->config);
+        free(run);
+}
+
+/* The transaction is over (committed, or failed and rolled back). */
+static void reload_finish(Manager *m, bool ok) {
+        char status[512];
+
+        reload_run_free(m->reload);
+        m->reload = NULL;
+        if (ok)
+                m->reload_error[0] = '\0';
+        manager_format_status(m, status, sizeof(status));
+        snprintf(m->last_status, sizeof(m->last_status), "%s", status);
+        (void) sd_notifyf(0, "READY=1\nSTATUS=%s", status);
+
+        if (m->reload_pending && !m->stopping) {
+                m->reload_pending = false;
+                log_info("running the reload that was requested during the last one");
+                reload_start(m);
+        }
+}
+
+static void reload_fail(Manager *m, const char *fmt, ...) _printf_(2, 3);
+static void reload_fail(Manager *m, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(m->reload_error, sizeof(m->reload_error), fmt, ap);
+        va_end(ap);
+        log_error("reload failed: %s", m->reload_error);
+}
+
+static void reload_commit(Manager *m) {
+        ReloadRun *run = m->reload;
+        unsigned n_to = run->rollback ? run->n_from : run->config->workers;
+
+        /* slots the new config no longer has: their workers go */
+        for (unsigned i = n_to; i < m->pool.n_slots; i++) {
+                Slot *sl = &m->pool.slots[i];
+                sl->restart_source = sd_event_source_disable_unref(sl->restart_source);
+                if (sl->worker)
+                        manager_retire(m, TAKE_PTR(sl->worker));
+        }
+        if (pool_resize(&m->pool, n_to) < 0)
+                log_error("cannot shrink the pool to %u slots", n_to);
+
+        if (run->rollback) {
+                log_warning("rollback complete: generation %" PRIu64 " serves again on %u workers",
+                            m->generation, m->pool.n_slots);
+                reload_finish(m, false);
+                return;
+        }
+        config_free(m->config);
+        m->config = config_ref(run->config);
+        m->generation = run->generation;
+        log_info("reload complete: generation %" PRIu64 " serves on %u workers", m->generation, m->pool.n_slots);
+        reload_finish(m, true);
+}
+
+/* Start new workers while the batch has room; commit when all switched. */
+static void reload_advance(Manager *m) {
+        ReloadRun *run;
+        int slot;
+
+        while ((run = m->reload) && (slot = reload_plan_next(&run->plan)) >= 0) {
+                Slot *sl = &m->pool.slots[slot];
+                if (manager_spawn(m, (unsigned) slot, run->config, run->generation, true) < 0) {
+                        reload_plan_failed(&run->plan, (unsigned) slot);
+                        reload_fail(m, "slot %d: cannot start a new worker", slot);
+                        break;
+                }
+                (void) sl;
+        }
+        if (!m->reload)
+                return;
+        if (m->reload->plan.state == RELOAD_COMMITTED)
+                reload_commit(m);
+        else if (m->reload->plan.state == RELOAD_ABORTED)
+                reload_on_new_worker_failed(m, NULL, NULL);
+        manager_update_status(m);
+}
+
+static void reload_on_new_worker_ready(Manager *m, Worker *w) {
+        ReloadRun *run = m->reload;
+        Slot *sl = &m->pool.slots[w->slot];
+
+        if (!run)
+                return;
+        reload_plan_ready(&run->plan, w->slot);
+
+        /* switch the slot: the new worker serves, the old one drains */
+        Worker *old = sl->worker;
+        sl->worker = TAKE_PTR(sl->incoming);
+        config_free(sl->config);
+        sl->config = config_ref(run->config);
+        sl->generation = run->generation;
+        sl->backoff = (Backoff) {};
+        sl->restart_source = sd_event_source_disable_unref(sl->restart_source);
+        if (old)
+                manager_retire(m, old);
+
+        reload_advance(m);
+}
+
+/* A new worker failed (w) or could not be started (w == NULL): stop every
+ * new worker that is not serving yet, and undo the slots already switched. */
+static void reload_on_new_worker_failed(Manager *m, Worker *w, const char *why) {
+        ReloadRun *run = m->reload;
+
+        if (!run)
+                return;
+        if (w) {
+                reload_plan_failed(&run->plan, w->slot);
+                if (run->rollback)
+                        reload_fail(m, "%s; and the rollback failed too: slot %u pid %d %s",
+                                    m->reload_error, w->slot, (int) w->pid, why);
+                else
+                        reload_fail(m, "generation %" PRIu64 ": slot %u pid %d %s", run->generation,
+                                    w->slot, (int) w->pid, why);
+        }
+
+        /* abandoned new workers go */
+        for (unsigned i = 0; i < m->pool.n_slots; i++) {
+                Slot *sl = &m->pool.slots[i];
+                if (sl->incoming)
+                        manager_retire(m, TAKE_PTR(sl->incoming));
+        }
+
+        if (run->rollback) {
+                /* keep whatever serves now; normal respawns go on */
+                reload_finish(m, false);
+                return;
+        }
+
+        /* slots that only the new config had: their (new) workers go */
+        for (unsigned i = run->n_from; i < m->pool.n_slots; i++) {
+                Slot *sl = &m->pool.slots[i];
+                sl->restart_source = sd_event_source_disable_unref(sl->restart_source);
+                if (sl->worker)
+                        manager_retire(m, TAKE_PTR(sl->worker));
+        }
+
+        /* switched slots that the old config had get an old-config worker
+         * back, new before old again */
+        bool *targets = calloc(run->n_from ? run->n_from : 1, sizeof(bool));
+        unsigned n_targets = 0;
+        for (unsigned i = 0; targets && i < run->n_from && i < run->plan.n_slots; i++)
+                if (run->plan.slots[i] == RELOAD_SLOT_SWITCHED) {
+                        targets[i] = true;
+                        n_targets++;
+                }
+        if (pool_resize(&m->pool, run->n_from) < 0)
+                log_error("cannot shrink the pool back to %u slots", run->n_from);
+
+        if (!targets || n_targets == 0) {
+                if (!targets)
+                        log_error("out of memory: the switched slots keep generation %" PRIu64, run->generation);
+                free(targets);
+                log_warning("reload aborted; generation %" PRIu64 " keeps serving", m->generation);
+                reload_finish(m, false);
+                return;
+        }
+        log_warning("reload aborted; rolling %u switched slot%s back to generation %" PRIu64,
+                    n_targets, n_targets == 1 ? "" : "s", m->generation);
+        reload_start_rollback(m, targets);
+        free(targets);
+}
+
+static int reload_run_new(Manager *m, Config *config, uint64_t generation, const bool *targets,
+                          unsigned n_slots, unsigned batch, bool rollback) {
+        ReloadRun *run = calloc(1, sizeof(ReloadRun));
+        if (!run)
+                return -ENOMEM;
+        run->config = config_ref(config);
+        run->generation = generation;
+        run->n_from = m->pool.n_slots;
+        run->rollback = rollback;
+        int r = reload_plan_init(&run->plan, targets, n_slots, batch);
+        if (r < 0) {
+                reload_run_free(run);
+                return r;
+        }
+        m->reload = run;
+        return 0;
+}
+
+static void reload_start_rollback(Manager *m, const bool *targets) {
+        /* reload_finish() of the failed run is not called: the rollback
+         * continues the same transaction towards systemd */
+        ReloadRun *failed = m->reload;
+        m->reload = NULL;
+        unsigned n = m->pool.n_slots;
+        int r = reload_run_new(m, m->config, m->generation, targets, n,
+                               reload_batch_resolve(m->config->reload_batch, m->config->reload_batch_percent, n),
+                               true);
+        reload_run_free(failed);
+        if (r < 0) {
+                log_error_errno(r, "cannot start the rollback: %m");
+                reload_finish(m, false);
+                return;
+        }
+        reload_advance(m);
+}
+
+static void reload_start(Manager *m) {
+        _cleanup_config_ Config *config = NULL;
+        ConfigError err = {};
+        _cleanup_free_ bool *targets = NULL;
+        int r;
+
+        (void) sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=reloading", now_usec());
+        log_info("reloading: reading %s", m->source.file ?: "the command line");
+
+        r = config_source_load(&m->source, online_cpus(), &config, &err);
+        if (r < 0) {
+                reload_fail(m, "%s; generation %" PRIu64 " keeps serving", err.message, m->generation);
+                reload_finish(m, false);
+                return;
+        }
+        const char *blocker = config_reload_blocker(m->config, config, m->sockets.passed_in);
+        if (blocker) {
+                reload_fail(m, "'%s' changed, which needs a restart; generation %" PRIu64 " keeps serving",
+                            blocker, m->generation);
+                reload_finish(m, false);
+                return;
+        }
+
+        unsigned n_from = m->pool.n_slots, n_to = config->workers;
+        unsigned n = n_from > n_to ? n_from : n_to;
+        targets = calloc(n, sizeof(bool));
+        if (!targets || pool_resize(&m->pool, n) < 0) {
+                reload_fail(m, "out of memory");
+                reload_finish(m, false);
+                return;
+        }
+        for (unsigned i = 0; i < n_to; i++)
+                targets[i] = true;
+        /* new slots respawn with the new config once they have a worker */
+        for (unsigned i = n_from; i < n; i++) {
+                m->pool.slots[i].config = config_ref(config);
+                m->pool.slots[i].generation = m->last_generation + 1;
+        }
+
+        unsigned batch = reload_batch_resolve(config->reload_batch, config->reload_batch_percent, n_to);
+        r = reload_run_new(m, config, ++m->last_generation, targets, n, batch, false);
+        if (r < 0) {
+                reload_fail(m, "out of memory");
+                (void) pool_resize(&m->pool, n_from);
+                reload_finish(m, false);
+                return;
+        }
+        log_info("reloading: generation %" PRIu64 " -> %" PRIu64 ", %u -> %u workers, %u at a time",
+                 m->generation, m->reload->generation, n_from, n_to, batch);
+        reload_advance(m);
+}
+
+static void manager_request_reload(Manager *m, const char *why) {
+        if (m->stopping)
+                return;
+        if (m->reload) {
+                log_info("%s: a reload is running; the new one follows when it ends", why);
+                m->reload_pending = true;
+                return;
+        }
+        log_info("%s: starting a rolling reload", why);
+        reload_start(m);
+}
+
+/* ---- notify ---- */
 
 static bool is_worker_pid(pid_t pid, void *userdata) {
         return pool_find(userdata, pid) != NULL;
@@ -348,21 +708,39 @@ static int on_notify(sd_event_source *s _unused_, int fd, uint32_t revents _unus
         return 0;
 }
 
+/* ---- signals ---- */
+
 static void manager_begin_stop(Manager *m, const char *why) {
         m->stopping = true;
         log_info("%s: stopping %u workers (stop-timeout=%s)", why, pool_alive(&m->pool),
                  format_duration(m->config->stop_timeout_usec, (char[32]) {}));
         (void) sd_notify(0, "STOPPING=1");
 
+        reload_run_free(m->reload);
+        m->reload = NULL;
+        m->reload_pending = false;
+
         for (unsigned i = 0; i < m->pool.n_slots; i++) {
                 Slot *sl = &m->pool.slots[i];
                 sl->restart_source = sd_event_source_disable_unref(sl->restart_source);
-                if (sl->worker)
-                        worker_apply(m, sl->worker, WORKER_EVENT_STOP);
+                worker_stop(m, sl->worker);
+                worker_stop(m, sl->incoming);
         }
+        for (size_t i = 0; i < m->pool.n_retiring; i++)
+                worker_stop(m, m->pool.retiring[i]);
         manager_update_status(m);
-        if (pool_alive(&m->pool) == 0)
-                sd_event_exit(m->event, 0);
+        manager_check_stopped(m);
+}
+
+static void manager_for_each_worker(Manager *m, void (*fn)(Worker *w, int sig), int sig) {
+        for (unsigned i = 0; i < m->pool.n_slots; i++) {
+                if (m->pool.slots[i].worker)
+                        fn(m->pool.slots[i].worker, sig);
+                if (m->pool.slots[i].incoming)
+                        fn(m->pool.slots[i].incoming, sig);
+        }
+        for (size_t i = 0; i < m->pool.n_retiring; i++)
+                fn(m->pool.retiring[i], sig);
 }
 
 static int on_stop_signal(sd_event_source *s _unused_, const struct signalfd_siginfo *si, void *userdata) {
@@ -374,29 +752,33 @@ static int on_stop_signal(sd_event_source *s _unused_, const struct signalfd_sig
         }
         /* a second TERM/INT while draining: do not wait any longer */
         log_warning("SIG%s again: killing the remaining workers now", sigabbrev_np((int) si->ssi_signo));
-        for (unsigned i = 0; i < m->pool.n_slots; i++)
-                if (m->pool.slots[i].worker)
-                        worker_kill_group(m->pool.slots[i].worker, SIGKILL);
+        manager_for_each_worker(m, worker_kill_group, SIGKILL);
         return 0;
 }
 
-static int on_reload_signal(sd_event_source *s _unused_, const struct signalfd_siginfo *si _unused_, void *userdata _unused_) {
-        log_warning("SIGHUP received, but rolling reload is not implemented yet; ignoring it");
+static int on_reload_signal(sd_event_source *s _unused_, const struct signalfd_siginfo *si _unused_, void *userdata) {
+        manager_request_reload(userdata, "SIGHUP");
         return 0;
 }
 
-int manager_new(Config *config, ListenSet *sockets, Manager **ret) {
+/* ---- setup ---- */
+
+int manager_new(ConfigSource *source, Config *config, ListenSet *sockets, Manager **ret) {
         Manager *m = calloc(1, sizeof(Manager));
         int r;
 
         if (!m)
                 return -ENOMEM;
         m->notify_fd = -1;
-        m->generation = 1;
+        m->generation = m->last_generation = 1;
 
-        r = pool_init(&m->pool, config->workers);
+        r = pool_resize(&m->pool, config->workers);
         if (r < 0)
                 goto fail;
+        for (unsigned i = 0; i < m->pool.n_slots; i++) {
+                m->pool.slots[i].config = config_ref(config);
+                m->pool.slots[i].generation = m->generation;
+        }
         r = sd_event_new(&m->event);
         if (r < 0)
                 goto fail;
@@ -422,7 +804,9 @@ int manager_new(Config *config, ListenSet *sockets, Manager **ret) {
         if (r < 0)
                 goto fail;
 
-        m->config = config;
+        m->config = config_ref(config);
+        m->source = *source;
+        *source = (ConfigSource) {};
         m->sockets = *sockets;
         *sockets = (ListenSet) {};
         *ret = m;
@@ -436,11 +820,16 @@ fail:
 Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
+        reload_run_free(m->reload);
         for (unsigned i = 0; i < m->pool.n_slots; i++) {
                 Slot *sl = &m->pool.slots[i];
                 sd_event_source_disable_unref(sl->restart_source);
-                worker_free(sl->worker);
+                sl->restart_source = NULL;
+                sl->worker = worker_free(sl->worker);
+                sl->incoming = worker_free(sl->incoming);
         }
+        for (size_t i = 0; i < m->pool.n_retiring; i++)
+                worker_free(m->pool.retiring[i]);
         pool_done(&m->pool);
         sd_event_source_disable_unref(m->notify_source);
         safe_close(m->notify_fd);
@@ -448,6 +837,7 @@ Manager *manager_free(Manager *m) {
         sd_event_unref(m->event);
         listen_set_clear(&m->sockets);
         config_free(m->config);
+        config_source_done(&m->source);
         free(m);
         return NULL;
 }
@@ -458,7 +848,7 @@ int manager_run(Manager *m) {
         manager_update_status(m);
 
         for (unsigned i = 0; i < m->pool.n_slots; i++)
-                (void) manager_spawn(m, i);
+                (void) manager_spawn(m, i, m->config, m->generation, false);
 
         return sd_event_loop(m->event);
 }

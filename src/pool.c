@@ -1,41 +1,83 @@
 /* Slot bookkeeping (see pool.h). */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "sockherd/pool.h"
 
-int pool_init(Pool *p, unsigned n_slots) {
-        p->slots = calloc(n_slots ? n_slots : 1, sizeof(Slot));
-        if (!p->slots)
+int pool_resize(Pool *p, unsigned n_slots) {
+        for (unsigned i = n_slots; i < p->n_slots; i++)
+                if (p->slots[i].worker || p->slots[i].incoming || p->slots[i].restart_source)
+                        return -EBUSY;
+
+        Slot *ns = realloc(p->slots, (n_slots ? n_slots : 1) * sizeof(Slot));
+        if (!ns)
                 return -ENOMEM;
+        for (unsigned i = n_slots; i < p->n_slots; i++)
+                config_free(ns[i].config);
+        if (n_slots > p->n_slots)
+                memset(ns + p->n_slots, 0, (n_slots - p->n_slots) * sizeof(Slot));
+        p->slots = ns;
         p->n_slots = n_slots;
         return 0;
 }
 
 void pool_done(Pool *p) {
+        for (unsigned i = 0; i < p->n_slots; i++)
+                config_free(p->slots[i].config);
         free(p->slots);
+        free(p->retiring);
         *p = (Pool) {};
 }
 
+int pool_retire(Pool *p, Worker *w) {
+        Worker **nr = realloc(p->retiring, (p->n_retiring + 1) * sizeof(Worker *));
+        if (!nr)
+                return -ENOMEM;
+        p->retiring = nr;
+        p->retiring[p->n_retiring++] = w;
+        return 0;
+}
+
+bool pool_unretire(Pool *p, Worker *w) {
+        for (size_t i = 0; i < p->n_retiring; i++)
+                if (p->retiring[i] == w) {
+                        p->retiring[i] = p->retiring[--p->n_retiring];
+                        return true;
+                }
+        return false;
+}
+
 Worker *pool_find(const Pool *p, pid_t pid) {
-        for (unsigned i = 0; i < p->n_slots; i++)
+        for (unsigned i = 0; i < p->n_slots; i++) {
                 if (p->slots[i].worker && p->slots[i].worker->pid == pid)
                         return p->slots[i].worker;
+                if (p->slots[i].incoming && p->slots[i].incoming->pid == pid)
+                        return p->slots[i].incoming;
+        }
+        for (size_t i = 0; i < p->n_retiring; i++)
+                if (p->retiring[i]->pid == pid)
+                        return p->retiring[i];
         return NULL;
 }
 
-unsigned pool_count(const Pool *p, WorkerState state) {
+unsigned pool_ready(const Pool *p) {
         unsigned n = 0;
         for (unsigned i = 0; i < p->n_slots; i++)
-                if (p->slots[i].worker && p->slots[i].worker->state == state)
+                if (p->slots[i].worker && p->slots[i].worker->state == WORKER_READY)
                         n++;
         return n;
+}
+
+static bool alive(const Worker *w) {
+        return w && w->state != WORKER_EXITED;
 }
 
 unsigned pool_alive(const Pool *p) {
         unsigned n = 0;
         for (unsigned i = 0; i < p->n_slots; i++)
-                if (p->slots[i].worker && p->slots[i].worker->state != WORKER_EXITED)
-                        n++;
+                n += alive(p->slots[i].worker) + alive(p->slots[i].incoming);
+        for (size_t i = 0; i < p->n_retiring; i++)
+                n += alive(p->retiring[i]);
         return n;
 }

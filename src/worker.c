@@ -85,10 +85,6 @@ WorkerStep worker_step(WorkerState state, ReadyMode mode, WorkerEvent event) {
                                 .actions = WORKER_ACTION_KILL | WORKER_ACTION_SET_TIMER,
                                 .timer = WORKER_TIMER_NONE,
                         };
-                case WORKER_EVENT_STOP:
-                        /* it said STOPPING=1 itself, or a second stop: make sure
-                         * it got the signal, keep the running deadline */
-                        return (WorkerStep) { .state = WORKER_STOPPING, .actions = WORKER_ACTION_SEND_STOP };
                 default:
                         return stay(state);
                 }

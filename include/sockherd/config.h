@@ -18,6 +18,7 @@ typedef enum ReadyMode {
 } ReadyMode;
 
 typedef struct Config {
+        unsigned n_ref;         /* workers and slots hold references */
         char *name;
         ListenAddress *listen;
         char **listen_text;     /* as the user wrote them, for messages */
@@ -33,6 +34,8 @@ typedef struct Config {
         uint64_t restart_delay_usec;
         uint64_t restart_delay_max_usec;
         uint64_t restart_stable_usec;
+        unsigned reload_batch;  /* slots replaced at once, or a percentage */
+        bool reload_batch_percent;
         char **command;         /* argv */
         char *user;             /* run workers as this user (needs root) */
         char *group;
@@ -53,6 +56,8 @@ typedef struct ConfigError {
 #define CONFIG_LISTEN_MAX 64
 
 Config *config_new(void);
+Config *config_ref(Config *c);
+/* Drops one reference; frees on the last. Returns NULL. */
 Config *config_free(Config *c);
 static inline void config_freep(Config **c) { config_free(*c); }
 #define _cleanup_config_ __attribute__((cleanup(config_freep)))
@@ -78,6 +83,32 @@ int config_load_string(Config *c, const char *name, const char *text, ConfigErro
 int config_validate(Config *c, unsigned online_cpus, ConfigError *err);
 
 const char *ready_mode_to_string(ReadyMode m);
+
+/* Where a Config comes from: the file, then the command line's settings in
+ * order, then the command after "--". Kept by the manager so that a reload
+ * re-reads the file and applies the same command line on top. */
+typedef struct ConfigSetting {
+        char *key;
+        char *value;
+        char *origin;
+} ConfigSetting;
+
+typedef struct ConfigSource {
+        char *file;
+        ConfigSetting *settings;
+        size_t n_settings;
+        char **command;
+} ConfigSource;
+
+int config_source_add(ConfigSource *src, const char *key, const char *value, const char *origin);
+void config_source_done(ConfigSource *src);
+
+/* Build and validate a fresh Config from its sources. */
+int config_source_load(const ConfigSource *src, unsigned online_cpus, Config **ret, ConfigError *err);
+
+/* Settings that cannot change without a restart; NULL when a reload from
+ * old to new is possible, else the name of the key that differs. */
+const char *config_reload_blocker(const Config *old, const Config *new, bool sockets_passed_in);
 
 /* Every key the file accepts, NULL-terminated; for docs and tests. */
 extern const char *const config_keys[];

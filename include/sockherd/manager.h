@@ -8,8 +8,9 @@
 
 typedef struct Manager Manager;
 
-/* Takes ownership of the config and the sockets on success. */
-int manager_new(Config *config, ListenSet *sockets, Manager **ret);
+/* Takes over the source's contents, a reference to the config and the
+ * sockets on success. */
+int manager_new(ConfigSource *source, Config *config, ListenSet *sockets, Manager **ret);
 Manager *manager_free(Manager *m);
 
 /* Start the workers and run until the pool was stopped; returns the

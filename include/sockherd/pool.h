@@ -1,7 +1,9 @@
-/* The pool: slots 0..N-1, each served by at most one worker process at a
- * time, with the slot's respawn backoff. Pure bookkeeping: the manager
- * decides when to fork and kill; the pool answers "who is pid X", "how many
- * are ready". */
+/* The pool: slots 0..N-1. A slot has the worker that serves it, during a
+ * reload possibly an incoming worker of the next generation, the config
+ * and generation a respawn of the slot runs, and its respawn backoff.
+ * Workers that no longer belong to a slot (replaced, scaled away) are
+ * "retiring" until they exit. Pure bookkeeping: the manager decides when
+ * to fork and kill; the pool answers "who is pid X", "how many are ready". */
 #pragma once
 
 #include <stdbool.h>
@@ -10,6 +12,7 @@
 #include <systemd/sd-event.h>
 
 #include "sockherd/backoff.h"
+#include "sockherd/config.h"
 #include "sockherd/notify.h"
 #include "sockherd/worker.h"
 
@@ -17,6 +20,7 @@ typedef struct Worker {
         pid_t pid;
         unsigned slot;
         uint64_t generation;
+        Config *config;                 /* the snapshot it was started with (a reference) */
         WorkerState state;
         uint64_t started_usec;          /* CLOCK_MONOTONIC */
         char status[NOTIFY_STATUS_MAX]; /* its own STATUS= text */
@@ -26,7 +30,10 @@ typedef struct Worker {
 } Worker;
 
 typedef struct Slot {
-        Worker *worker;                 /* NULL while waiting to be (re)started */
+        Worker *worker;                 /* serves the slot; NULL while waiting to be (re)started */
+        Worker *incoming;               /* a reload's new worker until it is ready */
+        Config *config;                 /* what a respawn runs (a reference) */
+        uint64_t generation;
         Backoff backoff;
         unsigned restarts;
         sd_event_source *restart_source;
@@ -35,13 +42,21 @@ typedef struct Slot {
 typedef struct Pool {
         Slot *slots;
         unsigned n_slots;
+        Worker **retiring;
+        size_t n_retiring;
 } Pool;
 
-int pool_init(Pool *p, unsigned n_slots);
-/* Frees the slots; the caller has released every worker before. */
+/* Grow (new slots are empty) or shrink (the dropped slots must be empty). */
+int pool_resize(Pool *p, unsigned n_slots);
+/* Frees the slot and list memory; the caller has released every worker. */
 void pool_done(Pool *p);
 
+int pool_retire(Pool *p, Worker *w);
+/* Take w off the retiring list; false if it was not on it. */
+bool pool_unretire(Pool *p, Worker *w);
+
 Worker *pool_find(const Pool *p, pid_t pid);
-unsigned pool_count(const Pool *p, WorkerState state);
-/* Workers that still exist as processes (any state but exited). */
+/* Serving workers (not incoming, not retiring) that are ready. */
+unsigned pool_ready(const Pool *p);
+/* Every worker process that has not exited yet, wherever it is. */
 unsigned pool_alive(const Pool *p);

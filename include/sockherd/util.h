@@ -62,3 +62,8 @@ static inline size_t strv_length(char *const *v) {
                 n++;
         return n;
 }
+
+static inline unsigned online_cpus(void) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        return n > 0 ? (unsigned) n : 1;
+}

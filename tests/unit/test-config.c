@@ -79,6 +79,8 @@ static void test_defaults(void **state) {
         assert_int_equal(c->restart_delay_usec, 100 * USEC_PER_MSEC);
         assert_int_equal(c->restart_delay_max_usec, 10 * USEC_PER_SEC);
         assert_int_equal(c->restart_stable_usec, 10 * USEC_PER_SEC);
+        assert_int_equal(c->reload_batch, 25);
+        assert_true(c->reload_batch_percent);
         assert_null(c->command);
         assert_null(c->user);
         assert_null(c->group);
@@ -111,6 +113,7 @@ static const struct {
         { "group", "nogroup" },
         { "working-directory", "/tmp" },
         { "environment", "A=1 B='two words'" },
+        { "reload-batch", "2" },
 };
 
 static void test_every_key_is_covered(void **state) {
@@ -167,6 +170,8 @@ static void test_load_every_key(void **state) {
         assert_int_equal(c->restart_delay_usec, 250 * USEC_PER_MSEC);
         assert_int_equal(c->restart_delay_max_usec, 60 * USEC_PER_SEC);
         assert_int_equal(c->restart_stable_usec, 30 * USEC_PER_SEC);
+        assert_int_equal(c->reload_batch, 2);
+        assert_false(c->reload_batch_percent);
 
         assert_int_equal(strv_length(c->command), 4);
         assert_string_equal(c->command[0], "/bin/echo");
