@@ -57,6 +57,7 @@
 #define HEADER_TIMEOUT_MS  30000   /* from first byte to complete headers */
 #define WRITE_TIMEOUT_MS   30000   /* without any write progress */
 #define LINGER_MS          2000    /* wait for the peer's FIN after our last byte */
+#define FRESH_STOP_GRACE_MS 3000   /* at stop: wait this long for the first request */
 #define ACCEPT_BATCH       64      /* accepts per listening socket per round */
 #define ACCEPT_BACKOFF_MS  100     /* pause accepting after EMFILE and friends */
 
@@ -71,6 +72,7 @@ enum conn_state {
 struct conn {
         int fd;
         enum conn_state state;
+        bool fresh;             /* accepted, no request answered yet */
         int64_t deadline;       /* CLOCK_MONOTONIC ms; meaning depends on state */
 
         /* The request being answered. */
@@ -418,7 +420,7 @@ static bool conn_step_read(struct server *s, struct conn *c, int64_t now) {
                         conn_fail(s, c, 431, now);
                         return true;
                 }
-                if (c->in_len == 0 && s->stopping) {
+                if (c->in_len == 0 && s->stopping && !c->fresh) {
                         conn_close(c);  /* idle at stop: no reason to stay */
                         return false;
                 }
@@ -454,6 +456,7 @@ static bool conn_step_write(struct server *s, struct conn *c, int64_t now) {
         }
 
         s->served++;
+        c->fresh = false;
         if (!c->keep_alive || s->stopping) {
                 conn_linger(c, now);
                 return false;
@@ -603,6 +606,7 @@ static void accept_connections(struct server *s, int lfd, int64_t now) {
                         return;
                 }
                 c->fd = fd;
+                c->fresh = true;
                 c->state = CONN_READING;
                 c->deadline = now + IDLE_TIMEOUT_MS;
                 s->conns[s->n_conns++] = c;
@@ -626,12 +630,21 @@ static void begin_stop(struct server *s, int64_t now) {
                 close(s->listen_fds[i]);
         s->n_listen = 0;
 
-        /* Idle connections go now, unless a request arrived just this
-         * moment: read what is there, and close only if it is nothing. */
         for (size_t i = 0; i < s->n_conns; i++) {
                 struct conn *c = s->conns[i];
                 if (c->state != CONN_READING || c->in_len > 0)
                         continue;
+                if (c->fresh) {
+                        /* Accepted a moment ago, its first request still on
+                         * the way: the client has no reason to expect a
+                         * close, so give the request a little time. */
+                        if (c->deadline > now + FRESH_STOP_GRACE_MS)
+                                c->deadline = now + FRESH_STOP_GRACE_MS;
+                        continue;
+                }
+                /* Idle keep-alive connections go now (clients expect that
+                 * and retry), unless a request arrived just this moment:
+                 * read what is there, and close only if it is nothing. */
                 conn_read(s, c, now);
                 if (c->state == CONN_READING && c->in_len == 0)
                         conn_close(c);

@@ -242,7 +242,6 @@ int main(int argc, char **argv) {
                 r = EXIT_RUNTIME;
                 goto finish;
         }
-        config = NULL; /* the manager holds it now */
 
         r = manager_run(manager);
         if (r < 0) {

@@ -60,7 +60,7 @@ struct Manager {
         sd_event_source *notify_source;
 
         ReloadRun *reload;
-        bool reload_pending;    /* asked for during a reload: runs after it */
+        ReloadQueue reload_queue;
         char reload_error[512]; /* the last reload's failure, "" after a success */
 
         bool stopping;
@@ -407,8 +407,7 @@ static void reload_finish(Manager *m, bool ok) {
         snprintf(m->last_status, sizeof(m->last_status), "%s", status);
         (void) sd_notifyf(0, "READY=1\nSTATUS=%s", status);
 
-        if (m->reload_pending && !m->stopping) {
-                m->reload_pending = false;
+        if (reload_queue_end(&m->reload_queue) && !m->stopping) {
                 log_info("running the reload that was requested during the last one");
                 reload_start(m);
         }
@@ -650,9 +649,8 @@ static void reload_start(Manager *m) {
 static void manager_request_reload(Manager *m, const char *why) {
         if (m->stopping)
                 return;
-        if (m->reload) {
+        if (reload_queue_request(&m->reload_queue) == RELOAD_REQUEST_QUEUED) {
                 log_info("%s: a reload is running; the new one follows when it ends", why);
-                m->reload_pending = true;
                 return;
         }
         log_info("%s: starting a rolling reload", why);
@@ -718,7 +716,7 @@ static void manager_begin_stop(Manager *m, const char *why) {
 
         reload_run_free(m->reload);
         m->reload = NULL;
-        m->reload_pending = false;
+        m->reload_queue = (ReloadQueue) {};
 
         for (unsigned i = 0; i < m->pool.n_slots; i++) {
                 Slot *sl = &m->pool.slots[i];

@@ -10,11 +10,16 @@ int pool_resize(Pool *p, unsigned n_slots) {
                 if (p->slots[i].worker || p->slots[i].incoming || p->slots[i].restart_source)
                         return -EBUSY;
 
+        if (n_slots < p->n_slots) {
+                /* shrinking cannot fail: drop the slots, keep the memory */
+                for (unsigned i = n_slots; i < p->n_slots; i++)
+                        p->slots[i].config = config_free(p->slots[i].config);
+                p->n_slots = n_slots;
+                return 0;
+        }
         Slot *ns = realloc(p->slots, (n_slots ? n_slots : 1) * sizeof(Slot));
         if (!ns)
                 return -ENOMEM;
-        for (unsigned i = n_slots; i < p->n_slots; i++)
-                config_free(ns[i].config);
         if (n_slots > p->n_slots)
                 memset(ns + p->n_slots, 0, (n_slots - p->n_slots) * sizeof(Slot));
         p->slots = ns;

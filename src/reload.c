@@ -91,3 +91,21 @@ unsigned reload_batch_resolve(unsigned value, bool percent, unsigned n_slots) {
                 batch = n_slots;
         return batch < 1 ? 1 : batch;
 }
+
+ReloadRequest reload_queue_request(ReloadQueue *q) {
+        if (q->running) {
+                q->pending = true;
+                return RELOAD_REQUEST_QUEUED;
+        }
+        q->running = true;
+        return RELOAD_REQUEST_START;
+}
+
+bool reload_queue_end(ReloadQueue *q) {
+        if (q->pending) {
+                q->pending = false;
+                return true; /* still running: the queued one takes over */
+        }
+        q->running = false;
+        return false;
+}

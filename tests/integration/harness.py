@@ -18,6 +18,7 @@ SOCKHERD = os.environ.get("SOCKHERD", "sockherd")
 HELLO_WORKER = os.environ.get("HELLO_WORKER", "hello-worker")
 PROBE_WORKER = os.environ.get("PROBE_WORKER", "probe-worker")
 NODE_SERVER = os.environ.get("NODE_SERVER", "")
+LOADGEN = os.environ.get("LOADGEN", "loadgen")
 
 SKIP = 77
 
@@ -258,3 +259,40 @@ class Background(threading.Thread):
         if self.error:
             raise TestFailure(f"background request failed: {self.error!r}")
         return self.result
+
+
+class Load:
+    """A continuous load of short connections (tests/tools/loadgen) until
+    stop(); returns the counts: sent, ok, failed, refused, errors, pids."""
+
+    def __init__(self, port, concurrency=4, path="/"):
+        self.proc = subprocess.Popen([LOADGEN, "--target", f"127.0.0.1:{port}", "--concurrency",
+                                      str(concurrency), "--until-signal", "--path", path],
+                                     stdout=subprocess.PIPE, text=True)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        out, _ = self.proc.communicate(timeout=30)
+        counts = {"pids": {}}
+        for line in out.splitlines():
+            if line.startswith("sent="):
+                counts.update({k: int(v) for k, v in (w.split("=") for w in line.split())})
+            elif line.startswith("pids=") and len(line) > 5:
+                counts["pids"] = {int(p): int(c) for p, c in (e.split(":") for e in line[5:].split(","))}
+        print(f"load: sent={counts.get('sent')} ok={counts.get('ok')} failed={counts.get('failed')} "
+              f"refused={counts.get('refused')} errors={counts.get('errors')}")
+        return counts
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def check_no_failures(counts, minimum=50):
+    check(counts.get("sent", 0) >= minimum, f"only {counts.get('sent')} requests were sent")
+    bad = {k: counts.get(k) for k in ("failed", "refused", "errors")}
+    check(all(v == 0 for v in bad.values()), f"failed requests under load: {counts}")

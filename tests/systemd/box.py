@@ -1,0 +1,578 @@
+"""Throwaway boxes running the distribution's real systemd, for sockherd's
+systemd tests.
+
+A box is the host's / as the read-only lower layer of an overlay (the upper
+layer is a tmpfs), entered with fresh mount, PID, cgroup, UTS and IPC
+namespaces, with /lib/systemd/systemd as its PID 1 (boot.sh builds it). It
+shares the host's network namespace, so 127.0.0.1:PORT inside is the host's
+loopback and load can come from the host. It boots to sockherd-test.target
+(sysinit.target plus dbus.socket) in well under two seconds.
+
+    with Box() as box:
+        box.install_sockherd()
+        port = free_port()
+        setup_pool(box, port)
+        box.systemctl("start", "sockherd@app.socket")
+
+Everything the host sees of a box is a temporary directory (an empty mount
+point), a log file and one cgroup under the host's cgroup2 hierarchy; all
+are removed when the box stops. Boxes stop at the end of the with block, at
+exit, or on SIGTERM (meson's timeout), pass or fail: SIGRTMIN+4 to the box's
+PID 1 (a clean poweroff), SIGKILL after 10 s, then a check that the box's
+PID 1 and every process of its cgroup are gone.
+
+Commands run in a box with `nsenter -t PID1 -a` and a clean environment.
+Files go in through nsenter as well (never by a path under
+/proc/PID1/root, where an absolute symlink inside the box would resolve on
+the host).
+
+Paths to built programs come from meson through the environment:
+SOCKHERD_BUILD_ROOT (for `meson install`), HELLO_WORKER, LOADGEN.
+"""
+import atexit
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BOOT_SH = os.path.join(HERE, "boot.sh")
+BUILD_ROOT = os.environ.get("SOCKHERD_BUILD_ROOT", "")
+HELLO_WORKER = os.environ.get("HELLO_WORKER", "")
+LOADGEN = os.environ.get("LOADGEN", "")
+
+TARGET = "sockherd-test.target"
+NAMESPACES = ["--mount", "--pid", "--fork", "--cgroup", "--uts", "--ipc"]
+BOX_ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "LANG": "C.UTF-8",
+    "SYSTEMD_PAGER": "",
+    "SYSTEMD_COLORS": "0",
+    "TERM": "dumb",
+}
+SKIP = 77
+
+
+class TestFailure(Exception):
+    pass
+
+
+class Skip(Exception):
+    pass
+
+
+def check(cond, message):
+    if not cond:
+        raise TestFailure(message)
+
+
+def log(message):
+    print(f"[{time.monotonic() - _T0:7.3f}] {message}", flush=True)
+
+
+_T0 = time.monotonic()
+
+
+def wait_for(predicate, timeout=10.0, interval=0.05, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TestFailure(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nobody listens on right now (the box
+    shares the host's network namespace)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(port, path="/", timeout=10.0):
+    """One request on its own connection from the host. Returns (status,
+    body)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    check(head.startswith(b"HTTP/1."), f"not an HTTP response: {data[:200]!r}")
+    return int(head.split(b" ", 2)[1]), body.decode(errors="replace")
+
+
+def parse_hello(body):
+    """'hello from pid P slot S generation G' -> dict."""
+    words = body.split()
+    check(len(words) >= 8 and words[:3] == ["hello", "from", "pid"], f"unexpected body {body!r}")
+    return {"pid": int(words[3]), "slot": words[5], "generation": words[7]}
+
+
+# ---- preconditions -------------------------------------------------------
+
+def require_environment():
+    """Raise Skip when boxes cannot run here: not root, or the kernel refuses
+    the namespaces (EPERM/EINVAL). Anything else missing is a failure."""
+    if os.geteuid() != 0:
+        raise Skip("not root: booting systemd in namespaces needs root")
+    for tool in ("unshare", "nsenter"):
+        check(shutil.which(tool), f"{tool} not found")
+    check(os.access("/lib/systemd/systemd", os.X_OK), "/lib/systemd/systemd not found")
+    r = subprocess.run(["unshare", *NAMESPACES, "true"], capture_output=True, text=True, timeout=30)
+    if r.returncode != 0:
+        err = r.stderr.strip()
+        if "Operation not permitted" in err or "Invalid argument" in err:
+            raise Skip(f"cannot create namespaces here: {err}")
+        raise TestFailure(f"unshare {' '.join(NAMESPACES)} true failed: {err}")
+
+
+def _cgroup2_mount():
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            pre, _, post = line.partition(" - ")
+            if post.split()[0] == "cgroup2":
+                return pre.split()[4]
+    return None
+
+
+def _own_cgroup():
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            if line.startswith("0::"):
+                return line[3:].strip()
+    return None
+
+
+def _cgroup_tree_pids(path):
+    pids = []
+    for root, _dirs, files in os.walk(path):
+        if "cgroup.procs" in files:
+            try:
+                with open(os.path.join(root, "cgroup.procs")) as f:
+                    pids += [int(p) for p in f.read().split()]
+            except OSError:
+                pass
+    return pids
+
+
+def _rmdir_tree(path):
+    for root, dirs, _files in os.walk(path, topdown=False):
+        for d in dirs:
+            try:
+                os.rmdir(os.path.join(root, d))
+            except OSError:
+                pass
+    os.rmdir(path)
+
+
+# ---- the box -------------------------------------------------------------
+
+_live_boxes = set()
+_counter = 0
+
+
+class Box:
+    def __init__(self, name="box"):
+        global _counter
+        _counter += 1
+        self.name = f"sockherd-{name}-{os.getpid()}-{_counter}"
+        self.proc = None        # the unshare process (host side)
+        self.pid = None         # the box's PID 1, as the host sees it
+        self.pid1_start = None  # its start time, to tell it from a reused pid
+        self.base = None
+        self.log_path = None
+        self.cgroup = None      # host path of the box's cgroup (its cgroup ns root)
+        self.home_cgroup = None
+        self.boot_seconds = None
+
+    # -- life cycle --
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and exc_type is not Skip and self.pid:
+            self.dump()
+        self.stop()
+        return False
+
+    def start(self, timeout=30.0):
+        started = time.monotonic()
+        mnt, own = _cgroup2_mount(), _own_cgroup()
+        check(mnt and own is not None, "no cgroup2 hierarchy mounted on the host")
+        self.home_cgroup = os.path.normpath(mnt + "/" + own)
+        self.cgroup = os.path.join(self.home_cgroup, self.name)
+        os.mkdir(self.cgroup)
+        self.base = tempfile.mkdtemp(prefix=self.name + ".")
+        fd, self.log_path = tempfile.mkstemp(prefix=self.name + ".", suffix=".log")
+        _live_boxes.add(self)
+        # The wrapper shell joins the box's cgroup before unshare, so the
+        # new cgroup namespace is rooted there and the box's systemd manages
+        # only that subtree.
+        wrapper = 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"'
+        self.proc = subprocess.Popen(
+            ["sh", "-c", wrapper, "sh", self.cgroup,
+             "unshare", *NAMESPACES, "sh", BOOT_SH, self.base, TARGET],
+            stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, start_new_session=True)
+        os.close(fd)
+
+        # The box's PID 1 is unshare's only child; it is ready for nsenter
+        # once boot.sh has exec'd systemd after pivot_root.
+        def pid1():
+            if self.proc.poll() is not None:
+                raise TestFailure(f"box exited during boot (status {self.proc.returncode}):\n{self.read_log()}")
+            try:
+                with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as f:
+                    kids = f.read().split()
+            except OSError:
+                return None
+            if not kids:
+                return None
+            pid = int(kids[0])
+            try:
+                with open(f"/proc/{pid}/comm") as f:
+                    comm = f.read().strip()
+            except OSError:
+                return None
+            return pid if comm == "systemd" else None
+        self.pid = wait_for(pid1, timeout, 0.01, "the box's systemd to start")
+        self.pid1_start = self._start_time(self.pid)
+        # unshare itself goes back to our own cgroup: the box's cgroup root
+        # then holds only the box's processes (cgroup v2 forbids enabling
+        # controllers for the children of a cgroup that has processes).
+        with open(os.path.join(self.home_cgroup, "cgroup.procs"), "w") as f:
+            f.write(str(self.proc.pid))
+
+        state = None
+        while True:
+            r = self.run(["systemctl", "is-system-running"], check=False, timeout=10)
+            state = r.stdout.strip()
+            if state in ("running", "degraded"):
+                break
+            if self.proc.poll() is not None:
+                raise TestFailure(f"box exited during boot:\n{self.read_log()}")
+            if time.monotonic() - started > timeout:
+                raise TestFailure(f"box not up after {timeout}s (state {state!r}):\n{self.read_log()}")
+            time.sleep(0.02)
+        self.boot_seconds = time.monotonic() - started
+        log(f"box {self.name}: PID 1 is host pid {self.pid}, system {state} after {self.boot_seconds:.2f}s")
+        if state == "degraded":
+            print(self.run(["systemctl", "--failed", "--no-legend"], check=False).stdout, flush=True)
+        return self
+
+    @staticmethod
+    def _start_time(pid):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[19]
+        except (OSError, IndexError):
+            return None
+
+    def pid1_alive(self):
+        return self.pid is not None and self._start_time(self.pid) == self.pid1_start
+
+    def stop(self, timeout=10.0):
+        """Power the box off; SIGKILL it after timeout. Idempotent."""
+        if self not in _live_boxes:
+            return
+        how = "not started"
+        try:
+            if self.proc is not None:
+                if self.pid1_alive():
+                    t = time.monotonic()
+                    os.kill(self.pid, signal.SIGRTMIN + 4)      # systemd: poweroff
+                    try:
+                        self.proc.wait(timeout)
+                        how = f"powered off in {time.monotonic() - t:.2f}s"
+                    except subprocess.TimeoutExpired:
+                        how = f"no poweroff within {timeout}s, killed"
+                if self.proc.poll() is None:
+                    if self.pid1_alive():
+                        os.kill(self.pid, signal.SIGKILL)        # the whole PID namespace
+                    try:
+                        os.killpg(self.proc.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                    self.proc.wait(10)
+                    if how == "not started":
+                        how = "killed"
+            if self.cgroup and os.path.isdir(self.cgroup):
+                try:
+                    wait_for(lambda: not _cgroup_tree_pids(self.cgroup), 5.0, 0.05,
+                             "the box's cgroup to empty")
+                except TestFailure:
+                    left = _cgroup_tree_pids(self.cgroup)
+                    with open(os.path.join(self.cgroup, "cgroup.kill"), "w") as f:
+                        f.write("1")
+                    wait_for(lambda: not _cgroup_tree_pids(self.cgroup), 5.0, 0.05,
+                             "the box's cgroup to empty after cgroup.kill")
+                    raise TestFailure(f"processes {left} outlived the box's PID 1")
+            check(not self.pid1_alive(), f"box PID 1 {self.pid} still alive")
+            if self.pid:
+                log(f"box {self.name}: {how}; PID 1 and cgroup empty")
+        finally:
+            _live_boxes.discard(self)
+            if self.cgroup and os.path.isdir(self.cgroup):
+                try:
+                    _rmdir_tree(self.cgroup)
+                except OSError as e:
+                    print(f"box {self.name}: cannot remove {self.cgroup}: {e}", file=sys.stderr)
+            if self.base:
+                try:
+                    os.rmdir(self.base)
+                except OSError as e:
+                    print(f"box {self.name}: cannot remove {self.base}: {e}", file=sys.stderr)
+            if self.log_path:
+                try:
+                    os.unlink(self.log_path)
+                except OSError:
+                    pass
+
+    def read_log(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()[-20000:]
+        except (OSError, TypeError):
+            return ""
+
+    def dump(self):
+        """Print what helps understand a failure."""
+        print("---- box diagnostics ----", flush=True)
+        for cmd in (["systemctl", "--failed", "--no-legend"],
+                    ["systemctl", "status", "--no-pager", "-l", "-n", "0", "sockherd@*.service", "sockherd@*.socket"],
+                    ["journalctl", "-b", "--no-pager", "-n", "150", "-o", "short-monotonic"]):
+            try:
+                r = self.run(cmd, check=False, timeout=20)
+                print(f"$ {' '.join(cmd)}\n{r.stdout}{r.stderr}", flush=True)
+            except Exception as e:  # noqa: BLE001 - diagnostics only
+                print(f"$ {' '.join(cmd)}: {e}", flush=True)
+        boot_log = self.read_log()
+        if boot_log:
+            print(f"---- boot log ----\n{boot_log}", flush=True)
+        print("---- end of box diagnostics ----", flush=True)
+
+    # -- inside the box --
+
+    def run(self, cmd, check=True, timeout=60, input=None):
+        """Run cmd inside the box. input: str or bytes. Returns a
+        CompletedProcess with str stdout/stderr."""
+        if isinstance(input, str):
+            input = input.encode()
+        r = subprocess.run(["nsenter", "-t", str(self.pid), "-a", *cmd], input=input,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           env=BOX_ENV, timeout=timeout)
+        r.stdout = r.stdout.decode(errors="replace")
+        r.stderr = r.stderr.decode(errors="replace")
+        if check and r.returncode != 0:
+            raise TestFailure(f"in the box: {' '.join(cmd)}: exit {r.returncode}\n{r.stdout}{r.stderr}")
+        return r
+
+    def systemctl(self, *args, check=True, timeout=90):
+        return self.run(["systemctl", "--no-pager", *args], check=check, timeout=timeout)
+
+    def show(self, unit, prop):
+        return self.systemctl("show", "--value", "-p", prop, unit).stdout.strip()
+
+    def write(self, path, data, mode=0o644):
+        """Create or replace a file in the box (parents created)."""
+        self.run(["sh", "-c", 'mkdir -p "$(dirname "$1")" && cat > "$1" && chmod "$2" "$1"',
+                  "sh", path, f"{mode:o}"], input=data)
+
+    def read(self, path):
+        return self.run(["cat", path]).stdout
+
+    def copy_in(self, host_path, path, mode=0o755):
+        with open(host_path, "rb") as f:
+            self.write(path, f.read(), mode)
+
+    def install_sockherd(self):
+        """Install sockherd as a user would (meson install), the example
+        worker as /usr/local/bin/hello-worker, and reload systemd."""
+        check(BUILD_ROOT and os.path.isdir(BUILD_ROOT), "SOCKHERD_BUILD_ROOT not set")
+        check(HELLO_WORKER and os.access(HELLO_WORKER, os.X_OK), "HELLO_WORKER not set")
+        meson = os.environ.get("MESON") or shutil.which("meson")
+        check(meson, "meson not found")
+        staging = tempfile.mkdtemp(prefix=self.name + ".destdir.")
+        try:
+            r = subprocess.run([meson, "install", "-C", BUILD_ROOT, "--destdir", staging,
+                                "--no-rebuild", "--quiet"],
+                               capture_output=True, text=True, timeout=120)
+            check(r.returncode == 0, f"meson install failed:\n{r.stdout}{r.stderr}")
+            # Into the box with tar through nsenter. Existing directories
+            # keep their metadata, and symlinked ones (/lib -> usr/lib)
+            # stay symlinks.
+            top = sorted(os.listdir(staging))
+            tar = subprocess.run(["tar", "-C", staging, "-cf", "-", *top],
+                                 capture_output=True, timeout=60)
+            check(tar.returncode == 0, f"tar failed: {tar.stderr.decode()}")
+            self.run(["tar", "-C", "/", "-xf", "-", "--no-overwrite-dir", "--keep-directory-symlink"],
+                     input=tar.stdout)
+            files = subprocess.run(["find", ".", "-type", "f"], cwd=staging,
+                                   capture_output=True, text=True).stdout.split()
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        self.copy_in(HELLO_WORKER, "/usr/local/bin/hello-worker")
+        self.systemctl("daemon-reload")
+        log(f"installed into the box: {' '.join(sorted(f[1:] for f in files))} /usr/local/bin/hello-worker")
+
+    # -- cgroups and processes, as the box sees them --
+
+    def unit_pids(self, unit):
+        """Pids (box view) in the unit's cgroup, read from the box's
+        /sys/fs/cgroup."""
+        cg = self.show(unit, "ControlGroup")
+        if not cg:
+            return []
+        r = self.run(["cat", f"/sys/fs/cgroup{cg}/cgroup.procs"], check=False)
+        if r.returncode != 0:
+            return []
+        return [int(p) for p in r.stdout.split()]
+
+    def environ(self, pid):
+        r = self.run(["cat", f"/proc/{pid}/environ"], check=False)
+        return dict(kv.split("=", 1) for kv in r.stdout.split("\0") if "=" in kv)
+
+    def journal(self, *args):
+        """journalctl -o json inside the box, as a list of dicts."""
+        r = self.run(["journalctl", "--no-pager", "-o", "json", *args])
+        return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+
+
+def _stop_all_boxes():
+    for box in list(_live_boxes):
+        try:
+            box.stop()
+        except Exception as e:  # noqa: BLE001 - at exit, report and go on
+            print(f"stopping {box.name}: {e}", file=sys.stderr)
+
+
+atexit.register(_stop_all_boxes)
+
+
+# ---- sockherd in the box ---------------------------------------------------
+
+SERVICE = "sockherd@app.service"
+SOCKET = "sockherd@app.socket"
+
+
+def setup_pool(box, port, workers=4, extra=""):
+    """/etc/sockherd/app.conf for a pool of hello-workers, and a drop-in that
+    puts sockherd@app.socket on 127.0.0.1:PORT. No 'listen =' in the config:
+    the sockets must come from the socket unit."""
+    box.write("/etc/sockherd/app.conf",
+              "[sockherd]\n"
+              f"workers = {workers}\n"
+              "command = /usr/local/bin/hello-worker\n"
+              "ready = notify\n"
+              "stop-timeout = 10s\n"
+              + extra)
+    box.write(f"/etc/systemd/system/{SOCKET}.d/listen.conf",
+              "[Socket]\nListenStream=\nListenStream=127.0.0.1:%d\n" % port)
+    box.systemctl("daemon-reload")
+
+
+def wait_status(box, text, timeout=15.0):
+    def ok():
+        return box.show(SERVICE, "StatusText") == text
+    wait_for(ok, timeout, 0.1, f"StatusText {text!r} (last: {box.show(SERVICE, 'StatusText')!r})")
+
+
+def wait_active(box, unit=SERVICE, timeout=15.0):
+    wait_for(lambda: box.show(unit, "ActiveState") == "active", timeout, 0.05, f"{unit} to be active")
+
+
+# ---- load from the host ----------------------------------------------------
+
+class Load:
+    """loadgen --until-signal against 127.0.0.1:PORT, from the host."""
+
+    def __init__(self, port, concurrency=8, rate=None, path="/"):
+        check(LOADGEN and os.access(LOADGEN, os.X_OK), "LOADGEN not set")
+        cmd = [LOADGEN, "--target", f"127.0.0.1:{port}", "--concurrency", str(concurrency),
+               "--until-signal", "--path", path]
+        if rate:
+            cmd += ["--rate-limit", str(rate)]
+        self.cmd = cmd
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.result = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        return False
+
+    def stop(self):
+        """SIGTERM, then parse 'sent=.. ok=.. failed=.. refused=.. errors=..'
+        and 'pids=P:N,...'."""
+        self.proc.send_signal(signal.SIGTERM)
+        out, err = self.proc.communicate(timeout=20)
+        seconds = time.monotonic() - self.started
+        check(self.proc.returncode == 0, f"loadgen exit {self.proc.returncode}: {err}")
+        lines = out.splitlines()
+        check(len(lines) >= 2 and lines[0].startswith("sent="), f"loadgen output: {out!r} {err!r}")
+        counts = {k: int(v) for k, v in (kv.split("=") for kv in lines[0].split())}
+        pids = {}
+        if lines[1].startswith("pids=") and lines[1] != "pids=":
+            for pc in lines[1][5:].split(","):
+                p, c = pc.split(":")
+                pids[int(p)] = int(c)
+        counts["pids"] = pids
+        counts["seconds"] = seconds
+        self.result = counts
+        print(f"requests: {lines[0]} ({seconds:.1f}s, {len(pids)} worker pids answered)", flush=True)
+        if err.strip():
+            print(err.rstrip(), flush=True)
+        return counts
+
+
+# ---- test entry point ------------------------------------------------------
+
+def _on_sigterm(signum, frame):
+    raise SystemExit(f"killed by signal {signal.Signals(signum).name}")
+
+
+def run(main):
+    """Run a scenario: exit 0 on success, 1 on failure, 77 on skip. Boxes
+    are stopped on every path, SIGTERM included."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGHUP, _on_sigterm)
+    started = time.monotonic()
+    rc = 1
+    try:
+        require_environment()
+        main()
+        rc = 0
+    except Skip as e:
+        print(f"SKIP: {e}", flush=True)
+        rc = SKIP
+    except TestFailure as e:
+        print(f"FAIL: {e}", flush=True)
+    except SystemExit as e:
+        print(f"FAIL: {e}", flush=True)
+    finally:
+        _stop_all_boxes()
+        print(f"scenario took {time.monotonic() - started:.1f}s", flush=True)
+    sys.exit(rc)
+
+
+__all__ = ["Box", "Load", "TestFailure", "Skip", "check", "log", "wait_for", "free_port",
+           "http_get", "parse_hello", "setup_pool", "wait_status", "wait_active", "run",
+           "SERVICE", "SOCKET"]
