@@ -22,7 +22,7 @@ const char *const config_keys[] = {
         "name", "listen", "backlog", "workers", "ready", "ready-timeout",
         "stop-timeout", "stop-signal", "restart-delay", "restart-delay-max",
         "restart-stable", "command", "user", "group", "working-directory",
-        "environment", "reload-batch", NULL,
+        "environment", "reload-batch", "control", "control-group", NULL,
 };
 
 _printf_(2, 3)
@@ -55,6 +55,7 @@ Config *config_new(void) {
         c->restart_stable_usec = 10 * USEC_PER_SEC;
         c->uid = (uid_t) -1;
         c->gid = (gid_t) -1;
+        c->control_gid = (gid_t) -1;
         return c;
 }
 
@@ -83,6 +84,8 @@ Config *config_free(Config *c) {
         free(c->group);
         free(c->working_directory);
         strv_free(c->environment);
+        free(c->control);
+        free(c->control_group);
         free(c->config_file);
         free(c);
         return NULL;
@@ -245,6 +248,24 @@ static int set_reload_batch(Config *c, const char *v, const char **reason) {
         return 0;
 }
 
+static int set_control(Config *c, const char *v, const char **reason) {
+        ListenAddress a;
+        if (strcmp(v, "none") != 0 &&
+            (v[0] != '/' || listen_address_parse(v, &a) < 0 || a.kind != LISTEN_UNIX_PATH)) {
+                *reason = "expected an absolute socket path (at most 107 bytes) or 'none'";
+                return -EINVAL;
+        }
+        return set_string(&c->control, v);
+}
+
+static int set_control_group(Config *c, const char *v, const char **reason) {
+        if (*v == '\0') {
+                *reason = "must not be empty";
+                return -EINVAL;
+        }
+        return set_string(&c->control_group, v);
+}
+
 static int set_stop_signal(Config *c, const char *v, const char **reason) {
         if (parse_signal(v, &c->stop_signal) < 0) {
                 *reason = "expected a signal name such as TERM, INT, QUIT or a number";
@@ -369,6 +390,8 @@ static const struct {
         { "working-directory", set_working_directory },
         { "environment", set_environment },
         { "reload-batch", set_reload_batch },
+        { "control", set_control },
+        { "control-group", set_control_group },
         /* not a file key: the command line's -e, one assignment per option */
         { "environment-literal", set_environment_literal },
 };
@@ -580,6 +603,7 @@ int config_validate(Config *c, unsigned online_cpus, ConfigError *err) {
         if (c->ready_mode == READY_NOTIFY && c->ready_timeout_usec == 0)
                 return config_error(err, "ready-timeout must be above zero with ready = notify");
 
+        c->name_explicit = c->name || c->config_file;
         if (!c->name) {
                 const char *base = c->config_file ? strrchr(c->config_file, '/') : NULL;
                 base = base ? base + 1 : c->config_file;
@@ -612,6 +636,12 @@ int config_validate(Config *c, unsigned online_cpus, ConfigError *err) {
                 c->gid = gr->gr_gid;
                 if (geteuid() != 0 && c->gid != getegid())
                         return config_error(err, "group '%s': switching groups needs root", c->group);
+        }
+        if (c->control_group) {
+                struct group *gr = getgrnam(c->control_group);
+                if (!gr)
+                        return config_error(err, "control-group '%s' does not exist", c->control_group);
+                c->control_gid = gr->gr_gid;
         }
         if (c->working_directory) {
                 struct stat st;

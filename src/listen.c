@@ -41,9 +41,25 @@ int listen_set_take_passed(ListenSet *set) {
         return n;
 }
 
+int listen_set_take_named(ListenSet *set, const char *name) {
+        for (size_t i = 0; i < set->n; i++) {
+                if (strcmp(set->sockets[i].name, name) != 0)
+                        continue;
+                int fd = set->sockets[i].fd;
+                free(set->sockets[i].name);
+                free(set->sockets[i].unlink_path);
+                memmove(set->sockets + i, set->sockets + i + 1, (set->n - i - 1) * sizeof(ListenSocket));
+                set->n--;
+                return fd;
+        }
+        return -1;
+}
+
 /* A unix socket file left behind by a previous run is replaced only if
  * nothing accepts on it any more; anything else at that path is kept. */
-static int unix_path_prepare(const struct sockaddr_un *un, socklen_t len) {
+int listen_unix_path_prepare(const ListenAddress *a) {
+        const struct sockaddr_un *un = (const struct sockaddr_un *) &a->sa;
+        socklen_t len = a->sa_len;
         struct stat st;
 
         if (lstat(un->sun_path, &st) < 0)
@@ -99,7 +115,7 @@ int listen_set_bind(ListenSet *set, const ListenAddress *a, unsigned backlog) {
 
         if (a->kind == LISTEN_UNIX_PATH || a->kind == LISTEN_UNIX_ABSTRACT) {
                 if (a->kind == LISTEN_UNIX_PATH) {
-                        r = unix_path_prepare((const struct sockaddr_un *) &sa, sa_len);
+                        r = listen_unix_path_prepare(a);
                         if (r < 0)
                                 return r;
                 }

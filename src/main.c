@@ -48,7 +48,10 @@ static void help(void) {
                "      --group GROUP            run workers with GROUP\n"
                "      --working-directory DIR  workers start in DIR\n"
                "  -e, --environment NAME=VALUE add to the workers' environment (repeatable)\n"
-               "      --name NAME              name of this pool in logs and status\n"
+               "      --name NAME              name of this pool in logs, status and sockherdctl -u\n"
+               "      --control PATH|none      control socket (default: $RUNTIME_DIRECTORY/control,\n"
+               "                               /run/sockherd/NAME/control as root, else under $XDG_RUNTIME_DIR)\n"
+               "      --control-group GROUP    members of GROUP may use the control socket too\n"
                "      --check-config           validate the configuration and exit (0 ok, 2 error)\n"
                "  -h, --help                   show this help\n"
                "      --version                show the version\n"
@@ -60,7 +63,7 @@ enum {
         OPT_READY = 0x100, OPT_READY_TIMEOUT, OPT_STOP_TIMEOUT, OPT_STOP_SIGNAL,
         OPT_RESTART_DELAY, OPT_RESTART_DELAY_MAX, OPT_RESTART_STABLE, OPT_USER,
         OPT_GROUP, OPT_WORKING_DIRECTORY, OPT_NAME, OPT_BACKLOG, OPT_CHECK_CONFIG,
-        OPT_VERSION, OPT_RELOAD_BATCH,
+        OPT_VERSION, OPT_RELOAD_BATCH, OPT_CONTROL, OPT_CONTROL_GROUP,
 };
 
 static const struct option options[] = {
@@ -81,6 +84,8 @@ static const struct option options[] = {
         { "group",             required_argument, NULL, OPT_GROUP },
         { "working-directory", required_argument, NULL, OPT_WORKING_DIRECTORY },
         { "name",              required_argument, NULL, OPT_NAME },
+        { "control",           required_argument, NULL, OPT_CONTROL },
+        { "control-group",     required_argument, NULL, OPT_CONTROL_GROUP },
         { "check-config",      no_argument,       NULL, OPT_CHECK_CONFIG },
         { "help",              no_argument,       NULL, 'h' },
         { "version",           no_argument,       NULL, OPT_VERSION },
@@ -135,6 +140,8 @@ static int parse_argv(int argc, char **argv, ConfigSource *src, bool *ret_check)
                 case OPT_GROUP: key = "group"; break;
                 case OPT_WORKING_DIRECTORY: key = "working-directory"; break;
                 case OPT_NAME: key = "name"; break;
+                case OPT_CONTROL: key = "control"; break;
+                case OPT_CONTROL_GROUP: key = "control-group"; break;
                 default: return EXIT_USAGE;
                 }
                 char origin[64];
@@ -155,7 +162,7 @@ static int parse_argv(int argc, char **argv, ConfigSource *src, bool *ret_check)
         return r;
 }
 
-static int acquire_sockets(Config *c, ListenSet *set) {
+static int acquire_sockets(Config *c, ListenSet *set, int *ret_control_fd) {
         const char *listen_pid = getenv("LISTEN_PID");
         char buf[128];
         int r;
@@ -168,6 +175,12 @@ static int acquire_sockets(Config *c, ListenSet *set) {
         if (r < 0)
                 return log_error_errno(r, "cannot take the sockets passed in LISTEN_FDS: %m"), -EXIT_RUNTIME;
         if (r > 0) {
+                /* FileDescriptorName=control is the control socket, not a socket to serve */
+                *ret_control_fd = listen_set_take_named(set, "control");
+                if (*ret_control_fd >= 0)
+                        log_info("using the passed-in control socket (fd %d)", *ret_control_fd);
+        }
+        if (set->n > 0) {
                 for (size_t i = 0; i < set->n; i++)
                         log_info("using passed-in socket %s (fd %d, name %s)",
                                  socket_address_format(set->sockets[i].fd, buf) >= 0 ? buf : "?",
@@ -199,6 +212,7 @@ int main(int argc, char **argv) {
         Config *config = NULL;
         ConfigError err = {};
         ListenSet sockets = {};
+        int control_fd = -1;
         Manager *manager = NULL;
         bool check_only;
         sigset_t mask;
@@ -230,13 +244,14 @@ int main(int argc, char **argv) {
 
         log_setup(config->name);
 
-        r = acquire_sockets(config, &sockets);
+        r = acquire_sockets(config, &sockets, &control_fd);
         if (r < 0) {
                 r = -r;
                 goto finish;
         }
 
-        r = manager_new(&source, config, &sockets, &manager);
+        r = manager_new(&source, config, &sockets, control_fd, &manager);
+        control_fd = -1;
         if (r < 0) {
                 log_error_errno(r, "cannot set up the manager: %m");
                 r = EXIT_RUNTIME;
@@ -252,6 +267,7 @@ int main(int argc, char **argv) {
 finish:
         manager_free(manager);
         listen_set_clear(&sockets);
+        safe_close(control_fd);
         config_free(config);
         config_source_done(&source);
         return r;

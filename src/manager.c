@@ -19,8 +19,8 @@
 #include <systemd/sd-event.h>
 #include <time.h>
 
+#include "manager-internal.h"
 #include "sockherd/log.h"
-#include "sockherd/manager.h"
 #include "sockherd/notify.h"
 #include "sockherd/parse.h"
 #include "sockherd/pool.h"
@@ -31,45 +31,7 @@
 
 extern char **environ;
 
-typedef struct RateLimit {
-        uint64_t window_start;
-        unsigned count;
-        unsigned suppressed;
-} RateLimit;
-
-/* One rolling replacement in progress: a reload, or the rollback of one. */
-typedef struct ReloadRun {
-        ReloadPlan plan;
-        Config *config;         /* what the new workers run (a reference) */
-        uint64_t generation;
-        unsigned n_from;        /* slots before it began */
-        bool rollback;
-} ReloadRun;
-
-struct Manager {
-        sd_event *event;
-        ConfigSource source;
-        Config *config;         /* the committed config */
-        ListenSet sockets;
-        Pool pool;
-        uint64_t generation;    /* the committed generation */
-        uint64_t last_generation; /* the highest one handed out */
-
-        int notify_fd;
-        char *notify_address;
-        sd_event_source *notify_source;
-
-        ReloadRun *reload;
-        ReloadQueue reload_queue;
-        char reload_error[512]; /* the last reload's failure, "" after a success */
-
-        bool stopping;
-        bool announced_ready;
-        char last_status[512];
-        RateLimit notify_drops;
-};
-
-static uint64_t now_usec(void) {
+uint64_t manager_now_usec(void) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
@@ -77,7 +39,7 @@ static uint64_t now_usec(void) {
 
 /* At most 10 messages per 5 s for things outsiders can trigger at will. */
 static bool ratelimit_allow(RateLimit *rl) {
-        uint64_t now = now_usec();
+        uint64_t now = manager_now_usec();
         if (now - rl->window_start > 5 * USEC_PER_SEC) {
                 if (rl->suppressed > 0)
                         log_warning("%u similar messages suppressed", rl->suppressed);
@@ -95,7 +57,7 @@ static bool ratelimit_allow(RateLimit *rl) {
         log_emit(prio, (int) (w)->slot, (w)->pid, (w)->generation, "slot %u pid %d: " fmt, \
                  (w)->slot, (int) (w)->pid, ##__VA_ARGS__)
 
-static void manager_format_status(Manager *m, char *buf, size_t size) {
+void manager_format_status(Manager *m, char *buf, size_t size) {
         int n;
 
         if (m->stopping) {
@@ -108,14 +70,16 @@ static void manager_format_status(Manager *m, char *buf, size_t size) {
                 return;
         if (m->reload)
                 snprintf(buf + n, size - (size_t) n, ", %s generation %" PRIu64 " (%u/%u replaced)",
-                         m->reload->rollback ? "rolling back to" : "reloading to", m->reload->generation,
+                         m->reload->kind == RUN_ROLLBACK ? "rolling back to" :
+                         m->reload->kind == RUN_RESTART ? "restarting workers of" : "reloading to",
+                         m->reload->generation,
                          reload_plan_count(&m->reload->plan, RELOAD_SLOT_SWITCHED),
                          reload_plan_targets(&m->reload->plan));
         else if (m->reload_error[0])
                 snprintf(buf + n, size - (size_t) n, "; last reload failed: %.300s", m->reload_error);
 }
 
-static void manager_update_status(Manager *m) {
+void manager_update_status(Manager *m) {
         char status[512];
 
         manager_format_status(m, status, sizeof(status));
@@ -293,7 +257,7 @@ static int on_child_exit(sd_event_source *s _unused_, const siginfo_t *si, void 
         Worker *w = userdata;
         Manager *m = w->userdata;
         unsigned slot = w->slot;
-        uint64_t ran = now_usec() - w->started_usec;
+        uint64_t ran = manager_now_usec() - w->started_usec;
         char how[96];
 
         describe_exit(si, how, sizeof(how));
@@ -356,7 +320,7 @@ static int manager_spawn(Manager *m, unsigned slot, Config *config, uint64_t gen
                         .generation = generation,
                         .config = config_ref(config),
                         .state = WORKER_STARTING,
-                        .started_usec = now_usec(),
+                        .started_usec = manager_now_usec(),
                         .userdata = m,
                 };
                 r = sd_event_add_child(m->event, &w->child_source, pid, WEXITED, on_child_exit, w);
@@ -398,11 +362,14 @@ static void reload_run_free(ReloadRun *run) {
 /* The transaction is over (committed, or failed and rolled back). */
 static void reload_finish(Manager *m, bool ok) {
         char status[512];
+        uint64_t covers = m->reload ? m->reload->covers : m->requests;
+        bool was_restart = m->reload && m->reload->kind == RUN_RESTART;
 
         reload_run_free(m->reload);
         m->reload = NULL;
-        if (ok)
+        if (ok && !was_restart)
                 m->reload_error[0] = '\0';
+        manager_answer_waiters(m, covers, ok);
         manager_format_status(m, status, sizeof(status));
         snprintf(m->last_status, sizeof(m->last_status), "%s", status);
         (void) sd_notifyf(0, "READY=1\nSTATUS=%s", status);
@@ -424,7 +391,7 @@ static void reload_fail(Manager *m, const char *fmt, ...) {
 
 static void reload_commit(Manager *m) {
         ReloadRun *run = m->reload;
-        unsigned n_to = run->rollback ? run->n_from : run->config->workers;
+        unsigned n_to = run->kind == RUN_RELOAD ? run->config->workers : run->n_from;
 
         /* slots the new config no longer has: their workers go */
         for (unsigned i = n_to; i < m->pool.n_slots; i++) {
@@ -436,10 +403,16 @@ static void reload_commit(Manager *m) {
         if (pool_resize(&m->pool, n_to) < 0)
                 log_error("cannot shrink the pool to %u slots", n_to);
 
-        if (run->rollback) {
+        if (run->kind == RUN_ROLLBACK) {
                 log_warning("rollback complete: generation %" PRIu64 " serves again on %u workers",
                             m->generation, m->pool.n_slots);
                 reload_finish(m, false);
+                return;
+        }
+        if (run->kind == RUN_RESTART) {
+                log_info("restart complete: %u worker%s replaced", reload_plan_targets(&run->plan),
+                         reload_plan_targets(&run->plan) == 1 ? "" : "s");
+                reload_finish(m, true);
                 return;
         }
         config_free(m->config);
@@ -503,7 +476,10 @@ static void reload_on_new_worker_failed(Manager *m, Worker *w, const char *why) 
                 return;
         if (w) {
                 reload_plan_failed(&run->plan, w->slot);
-                if (run->rollback)
+                if (run->kind == RUN_RESTART)
+                        reload_fail(m, "restart: slot %u pid %d %s; the old worker keeps serving",
+                                    w->slot, (int) w->pid, why);
+                else if (run->kind == RUN_ROLLBACK)
                         reload_fail(m, "%s; and the rollback failed too: slot %u pid %d %s",
                                     m->reload_error, w->slot, (int) w->pid, why);
                 else
@@ -518,7 +494,7 @@ static void reload_on_new_worker_failed(Manager *m, Worker *w, const char *why) 
                         manager_retire(m, TAKE_PTR(sl->incoming));
         }
 
-        if (run->rollback) {
+        if (run->kind != RUN_RELOAD) {
                 /* keep whatever serves now; normal respawns go on */
                 reload_finish(m, false);
                 return;
@@ -559,14 +535,15 @@ static void reload_on_new_worker_failed(Manager *m, Worker *w, const char *why) 
 }
 
 static int reload_run_new(Manager *m, Config *config, uint64_t generation, const bool *targets,
-                          unsigned n_slots, unsigned batch, bool rollback) {
+                          unsigned n_slots, unsigned batch, RunKind kind) {
         ReloadRun *run = calloc(1, sizeof(ReloadRun));
         if (!run)
                 return -ENOMEM;
+        run->kind = kind;
         run->config = config_ref(config);
         run->generation = generation;
         run->n_from = m->pool.n_slots;
-        run->rollback = rollback;
+        run->covers = m->requests;
         int r = reload_plan_init(&run->plan, targets, n_slots, batch);
         if (r < 0) {
                 reload_run_free(run);
@@ -584,7 +561,9 @@ static void reload_start_rollback(Manager *m, const bool *targets) {
         unsigned n = m->pool.n_slots;
         int r = reload_run_new(m, m->config, m->generation, targets, n,
                                reload_batch_resolve(m->config->reload_batch, m->config->reload_batch_percent, n),
-                               true);
+                               RUN_ROLLBACK);
+        if (r >= 0)
+                m->reload->covers = failed->covers;
         reload_run_free(failed);
         if (r < 0) {
                 log_error_errno(r, "cannot start the rollback: %m");
@@ -600,7 +579,7 @@ static void reload_start(Manager *m) {
         _cleanup_free_ bool *targets = NULL;
         int r;
 
-        (void) sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=reloading", now_usec());
+        (void) sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=reloading", manager_now_usec());
         log_info("reloading: reading %s", m->source.file ?: "the command line");
 
         r = config_source_load(&m->source, online_cpus(), &config, &err);
@@ -634,7 +613,7 @@ static void reload_start(Manager *m) {
         }
 
         unsigned batch = reload_batch_resolve(config->reload_batch, config->reload_batch_percent, n_to);
-        r = reload_run_new(m, config, ++m->last_generation, targets, n, batch, false);
+        r = reload_run_new(m, config, ++m->last_generation, targets, n, batch, RUN_RELOAD);
         if (r < 0) {
                 reload_fail(m, "out of memory");
                 (void) pool_resize(&m->pool, n_from);
@@ -646,15 +625,79 @@ static void reload_start(Manager *m) {
         reload_advance(m);
 }
 
-static void manager_request_reload(Manager *m, const char *why) {
+uint64_t manager_request_reload(Manager *m, const char *why) {
+        uint64_t request = ++m->requests;
+
         if (m->stopping)
-                return;
+                return request;
         if (reload_queue_request(&m->reload_queue) == RELOAD_REQUEST_QUEUED) {
                 log_info("%s: a reload is running; the new one follows when it ends", why);
-                return;
+                return request;
         }
         log_info("%s: starting a rolling reload", why);
         reload_start(m);
+        return request;
+}
+
+int manager_restart_slots(Manager *m, const bool *targets, uint64_t *ret_request) {
+        unsigned n = m->pool.n_slots, count = 0;
+
+        if (m->stopping)
+                return -ESHUTDOWN;
+        if (m->reload)
+                return -EBUSY;
+        for (unsigned i = 0; i < n; i++)
+                count += targets[i];
+        *ret_request = ++m->requests;
+        /* a restart holds the reload queue, so a reload asked for meanwhile waits for it */
+        (void) reload_queue_request(&m->reload_queue);
+        int r = reload_run_new(m, m->config, m->generation, targets, n,
+                               reload_batch_resolve(m->config->reload_batch, m->config->reload_batch_percent, n),
+                               RUN_RESTART);
+        if (r < 0) {
+                (void) reload_queue_end(&m->reload_queue);
+                return r;
+        }
+        log_info("restarting %u worker%s, new before old", count, count == 1 ? "" : "s");
+        (void) sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=restarting workers", manager_now_usec());
+        reload_advance(m);
+        return 0;
+}
+
+int manager_scale(Manager *m, unsigned n) {
+        unsigned old = m->pool.n_slots;
+
+        if (m->stopping)
+                return -ESHUTDOWN;
+        if (m->reload)
+                return -EBUSY;
+        if (n < 1 || n > CONFIG_WORKERS_MAX)
+                return -ERANGE;
+        if (n == old)
+                return 0;
+
+        if (n < old) {
+                /* the highest slots go: their workers drain and exit */
+                for (unsigned i = n; i < old; i++) {
+                        Slot *sl = &m->pool.slots[i];
+                        sl->restart_source = sd_event_source_disable_unref(sl->restart_source);
+                        if (sl->worker)
+                                manager_retire(m, TAKE_PTR(sl->worker));
+                }
+                (void) pool_resize(&m->pool, n);
+        } else {
+                int r = pool_resize(&m->pool, n);
+                if (r < 0)
+                        return r;
+                for (unsigned i = old; i < n; i++) {
+                        m->pool.slots[i].config = config_ref(m->config);
+                        m->pool.slots[i].generation = m->generation;
+                        (void) manager_spawn(m, i, m->config, m->generation, false);
+                }
+        }
+        log_info("scaled from %u to %u workers", old, n);
+        manager_update_status(m);
+        return 0;
 }
 
 /* ---- notify ---- */
@@ -717,6 +760,8 @@ static void manager_begin_stop(Manager *m, const char *why) {
         reload_run_free(m->reload);
         m->reload = NULL;
         m->reload_queue = (ReloadQueue) {};
+        snprintf(m->reload_error, sizeof(m->reload_error), "the manager is stopping");
+        manager_answer_waiters(m, UINT64_MAX, false);
 
         for (unsigned i = 0; i < m->pool.n_slots; i++) {
                 Slot *sl = &m->pool.slots[i];
@@ -755,13 +800,23 @@ static int on_stop_signal(sd_event_source *s _unused_, const struct signalfd_sig
 }
 
 static int on_reload_signal(sd_event_source *s _unused_, const struct signalfd_siginfo *si _unused_, void *userdata) {
-        manager_request_reload(userdata, "SIGHUP");
+        (void) manager_request_reload(userdata, "SIGHUP");
+        return 0;
+}
+
+static int on_scale_signal(sd_event_source *s _unused_, const struct signalfd_siginfo *si, void *userdata) {
+        Manager *m = userdata;
+        unsigned n = m->pool.n_slots;
+        n = si->ssi_signo == SIGTTIN ? n + 1 : n - (n > 1);
+        int r = manager_scale(m, n);
+        if (r < 0)
+                log_warning_errno(r, "SIG%s: cannot scale to %u workers: %m", sigabbrev_np((int) si->ssi_signo), n);
         return 0;
 }
 
 /* ---- setup ---- */
 
-int manager_new(ConfigSource *source, Config *config, ListenSet *sockets, Manager **ret) {
+int manager_new(ConfigSource *source, Config *config, ListenSet *sockets, int control_fd, Manager **ret) {
         Manager *m = calloc(1, sizeof(Manager));
         int r;
 
@@ -786,6 +841,10 @@ int manager_new(ConfigSource *source, Config *config, ListenSet *sockets, Manage
                 r = sd_event_add_signal(m->event, NULL, SIGINT | SD_EVENT_SIGNAL_PROCMASK, on_stop_signal, m);
         if (r >= 0)
                 r = sd_event_add_signal(m->event, NULL, SIGHUP | SD_EVENT_SIGNAL_PROCMASK, on_reload_signal, m);
+        if (r >= 0)
+                r = sd_event_add_signal(m->event, NULL, SIGTTIN | SD_EVENT_SIGNAL_PROCMASK, on_scale_signal, m);
+        if (r >= 0)
+                r = sd_event_add_signal(m->event, NULL, SIGTTOU | SD_EVENT_SIGNAL_PROCMASK, on_scale_signal, m);
         if (r < 0)
                 goto fail;
         (void) sd_event_set_watchdog(m->event, true);
@@ -803,6 +862,10 @@ int manager_new(ConfigSource *source, Config *config, ListenSet *sockets, Manage
                 goto fail;
 
         m->config = config_ref(config);
+        r = manager_control_open(m, control_fd);
+        control_fd = -1;
+        if (r < 0)
+                goto fail;
         m->source = *source;
         *source = (ConfigSource) {};
         m->sockets = *sockets;
@@ -811,6 +874,7 @@ int manager_new(ConfigSource *source, Config *config, ListenSet *sockets, Manage
         return 0;
 
 fail:
+        safe_close(control_fd);
         manager_free(m);
         return r;
 }
@@ -818,6 +882,7 @@ fail:
 Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
+        manager_control_close(m);
         reload_run_free(m->reload);
         for (unsigned i = 0; i < m->pool.n_slots; i++) {
                 Slot *sl = &m->pool.slots[i];

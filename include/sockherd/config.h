@@ -20,6 +20,7 @@ typedef enum ReadyMode {
 typedef struct Config {
         unsigned n_ref;         /* workers and slots hold references */
         char *name;
+        bool name_explicit;     /* given, or taken from the config file's name */
         ListenAddress *listen;
         char **listen_text;     /* as the user wrote them, for messages */
         size_t n_listen;
@@ -44,6 +45,9 @@ typedef struct Config {
         gid_t gid;
         char *working_directory;
         char **environment;     /* KEY=VALUE */
+        char *control;          /* control socket path, "none", or NULL for the default */
+        char *control_group;
+        gid_t control_gid;      /* resolved by config_validate, or -1 */
         char *config_file;      /* NULL when none was read */
 } Config;
 

@@ -32,10 +32,18 @@ typedef struct ListenSet {
  * none were passed for this process). */
 int listen_set_take_passed(ListenSet *set);
 
+/* Take the first socket with this name out of the set (a passed-in control
+ * socket is not for workers). Returns its fd, or -1 when there is none. */
+int listen_set_take_named(ListenSet *set, const char *name);
+
 /* Bind one address and append the socket. For a unix path, a stale socket
  * file (nobody accepting) is replaced; a live one gives -EADDRINUSE and any
  * other kind of file -EEXIST. */
 int listen_set_bind(ListenSet *set, const ListenAddress *a, unsigned backlog);
+
+/* Make way for binding a unix socket path: a stale socket file is removed,
+ * a live one gives -EADDRINUSE, anything else at the path -EEXIST. */
+int listen_unix_path_prepare(const ListenAddress *a);
 
 /* Close everything, and remove socket files that are still ours. */
 void listen_set_clear(ListenSet *set);

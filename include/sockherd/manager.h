@@ -8,9 +8,9 @@
 
 typedef struct Manager Manager;
 
-/* Takes over the source's contents, a reference to the config and the
- * sockets on success. */
-int manager_new(ConfigSource *source, Config *config, ListenSet *sockets, Manager **ret);
+/* Takes over the source's contents, a reference to the config, the
+ * sockets and control_fd (a passed-in control socket, or -1) on success. */
+int manager_new(ConfigSource *source, Config *config, ListenSet *sockets, int control_fd, Manager **ret);
 Manager *manager_free(Manager *m);
 
 /* Start the workers and run until the pool was stopped; returns the

@@ -114,6 +114,8 @@ static const struct {
         { "working-directory", "/tmp" },
         { "environment", "A=1 B='two words'" },
         { "reload-batch", "2" },
+        { "control", "/run/app/control" },
+        { "control-group", "adm" },
 };
 
 static void test_every_key_is_covered(void **state) {
@@ -172,6 +174,8 @@ static void test_load_every_key(void **state) {
         assert_int_equal(c->restart_stable_usec, 30 * USEC_PER_SEC);
         assert_int_equal(c->reload_batch, 2);
         assert_false(c->reload_batch_percent);
+        assert_string_equal(c->control, "/run/app/control");
+        assert_string_equal(c->control_group, "adm");
 
         assert_int_equal(strv_length(c->command), 4);
         assert_string_equal(c->command[0], "/bin/echo");

@@ -1,0 +1,366 @@
+/* The control socket server (see control.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "sockherd/control.h"
+#include "sockherd/listen.h"
+#include "sockherd/util.h"
+
+struct ControlClient {
+        ControlServer *server;
+        int fd;
+        sd_event_source *io;
+        sd_event_source *timeout;
+        char in[CONTROL_REQUEST_MAX + 2];
+        size_t in_size;
+        char *out;
+        size_t out_size;
+        size_t out_done;
+        bool handled;           /* the request went to the handler */
+        ControlClient *next;
+};
+
+struct ControlServer {
+        sd_event *event;
+        int fd;
+        gid_t group;
+        sd_event_source *accept_source;
+        ControlHandlers handlers;
+        void *userdata;
+        ControlClient *clients;
+        unsigned n_clients;
+};
+
+static void server_event(ControlServer *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void server_event(ControlServer *s, const char *fmt, ...) {
+        char msg[256];
+        va_list ap;
+        if (!s->handlers.event)
+                return;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        s->handlers.event(msg, s->userdata);
+}
+
+static void client_free(ControlClient *c) {
+        ControlServer *s = c->server;
+        for (ControlClient **p = &s->clients; *p; p = &(*p)->next)
+                if (*p == c) {
+                        *p = c->next;
+                        break;
+                }
+        s->n_clients--;
+        sd_event_source_disable_unref(c->io);
+        sd_event_source_disable_unref(c->timeout);
+        safe_close(c->fd);
+        free(c->out);
+        free(c);
+}
+
+/* The client is going away; tell the manager if it held on to it. */
+static void client_drop(ControlClient *c) {
+        if (c->handled && !c->out && c->server->handlers.gone)
+                c->server->handlers.gone(c, c->server->userdata);
+        client_free(c);
+}
+
+static void client_flush(ControlClient *c) {
+        while (c->out_done < c->out_size) {
+                ssize_t n = send(c->fd, c->out + c->out_done, c->out_size - c->out_done, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0) {
+                        if (errno == EAGAIN || errno == EINTR) {
+                                (void) sd_event_source_set_io_events(c->io, EPOLLOUT);
+                                return;
+                        }
+                        break; /* the client went away: nothing more to do */
+                }
+                c->out_done += (size_t) n;
+        }
+        client_free(c);
+}
+
+/* Read and drop what the client sent beyond its request (bounded), so that
+ * closing does not reset the connection before it has read the reply. */
+static void client_discard_input(ControlClient *c) {
+        char scratch[4096];
+        for (unsigned i = 0; i < 16; i++)
+                if (recv(c->fd, scratch, sizeof(scratch), MSG_DONTWAIT) <= 0)
+                        break;
+}
+
+void control_client_reply(ControlClient *c, ControlReply *reply) {
+        client_discard_input(c);
+        if (reply->oom) {
+                control_reply_done(reply);
+                control_reply_init(reply, "out of memory");
+        }
+        c->out = reply->data;
+        c->out_size = reply->size;
+        *reply = (ControlReply) {};
+        c->timeout = sd_event_source_disable_unref(c->timeout);
+        if (!c->out) {
+                client_free(c);
+                return;
+        }
+        client_flush(c);
+}
+
+void control_client_reply_error(ControlClient *c, const char *error) {
+        ControlReply r;
+        control_reply_init(&r, error);
+        control_client_reply(c, &r);
+}
+
+static void client_handle_line(ControlClient *c) {
+        char *argv[CONTROL_ARGS_MAX + 1];
+        int argc = control_request_parse(c->in, argv);
+
+        if (argc == -EPROTO) {
+                server_event(c->server, "control client used an unknown protocol version");
+                control_client_reply_error(c, "unsupported protocol version (this manager speaks " CONTROL_PROTOCOL ")");
+                return;
+        }
+        if (argc < 0) {
+                server_event(c->server, "malformed control request");
+                control_client_reply_error(c, "malformed request");
+                return;
+        }
+        c->handled = true;
+        c->timeout = sd_event_source_disable_unref(c->timeout);
+        /* no more input is read from it; a hang-up still shows as EPOLLHUP */
+        (void) sd_event_source_set_io_events(c->io, EPOLLRDHUP);
+        c->server->handlers.request(c, argv, argc, c->server->userdata);
+}
+
+static int on_client_io(sd_event_source *src _unused_, int fd, uint32_t revents, void *userdata) {
+        ControlClient *c = userdata;
+
+        if (c->out) {
+                if (revents & (EPOLLERR | EPOLLHUP))
+                        client_free(c);
+                else
+                        client_flush(c);
+                return 0;
+        }
+        if (c->handled) {
+                /* waiting for a deferred reply: only a hang-up matters */
+                if (revents & (EPOLLHUP | EPOLLRDHUP | EPOLLERR))
+                        client_drop(c);
+                return 0;
+        }
+
+        ssize_t n = recv(fd, c->in + c->in_size, sizeof(c->in) - 1 - c->in_size, MSG_DONTWAIT);
+        if (n < 0) {
+                if (errno != EAGAIN && errno != EINTR)
+                        client_drop(c);
+                return 0;
+        }
+        if (n == 0) {
+                client_drop(c); /* closed before a whole request */
+                return 0;
+        }
+        c->in_size += (size_t) n;
+        c->in[c->in_size] = '\0';
+
+        char *nl = memchr(c->in, '\n', c->in_size);
+        if (nl) {
+                *nl = '\0';
+                client_handle_line(c);
+        } else if (c->in_size >= sizeof(c->in) - 1) {
+                server_event(c->server, "control request too long");
+                control_client_reply_error(c, "request too long");
+        }
+        return 0;
+}
+
+static int on_client_timeout(sd_event_source *src _unused_, uint64_t usec _unused_, void *userdata) {
+        ControlClient *c = userdata;
+        server_event(c->server, "control client sent no complete request within %ds", CONTROL_REQUEST_TIMEOUT_SEC);
+        control_client_reply_error(c, "timed out waiting for the request");
+        return 0;
+}
+
+static bool peer_allowed(ControlServer *s, int fd, struct ucred *cred) {
+        socklen_t len = sizeof(*cred);
+
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, &len) < 0)
+                return false;
+        if (cred->uid == 0 || cred->uid == geteuid())
+                return true;
+        if (s->group == (gid_t) -1)
+                return false;
+        if (cred->gid == s->group)
+                return true;
+
+        gid_t groups[256];
+        len = sizeof(groups);
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+                return false;
+        for (size_t i = 0; i < len / sizeof(gid_t); i++)
+                if (groups[i] == s->group)
+                        return true;
+        return false;
+}
+
+static int on_accept(sd_event_source *src _unused_, int fd, uint32_t revents _unused_, void *userdata) {
+        ControlServer *s = userdata;
+        struct ucred cred = {};
+        static const char denied[] = CONTROL_PROTOCOL " error permission denied\n";
+        static const char busy[] = CONTROL_PROTOCOL " error too many clients\n";
+
+        _cleanup_close_ int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd < 0)
+                return 0; /* EAGAIN, ECONNABORTED, EMFILE: try again on the next wake-up */
+
+        if (!peer_allowed(s, cfd, &cred)) {
+                server_event(s, "control connection from uid %u (pid %d) refused: permission denied",
+                             (unsigned) cred.uid, (int) cred.pid);
+                (void) send(cfd, denied, sizeof(denied) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+                (void) shutdown(cfd, SHUT_WR);
+                return 0;
+        }
+        if (s->n_clients >= CONTROL_CLIENTS_MAX) {
+                server_event(s, "control connection refused: %d clients already", CONTROL_CLIENTS_MAX);
+                (void) send(cfd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+                return 0;
+        }
+
+        ControlClient *c = calloc(1, sizeof(ControlClient));
+        if (!c)
+                return 0;
+        c->server = s;
+        c->fd = TAKE_FD(cfd);
+        c->next = s->clients;
+        s->clients = c;
+        s->n_clients++;
+        if (sd_event_add_io(s->event, &c->io, c->fd, EPOLLIN | EPOLLRDHUP, on_client_io, c) < 0 ||
+            sd_event_add_time_relative(s->event, &c->timeout, CLOCK_MONOTONIC,
+                                       CONTROL_REQUEST_TIMEOUT_SEC * USEC_PER_SEC, USEC_PER_MSEC * 10,
+                                       on_client_timeout, c) < 0)
+                client_free(c);
+        return 0;
+}
+
+int control_server_new(sd_event *e, int fd, gid_t group, const ControlHandlers *h, void *userdata,
+                       ControlServer **ret) {
+        ControlServer *s = calloc(1, sizeof(ControlServer));
+        if (!s) {
+                safe_close(fd);
+                return -ENOMEM;
+        }
+        *s = (ControlServer) { .event = sd_event_ref(e), .fd = fd, .group = group, .handlers = *h, .userdata = userdata };
+        int r = sd_event_add_io(e, &s->accept_source, fd, EPOLLIN, on_accept, s);
+        if (r < 0) {
+                control_server_free(s);
+                return r;
+        }
+        *ret = s;
+        return 0;
+}
+
+ControlServer *control_server_free(ControlServer *s) {
+        if (!s)
+                return NULL;
+        while (s->clients)
+                client_free(s->clients);
+        sd_event_source_disable_unref(s->accept_source);
+        safe_close(s->fd);
+        sd_event_unref(s->event);
+        free(s);
+        return NULL;
+}
+
+static int mkdir_parents(const char *path) {
+        char buf[sizeof(((struct sockaddr_un *) 0)->sun_path)];
+        snprintf(buf, sizeof(buf), "%s", path);
+        for (char *p = buf + 1; *p; p++) {
+                if (*p != '/')
+                        continue;
+                *p = '\0';
+                if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+                        return -errno;
+                *p = '/';
+        }
+        return 0;
+}
+
+int control_socket_bind(const char *path, gid_t group) {
+        ListenAddress a;
+        int r = listen_address_parse(path, &a);
+        if (r < 0)
+                return r;
+        if (a.kind != LISTEN_UNIX_PATH)
+                return -EINVAL;
+
+        r = mkdir_parents(path);
+        if (r < 0)
+                return r;
+        r = listen_unix_path_prepare(&a);
+        if (r < 0)
+                return r;
+
+        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+        /* no window in which the socket exists with looser permissions */
+        mode_t old = umask(0177);
+        r = bind(fd, (struct sockaddr *) &a.sa, a.sa_len);
+        umask(old);
+        if (r < 0)
+                return -errno;
+        if (group != (gid_t) -1 && (chown(path, (uid_t) -1, group) < 0 || chmod(path, 0660) < 0))
+                return -errno;
+        if (listen(fd, 64) < 0)
+                return -errno;
+        return TAKE_FD(fd);
+}
+
+char *control_dir(bool system) {
+        char *dir = NULL;
+        if (system)
+                return strdup("/run/sockherd");
+        const char *xdg = getenv("XDG_RUNTIME_DIR");
+        if (!xdg || *xdg != '/' || asprintf(&dir, "%s/sockherd", xdg) < 0)
+                return NULL;
+        return dir;
+}
+
+char *control_default_path(const char *name, bool for_client) {
+        char *path = NULL;
+        const char *rd = for_client ? NULL : getenv("RUNTIME_DIRECTORY");
+
+        if (rd && *rd) {
+                /* systemd passes every RuntimeDirectory=, ':'-separated: use the first */
+                size_t n = strcspn(rd, ":");
+                if (asprintf(&path, "%.*s/control", (int) n, rd) < 0)
+                        return NULL;
+                return path;
+        }
+
+        /* a client looks for a system pool first, then for one of its user */
+        for (int system = 1; system >= 0; system--) {
+                if (!for_client && system != (geteuid() == 0))
+                        continue;
+                _cleanup_free_ char *dir = control_dir(system);
+                if (!dir)
+                        continue;
+                free(path);
+                if (asprintf(&path, "%s/%s/control", dir, name) < 0)
+                        return NULL;
+                if (!for_client || access(path, F_OK) == 0)
+                        return path;
+        }
+        if (path)
+                return path; /* the last candidate, for the error message */
+        return asprintf(&path, "/run/sockherd/%s/control", name) < 0 ? NULL : path;
+}

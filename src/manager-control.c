@@ -1,0 +1,268 @@
+/* The manager's control commands: what sockherdctl asks, answered from the
+ * manager's state. The transport (permissions, limits, timeouts) is in
+ * control.c; the wire format in control-protocol.c. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "manager-internal.h"
+#include "sockherd/log.h"
+#include "sockherd/parse.h"
+#include "sockherd/util.h"
+
+static const char *reload_state(const Manager *m) {
+        if (!m->reload)
+                return "idle";
+        switch (m->reload->kind) {
+        case RUN_RELOAD:   return "reloading";
+        case RUN_ROLLBACK: return "rolling-back";
+        case RUN_RESTART:  return "restarting";
+        }
+        return "?";
+}
+
+static void add_worker(ControlReply *r, unsigned index, const Worker *w, const char *role, uint64_t now,
+                       unsigned restarts) {
+        char key[64];
+#define KEY(name) (snprintf(key, sizeof(key), "worker.%u." name, index), key)
+        control_reply_add(r, KEY("slot"), "%u", w->slot);
+        control_reply_add(r, KEY("pid"), "%d", (int) w->pid);
+        control_reply_add(r, KEY("generation"), "%" PRIu64, w->generation);
+        control_reply_add(r, KEY("state"), "%s", worker_state_to_string(w->state));
+        control_reply_add(r, KEY("role"), "%s", role);
+        control_reply_add(r, KEY("uptime_usec"), "%" PRIu64, now - w->started_usec);
+        control_reply_add(r, KEY("restarts"), "%u", restarts);
+        control_reply_add(r, KEY("status"), "%s", w->status);
+#undef KEY
+}
+
+static void command_status(Manager *m, ControlClient *c) {
+        ControlReply r;
+        uint64_t now = manager_now_usec();
+        char status[512], key[64], address[128];
+        unsigned index = 0;
+
+        control_reply_init(&r, NULL);
+        manager_format_status(m, status, sizeof(status));
+        control_reply_add(&r, "name", "%s", m->config->name);
+        control_reply_add(&r, "manager.pid", "%d", (int) getpid());
+        control_reply_add(&r, "status", "%s", status);
+        control_reply_add(&r, "generation", "%" PRIu64, m->generation);
+        control_reply_add(&r, "workers.ready", "%u", pool_ready(&m->pool));
+        control_reply_add(&r, "workers.wanted", "%u", m->reload ? m->reload->n_from : m->pool.n_slots);
+        control_reply_add(&r, "reload.state", "%s", reload_state(m));
+        if (m->reload) {
+                control_reply_add(&r, "reload.generation", "%" PRIu64, m->reload->generation);
+                control_reply_add(&r, "reload.replaced", "%u", reload_plan_count(&m->reload->plan, RELOAD_SLOT_SWITCHED));
+                control_reply_add(&r, "reload.targets", "%u", reload_plan_targets(&m->reload->plan));
+        }
+        control_reply_add(&r, "reload.last_error", "%s", m->reload_error);
+        control_reply_add(&r, "command", "%s", m->config->command[0]);
+        control_reply_add(&r, "ready_mode", "%s", ready_mode_to_string(m->config->ready_mode));
+        for (size_t i = 0; i < m->sockets.n; i++) {
+                snprintf(key, sizeof(key), "socket.%zu.name", i);
+                control_reply_add(&r, key, "%s", m->sockets.sockets[i].name);
+                snprintf(key, sizeof(key), "socket.%zu.address", i);
+                control_reply_add(&r, key, "%s", socket_address_format(m->sockets.sockets[i].fd, address) >= 0 ? address : "?");
+        }
+        for (unsigned i = 0; i < m->pool.n_slots; i++) {
+                const Slot *sl = &m->pool.slots[i];
+                if (sl->worker)
+                        add_worker(&r, index++, sl->worker, "serving", now, sl->restarts);
+                if (sl->incoming)
+                        add_worker(&r, index++, sl->incoming, "incoming", now, sl->restarts);
+        }
+        for (size_t i = 0; i < m->pool.n_retiring; i++)
+                add_worker(&r, index++, m->pool.retiring[i], "retiring", now, 0);
+        control_reply_add(&r, "workers.count", "%u", index);
+        control_client_reply(c, &r);
+}
+
+static int add_waiter(Manager *m, ControlClient *c, uint64_t request) {
+        Waiter *nw = realloc(m->waiters, (m->n_waiters + 1) * sizeof(Waiter));
+        if (!nw)
+                return -ENOMEM;
+        m->waiters = nw;
+        m->waiters[m->n_waiters++] = (Waiter) { c, request };
+        return 0;
+}
+
+void manager_answer_waiters(Manager *m, uint64_t covers, bool ok) {
+        for (size_t i = 0; i < m->n_waiters;) {
+                Waiter w = m->waiters[i];
+                if (w.request > covers) {
+                        i++;
+                        continue;
+                }
+                m->waiters[i] = m->waiters[--m->n_waiters];
+                if (ok) {
+                        ControlReply r;
+                        control_reply_init(&r, NULL);
+                        control_reply_add(&r, "generation", "%" PRIu64, m->generation);
+                        control_reply_add(&r, "workers.ready", "%u", pool_ready(&m->pool));
+                        control_client_reply(w.client, &r);
+                } else
+                        control_client_reply_error(w.client, m->reload_error[0] ? m->reload_error : "failed");
+        }
+}
+
+static void command_reload(Manager *m, ControlClient *c, char **argv, int argc) {
+        bool wait = argc == 2 && strcmp(argv[1], "--wait") == 0;
+
+        if (argc > 2 || (argc == 2 && !wait)) {
+                control_client_reply_error(c, "usage: reload [--wait]");
+                return;
+        }
+        if (m->stopping) {
+                control_client_reply_error(c, "the manager is stopping");
+                return;
+        }
+        uint64_t request = manager_request_reload(m, "control request");
+        if (!wait || !m->reload) {
+                /* not waiting, or it already ended (an invalid config ends at once) */
+                if (wait && m->reload_error[0] && !m->reload)
+                        control_client_reply_error(c, m->reload_error);
+                else {
+                        ControlReply r;
+                        control_reply_init(&r, NULL);
+                        control_reply_add(&r, "generation", "%" PRIu64, m->generation);
+                        control_client_reply(c, &r);
+                }
+                return;
+        }
+        if (add_waiter(m, c, request) < 0)
+                control_client_reply_error(c, "out of memory");
+}
+
+static void command_scale(Manager *m, ControlClient *c, char **argv, int argc) {
+        unsigned n;
+
+        if (argc != 2 || parse_uint_range(argv[1], 1, CONFIG_WORKERS_MAX, &n) < 0) {
+                control_client_reply_error(c, "usage: scale N (1 to 1024)");
+                return;
+        }
+        int r = manager_scale(m, n);
+        if (r == -EBUSY)
+                control_client_reply_error(c, "a reload or restart is running; scale when it has ended");
+        else if (r < 0) {
+                char msg[128];
+                snprintf(msg, sizeof(msg), "cannot scale: %s", strerror(-r));
+                control_client_reply_error(c, msg);
+        } else {
+                ControlReply reply;
+                control_reply_init(&reply, NULL);
+                control_reply_add(&reply, "workers.wanted", "%u", m->pool.n_slots);
+                control_client_reply(c, &reply);
+        }
+}
+
+static void command_restart(Manager *m, ControlClient *c, char **argv, int argc) {
+        unsigned n = m->pool.n_slots, slot = 0;
+        bool all = argc == 2 && strcmp(argv[1], "all") == 0;
+
+        if (argc != 2 || (!all && parse_uint_range(argv[1], 0, n ? n - 1 : 0, &slot) < 0)) {
+                char msg[96];
+                snprintf(msg, sizeof(msg), "usage: restart SLOT|all (slots 0 to %u)", n ? n - 1 : 0);
+                control_client_reply_error(c, msg);
+                return;
+        }
+        _cleanup_free_ bool *targets = calloc(n ? n : 1, sizeof(bool));
+        if (!targets) {
+                control_client_reply_error(c, "out of memory");
+                return;
+        }
+        for (unsigned i = 0; i < n; i++)
+                targets[i] = all || i == slot;
+
+        uint64_t request;
+        int r = manager_restart_slots(m, targets, &request);
+        if (r == -EBUSY)
+                control_client_reply_error(c, "a reload or restart is running; try again when it has ended");
+        else if (r < 0)
+                control_client_reply_error(c, r == -ESHUTDOWN ? "the manager is stopping" : "cannot restart");
+        else if (!m->reload) {
+                ControlReply reply;   /* it ended already */
+                control_reply_init(&reply, NULL);
+                control_client_reply(c, &reply);
+        } else if (add_waiter(m, c, request) < 0)
+                control_client_reply_error(c, "out of memory");
+}
+
+static void on_request(ControlClient *c, char **argv, int argc, void *userdata) {
+        Manager *m = userdata;
+
+        if (strcmp(argv[0], "status") == 0 && argc == 1)
+                command_status(m, c);
+        else if (strcmp(argv[0], "reload") == 0)
+                command_reload(m, c, argv, argc);
+        else if (strcmp(argv[0], "scale") == 0)
+                command_scale(m, c, argv, argc);
+        else if (strcmp(argv[0], "restart") == 0)
+                command_restart(m, c, argv, argc);
+        else {
+                char msg[128];
+                snprintf(msg, sizeof(msg), "unknown command '%.64s' (status, reload, scale, restart)", argv[0]);
+                control_client_reply_error(c, msg);
+        }
+}
+
+static void on_gone(ControlClient *c, void *userdata) {
+        Manager *m = userdata;
+        for (size_t i = 0; i < m->n_waiters; i++)
+                if (m->waiters[i].client == c) {
+                        m->waiters[i] = m->waiters[--m->n_waiters];
+                        return;
+                }
+}
+
+static void on_event(const char *message, void *userdata) {
+        log_warning("%s", message);
+}
+
+int manager_control_open(Manager *m, int passed_fd) {
+        static const ControlHandlers handlers = { on_request, on_gone, on_event };
+        const char *setting = m->config->control;
+        int fd = passed_fd, r;
+
+        if (fd < 0 && setting && strcmp(setting, "none") == 0)
+                return 0;
+        if (fd < 0) {
+                _cleanup_free_ char *path = setting ? strdup(setting) : control_default_path(m->config->name, false);
+                if (!path) {
+                        log_warning("no control socket: no runtime directory (set 'control =' or XDG_RUNTIME_DIR)");
+                        return 0;
+                }
+                fd = control_socket_bind(path, m->config->control_gid);
+                if (fd == -EADDRINUSE && !setting && !m->config->name_explicit) {
+                        /* two pools run by hand without names: the first keeps the socket */
+                        log_warning("no control socket: another pool named '%s' uses %s; give this one "
+                                    "a --name to control it", m->config->name, path);
+                        return 0;
+                }
+                if (fd == -EADDRINUSE)
+                        return log_error_errno(fd, "control socket %s answers already: is another sockherd "
+                                               "named '%s' running? (%m)", path, m->config->name);
+                if (fd < 0)
+                        return log_error_errno(fd, "cannot create the control socket %s: %m", path);
+                m->control_path = TAKE_PTR(path);
+                log_info("control socket: %s", m->control_path);
+        }
+        r = control_server_new(m->event, fd, m->config->control_gid, &handlers, m, &m->control);
+        if (r < 0)
+                return log_error_errno(r, "cannot serve the control socket: %m");
+        return 0;
+}
+
+void manager_control_close(Manager *m) {
+        m->control = control_server_free(m->control);
+        free(m->waiters);
+        m->waiters = NULL;
+        m->n_waiters = 0;
+        if (m->control_path)
+                (void) unlink(m->control_path);
+        free(m->control_path);
+        m->control_path = NULL;
+}

@@ -1,0 +1,88 @@
+/* The Manager's insides, shared by manager.c (the event loop, workers,
+ * reloads) and manager-control.c (the control commands). Nothing outside
+ * these two files includes this. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sockherd/config.h"
+#include "sockherd/control.h"
+#include "sockherd/listen.h"
+#include "sockherd/manager.h"
+#include "sockherd/pool.h"
+#include "sockherd/reload.h"
+
+typedef struct RateLimit {
+        uint64_t window_start;
+        unsigned count;
+        unsigned suppressed;
+} RateLimit;
+
+typedef enum RunKind {
+        RUN_RELOAD,             /* to a new config and generation */
+        RUN_ROLLBACK,           /* undoing the switched slots of a failed reload */
+        RUN_RESTART,            /* the same config and generation, fresh processes */
+} RunKind;
+
+/* One rolling replacement in progress. */
+typedef struct ReloadRun {
+        RunKind kind;
+        ReloadPlan plan;
+        Config *config;         /* what the new workers run (a reference) */
+        uint64_t generation;
+        unsigned n_from;        /* slots before it began */
+        uint64_t covers;        /* control requests up to this number are answered by its end */
+} ReloadRun;
+
+/* A control client waiting for the end of a reload or restart. */
+typedef struct Waiter {
+        ControlClient *client;
+        uint64_t request;
+} Waiter;
+
+struct Manager {
+        sd_event *event;
+        ConfigSource source;
+        Config *config;         /* the committed config */
+        ListenSet sockets;
+        Pool pool;
+        uint64_t generation;    /* the committed generation */
+        uint64_t last_generation; /* the highest one handed out */
+
+        int notify_fd;
+        char *notify_address;
+        sd_event_source *notify_source;
+
+        ReloadRun *reload;
+        ReloadQueue reload_queue;
+        uint64_t requests;      /* control requests for reloads/restarts so far */
+        Waiter *waiters;
+        size_t n_waiters;
+
+        ControlServer *control;
+        char *control_path;     /* a socket file we created, removed at exit */
+        char reload_error[512]; /* the last reload's failure, "" after a success */
+
+        bool stopping;
+        bool announced_ready;
+        char last_status[512];
+        RateLimit notify_drops;
+};
+
+
+/* manager.c */
+void manager_update_status(Manager *m);
+void manager_format_status(Manager *m, char *buf, size_t size);
+/* Returns the request number a waiter can wait for. */
+uint64_t manager_request_reload(Manager *m, const char *why);
+/* Restart the given slots new-before-old; -EBUSY while a reload runs. */
+int manager_restart_slots(Manager *m, const bool *targets, uint64_t *ret_request);
+int manager_scale(Manager *m, unsigned n);
+uint64_t manager_now_usec(void);
+
+/* manager-control.c */
+int manager_control_open(Manager *m, int passed_fd);
+void manager_control_close(Manager *m);
+/* A reload or restart ended: answer the clients waiting for it. */
+void manager_answer_waiters(Manager *m, uint64_t covers, bool ok);
