@@ -41,6 +41,28 @@ int listen_set_take_passed(ListenSet *set) {
         return n;
 }
 
+int listen_set_adopt(ListenSet *set, int fd, const char *name) {
+        return listen_set_add(set, fd, name);
+}
+
+int listen_set_move(ListenSet *from, ListenSet *to, bool (*pred)(const char *name)) {
+        for (size_t i = 0; i < from->n;) {
+                if (!pred(from->sockets[i].name)) {
+                        i++;
+                        continue;
+                }
+                ListenSocket *ns = realloc(to->sockets, (to->n + 1) * sizeof(ListenSocket));
+                if (!ns)
+                        return -ENOMEM;
+                to->sockets = ns;
+                to->sockets[to->n++] = from->sockets[i];
+                memmove(from->sockets + i, from->sockets + i + 1, (from->n - i - 1) * sizeof(ListenSocket));
+                from->n--;
+        }
+        to->passed_in = from->passed_in;
+        return 0;
+}
+
 int listen_set_take_named(ListenSet *set, const char *name) {
         for (size_t i = 0; i < set->n; i++) {
                 if (strcmp(set->sockets[i].name, name) != 0)

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "sockherd/config.h"
+#include "sockherd/fdstore.h"
 #include "sockherd/listen.h"
 #include "sockherd/log.h"
 #include "sockherd/manager.h"
@@ -162,9 +163,19 @@ static int parse_argv(int argc, char **argv, ConfigSource *src, bool *ret_check)
         return r;
 }
 
+/* Drop stored sockets that nothing uses any more, from the store too. */
+static void fdstore_drop(ListenSet *stored, const char *why) {
+        for (size_t i = 0; i < stored->n; i++) {
+                log_info("removing %s from the fd store: %s", stored->sockets[i].name, why);
+                (void) fdstore_remove(stored->sockets[i].name);
+        }
+        listen_set_clear(stored);
+}
+
 static int acquire_sockets(Config *c, ListenSet *set, int *ret_control_fd) {
         const char *listen_pid = getenv("LISTEN_PID");
-        char buf[128];
+        ListenSet stored = {};
+        char buf[128], name[FDSTORE_NAME_MAX];
         int r;
 
         if (getenv("LISTEN_FDS") && listen_pid && strtol(listen_pid, NULL, 10) != getpid())
@@ -179,6 +190,10 @@ static int acquire_sockets(Config *c, ListenSet *set, int *ret_control_fd) {
                 *ret_control_fd = listen_set_take_named(set, "control");
                 if (*ret_control_fd >= 0)
                         log_info("using the passed-in control socket (fd %d)", *ret_control_fd);
+                /* sockets we bound on an earlier run, back from the fd store */
+                if (listen_set_move(set, &stored, fdstore_name_is_ours) < 0)
+                        return log_error("out of memory"), -EXIT_RUNTIME;
+                set->passed_in = set->n > 0;
         }
         if (set->n > 0) {
                 for (size_t i = 0; i < set->n; i++)
@@ -187,23 +202,51 @@ static int acquire_sockets(Config *c, ListenSet *set, int *ret_control_fd) {
                                  set->sockets[i].fd, set->sockets[i].name);
                 if (c->n_listen > 0)
                         log_info("sockets were passed in; the %zu configured listen address(es) are not used", c->n_listen);
+                fdstore_drop(&stored, "a socket unit passes the sockets now");
                 return 0;
         }
 
         if (c->n_listen == 0) {
+                listen_set_clear(&stored);
                 log_error("no listening socket: start sockherd from a systemd .socket unit "
                           "(or systemd-socket-activate), or give --listen ADDR / 'listen =' in the config file");
                 return -EXIT_USAGE;
         }
         for (size_t i = 0; i < c->n_listen; i++) {
+                fdstore_name(&c->listen[i], name);
+                int fd = listen_set_take_named(&stored, name);
+                if (fd >= 0) {
+                        if (listen_set_adopt(set, fd, LISTEN_DEFAULT_NAME) < 0) {
+                                safe_close(fd);
+                                listen_set_clear(&stored);
+                                return log_error("out of memory"), -EXIT_RUNTIME;
+                        }
+                        log_info("listening on %s (kept in the fd store across the restart)",
+                                 listen_address_format(&c->listen[i], buf));
+                        continue;
+                }
                 r = listen_set_bind(set, &c->listen[i], c->backlog);
                 if (r == -EEXIST)
-                        return log_error("cannot listen on %s: a file that is not a socket is in the way",
-                                         c->listen_text[i]), -EXIT_RUNTIME;
+                        r = log_error_errno(r, "cannot listen on %s: a file that is not a socket is in the way",
+                                            c->listen_text[i]);
+                else if (r < 0)
+                        r = log_error_errno(r, "cannot listen on %s: %m", c->listen_text[i]);
+                if (r < 0) {
+                        listen_set_clear(&stored);
+                        return -EXIT_RUNTIME;
+                }
+                ListenSocket *s = &set->sockets[set->n - 1];
+                r = fdstore_store(s->fd, name);
                 if (r < 0)
-                        return log_error_errno(r, "cannot listen on %s: %m", c->listen_text[i]), -EXIT_RUNTIME;
+                        log_warning_errno(r, "cannot keep %s in the fd store: %m", name);
+                else if (r > 0) {
+                        /* the file must outlive this process with the stored socket */
+                        free(s->unlink_path);
+                        s->unlink_path = NULL;
+                }
                 log_info("listening on %s", listen_address_format(&c->listen[i], buf));
         }
+        fdstore_drop(&stored, "no longer in the configuration");
         return 0;
 }
 

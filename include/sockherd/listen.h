@@ -36,6 +36,12 @@ int listen_set_take_passed(ListenSet *set);
  * socket is not for workers). Returns its fd, or -1 when there is none. */
 int listen_set_take_named(ListenSet *set, const char *name);
 
+/* Move the sockets whose name matches pred from one set to another. */
+int listen_set_move(ListenSet *from, ListenSet *to, bool (*pred)(const char *name));
+
+/* Take over fd (a socket from the fd store) under name. */
+int listen_set_adopt(ListenSet *set, int fd, const char *name);
+
 /* Bind one address and append the socket. For a unix path, a stale socket
  * file (nobody accepting) is replaced; a live one gives -EADDRINUSE and any
  * other kind of file -EEXIST. */
