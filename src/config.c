@@ -22,7 +22,8 @@ const char *const config_keys[] = {
         "name", "listen", "backlog", "workers", "ready", "ready-timeout",
         "stop-timeout", "stop-signal", "restart-delay", "restart-delay-max",
         "restart-stable", "command", "user", "group", "working-directory",
-        "environment", "reload-batch", "control", "control-group", NULL,
+        "environment", "reload-batch", "control", "control-group",
+        "watchdog", "max-lifetime", "max-memory", NULL,
 };
 
 _printf_(2, 3)
@@ -266,6 +267,34 @@ static int set_control_group(Config *c, const char *v, const char **reason) {
         return set_string(&c->control_group, v);
 }
 
+static int set_watchdog(Config *c, const char *v, const char **reason) {
+        if (strcmp(v, "off") == 0) {
+                c->watchdog_usec = 0;
+                return 0;
+        }
+        return set_duration(&c->watchdog_usec, v, reason);
+}
+
+static int set_max_lifetime(Config *c, const char *v, const char **reason) {
+        if (strcmp(v, "off") == 0) {
+                c->max_lifetime_usec = 0;
+                return 0;
+        }
+        return set_duration(&c->max_lifetime_usec, v, reason);
+}
+
+static int set_max_memory(Config *c, const char *v, const char **reason) {
+        if (strcmp(v, "off") == 0) {
+                c->max_memory_bytes = 0;
+                return 0;
+        }
+        if (parse_size(v, &c->max_memory_bytes) < 0) {
+                *reason = "expected a size such as 512M, 2G, or 'off'";
+                return -EINVAL;
+        }
+        return 0;
+}
+
 static int set_stop_signal(Config *c, const char *v, const char **reason) {
         if (parse_signal(v, &c->stop_signal) < 0) {
                 *reason = "expected a signal name such as TERM, INT, QUIT or a number";
@@ -391,6 +420,9 @@ static const struct {
         { "environment", set_environment },
         { "reload-batch", set_reload_batch },
         { "control", set_control },
+        { "watchdog", set_watchdog },
+        { "max-lifetime", set_max_lifetime },
+        { "max-memory", set_max_memory },
         { "control-group", set_control_group },
         /* not a file key: the command line's -e, one assignment per option */
         { "environment-literal", set_environment_literal },

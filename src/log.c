@@ -65,7 +65,8 @@ void log_emit(int priority, int slot, pid_t pid, uint64_t generation, const char
                         snprintf(f_pid, sizeof(f_pid), "SOCKHERD_WORKER_PID=%d", (int) pid);
                         snprintf(f_gen, sizeof(f_gen), "SOCKHERD_GENERATION=%llu", (unsigned long long) generation);
                         iov[n++] = (struct iovec) { f_slot, strlen(f_slot) };
-                        iov[n++] = (struct iovec) { f_pid, strlen(f_pid) };
+                        if (pid > 0)
+                                iov[n++] = (struct iovec) { f_pid, strlen(f_pid) };
                         iov[n++] = (struct iovec) { f_gen, strlen(f_gen) };
                 }
                 if (sd_journal_sendv(iov, (int) n) >= 0) {

@@ -64,6 +64,9 @@ struct Manager {
         char *control_path;     /* a socket file we created, removed at exit */
         char reload_error[512]; /* the last reload's failure, "" after a success */
 
+        sd_event_source *recycle_source;  /* checks max-lifetime and max-memory */
+        unsigned recycle_ticks;
+
         bool stopping;
         bool announced_ready;
         char last_status[512];

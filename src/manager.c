@@ -24,6 +24,7 @@
 #include "sockherd/notify.h"
 #include "sockherd/parse.h"
 #include "sockherd/pool.h"
+#include "sockherd/procfs.h"
 #include "sockherd/reload.h"
 #include "sockherd/spawn.h"
 #include "sockherd/util.h"
@@ -98,6 +99,7 @@ static Worker *worker_free(Worker *w) {
                 return NULL;
         sd_event_source_disable_unref(w->child_source);
         sd_event_source_disable_unref(w->timer_source);
+        sd_event_source_disable_unref(w->watchdog_source);
         config_free(w->config);
         free(w);
         return NULL;
@@ -132,6 +134,34 @@ static void worker_set_timer(Manager *m, Worker *w, WorkerTimer timer) {
                                                10 * USEC_PER_MSEC, on_worker_timer, w);
         if (r < 0)
                 log_error_errno(r, "slot %u pid %d: cannot arm timer: %m", w->slot, (int) w->pid);
+}
+
+static int on_worker_watchdog(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata) {
+        Worker *w = userdata;
+        char buf[32];
+
+        log_worker(LOG_WARNING, w, "watchdog timeout: no WATCHDOG=1 within %s; aborting it (SIGABRT)",
+                   format_duration(w->config->watchdog_usec, buf));
+        worker_apply(w->userdata, w, WORKER_EVENT_WATCHDOG);
+        return 0;
+}
+
+/* (Re)start the worker's watchdog countdown; a no-op without watchdog=. */
+static void worker_watchdog_arm(Manager *m, Worker *w) {
+        uint64_t usec = w->config->watchdog_usec;
+        int r;
+
+        if (usec == 0)
+                return;
+        if (w->watchdog_source) {
+                r = sd_event_source_set_time_relative(w->watchdog_source, usec);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(w->watchdog_source, SD_EVENT_ONESHOT);
+        } else
+                r = sd_event_add_time_relative(m->event, &w->watchdog_source, CLOCK_MONOTONIC, usec,
+                                               10 * USEC_PER_MSEC, on_worker_watchdog, w);
+        if (r < 0)
+                log_error_errno(r, "slot %u pid %d: cannot arm the watchdog: %m", w->slot, (int) w->pid);
 }
 
 static void worker_kill_group(Worker *w, int sig) {
@@ -179,6 +209,8 @@ static void worker_apply(Manager *m, Worker *w, WorkerEvent event) {
                 if (kill(w->pid, w->config->stop_signal) < 0 && errno != ESRCH)
                         log_worker(LOG_ERR, w, "cannot send %s: %m", strsignal(w->config->stop_signal));
         }
+        if (step.actions & WORKER_ACTION_SEND_ABORT)
+                (void) kill(w->pid, SIGABRT);
         if (step.actions & WORKER_ACTION_KILL) {
                 log_worker(LOG_WARNING, w, "still running after stop-timeout=%s; killing it",
                            format_duration(w->config->stop_timeout_usec, buf));
@@ -193,9 +225,13 @@ static void worker_apply(Manager *m, Worker *w, WorkerEvent event) {
         }
         if (step.actions & WORKER_ACTION_BECAME_READY) {
                 log_worker(LOG_INFO, w, "ready");
+                worker_watchdog_arm(m, w);
                 if (is_incoming(m, w))
                         reload_on_new_worker_ready(m, w);
         }
+
+        if (w->state != WORKER_READY && w->watchdog_source)
+                (void) sd_event_source_set_enabled(w->watchdog_source, SD_EVENT_OFF);
 
         if (old != w->state)
                 manager_update_status(m);
@@ -323,6 +359,13 @@ static int manager_spawn(Manager *m, unsigned slot, Config *config, uint64_t gen
                         .started_usec = manager_now_usec(),
                         .userdata = m,
                 };
+                if (config->max_lifetime_usec > 0) {
+                        /* up to 10% earlier, at random, so a pool started at once does
+                         * not recycle at once */
+                        uint64_t jitter = config->max_lifetime_usec / 10;
+                        w->recycle_at_usec = w->started_usec + config->max_lifetime_usec -
+                                             (jitter ? (uint64_t) random() % jitter : 0);
+                }
                 r = sd_event_add_child(m->event, &w->child_source, pid, WEXITED, on_child_exit, w);
         } else
                 r = -ENOMEM;
@@ -345,6 +388,8 @@ static int manager_spawn(Manager *m, unsigned slot, Config *config, uint64_t gen
         worker_apply(m, w, WORKER_EVENT_STARTED);
         return 0;
 }
+
+static void manager_update_recycling(Manager *m);
 
 /* ---- rolling reload ---- */
 
@@ -418,6 +463,7 @@ static void reload_commit(Manager *m) {
         config_free(m->config);
         m->config = config_ref(run->config);
         m->generation = run->generation;
+        manager_update_recycling(m);
         log_info("reload complete: generation %" PRIu64 " serves on %u workers", m->generation, m->pool.n_slots);
         reload_finish(m, true);
 }
@@ -700,6 +746,89 @@ int manager_scale(Manager *m, unsigned n) {
         return 0;
 }
 
+/* ---- recycling ---- */
+
+#define RECYCLE_CHECK_USEC USEC_PER_SEC
+#define RECYCLE_MEMORY_EVERY 5  /* memory is sampled every 5th check */
+
+/* A serving, ready worker past its max-lifetime (the most overdue one, so
+ * no slot is starved) or else past max-memory. */
+static Worker *recycle_candidate(Manager *m, char *why, size_t why_size) {
+        uint64_t now = manager_now_usec();
+        bool sample_memory = m->recycle_ticks % RECYCLE_MEMORY_EVERY == 0;
+        Worker *oldest = NULL;
+        char a[32], b[32];
+
+        for (unsigned i = 0; i < m->pool.n_slots; i++) {
+                Worker *w = m->pool.slots[i].worker;
+                if (w && w->state == WORKER_READY && w->recycle_at_usec && now >= w->recycle_at_usec &&
+                    (!oldest || w->recycle_at_usec < oldest->recycle_at_usec))
+                        oldest = w;
+        }
+        if (oldest) {
+                snprintf(why, why_size, "it reached max-lifetime=%s (up %s)",
+                         format_duration(oldest->config->max_lifetime_usec, a),
+                         format_duration((now - oldest->started_usec) / USEC_PER_SEC * USEC_PER_SEC, b));
+                return oldest;
+        }
+
+        for (unsigned i = 0; sample_memory && i < m->pool.n_slots; i++) {
+                Worker *w = m->pool.slots[i].worker;
+                if (!w || w->state != WORKER_READY)
+                        continue;
+                uint64_t rss;
+                if (w->config->max_memory_bytes &&
+                    proc_group_rss(w->pid, &rss) >= 0 && rss > w->config->max_memory_bytes) {
+                        snprintf(why, why_size, "its resident memory %" PRIu64 "M is above max-memory=%" PRIu64 "M",
+                                 rss >> 20, w->config->max_memory_bytes >> 20);
+                        return w;
+                }
+        }
+        return NULL;
+}
+
+static int on_recycle_check(sd_event_source *s, uint64_t usec _unused_, void *userdata) {
+        Manager *m = userdata;
+        char why[160];
+
+        m->recycle_ticks++;
+        /* one at a time, and never in the middle of a reload */
+        if (!m->stopping && !m->reload) {
+                Worker *w = recycle_candidate(m, why, sizeof(why));
+                if (w) {
+                        _cleanup_free_ bool *targets = calloc(m->pool.n_slots, sizeof(bool));
+                        uint64_t request;
+                        if (targets) {
+                                targets[w->slot] = true;
+                                log_worker(LOG_NOTICE, w, "recycling: %s", why);
+                                int r = manager_restart_slots(m, targets, &request);
+                                if (r < 0)
+                                        log_warning_errno(r, "slot %u: cannot recycle: %m", w->slot);
+                        }
+                }
+        }
+        (void) sd_event_source_set_time_relative(s, RECYCLE_CHECK_USEC);
+        return 0;
+}
+
+/* The check runs while the config asks for it. */
+static void manager_update_recycling(Manager *m) {
+        bool wanted = m->config->max_lifetime_usec || m->config->max_memory_bytes;
+
+        if (!wanted) {
+                m->recycle_source = sd_event_source_disable_unref(m->recycle_source);
+                return;
+        }
+        if (m->recycle_source)
+                return;
+        int r = sd_event_add_time_relative(m->event, &m->recycle_source, CLOCK_MONOTONIC, RECYCLE_CHECK_USEC,
+                                           100 * USEC_PER_MSEC, on_recycle_check, m);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(m->recycle_source, SD_EVENT_ON);
+        if (r < 0)
+                log_error_errno(r, "cannot start the recycling check: %m");
+}
+
 /* ---- notify ---- */
 
 static bool is_worker_pid(pid_t pid, void *userdata) {
@@ -717,6 +846,8 @@ static void manager_handle_notify(Manager *m, pid_t sender, const NotifyMessage 
         }
         if (msg->has_status)
                 snprintf(w->status, sizeof(w->status), "%s", msg->status);
+        if (msg->watchdog && w->state == WORKER_READY)
+                worker_watchdog_arm(m, w);
         if (msg->ready)
                 worker_apply(m, w, WORKER_EVENT_NOTIFY_READY);
         if (msg->stopping)
@@ -763,6 +894,7 @@ static void manager_begin_stop(Manager *m, const char *why) {
         snprintf(m->reload_error, sizeof(m->reload_error), "the manager is stopping");
         manager_answer_waiters(m, UINT64_MAX, false);
 
+        m->recycle_source = sd_event_source_disable_unref(m->recycle_source);
         for (unsigned i = 0; i < m->pool.n_slots; i++) {
                 Slot *sl = &m->pool.slots[i];
                 sl->restart_source = sd_event_source_disable_unref(sl->restart_source);
@@ -824,6 +956,7 @@ int manager_new(ConfigSource *source, Config *config, ListenSet *sockets, int co
                 return -ENOMEM;
         m->notify_fd = -1;
         m->generation = m->last_generation = 1;
+        srandom((unsigned) (getpid() ^ manager_now_usec()));
 
         r = pool_resize(&m->pool, config->workers);
         if (r < 0)
@@ -895,6 +1028,7 @@ Manager *manager_free(Manager *m) {
                 worker_free(m->pool.retiring[i]);
         pool_done(&m->pool);
         sd_event_source_disable_unref(m->notify_source);
+        sd_event_source_disable_unref(m->recycle_source);
         safe_close(m->notify_fd);
         free(m->notify_address);
         sd_event_unref(m->event);
@@ -912,6 +1046,7 @@ int manager_run(Manager *m) {
 
         for (unsigned i = 0; i < m->pool.n_slots; i++)
                 (void) manager_spawn(m, i, m->config, m->generation, false);
+        manager_update_recycling(m);
 
         return sd_event_loop(m->event);
 }

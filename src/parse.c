@@ -164,6 +164,40 @@ int split_quoted(const char *s, char ***ret_argv) {
         return 0;
 }
 
+int parse_size(const char *s, uint64_t *ret_bytes) {
+        static const struct {
+                char suffix;
+                unsigned shift;
+        } units[] = { { 'K', 10 }, { 'M', 20 }, { 'G', 30 }, { 'T', 40 } };
+        char *end;
+
+        if (!s || !isdigit((unsigned char) *s))
+                return -EINVAL;
+        errno = 0;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (errno == ERANGE)
+                return -ERANGE;
+        unsigned shift = 0;
+        if (*end) {
+                char u = (char) toupper((unsigned char) *end);
+                bool found = false;
+                for (size_t i = 0; i < ELEMENTSOF(units); i++)
+                        if (units[i].suffix == u) {
+                                shift = units[i].shift;
+                                found = true;
+                        }
+                if (!found)
+                        return -EINVAL;
+                end++;
+                if (strcmp(end, "") != 0 && strcasecmp(end, "B") != 0 && strcasecmp(end, "iB") != 0)
+                        return -EINVAL;
+        }
+        if (shift && v > (UINT64_MAX >> shift))
+                return -ERANGE;
+        *ret_bytes = (uint64_t) v << shift;
+        return 0;
+}
+
 static const struct {
         const char *name;
         int sig;

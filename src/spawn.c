@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -28,6 +29,7 @@ const char *const spawn_scrubbed_variables[] = {
 
 /* room for any pid after "LISTEN_PID=" */
 #define LISTEN_PID_PLACEHOLDER "LISTEN_PID=0000000000"
+#define WATCHDOG_PID_PLACEHOLDER "WATCHDOG_PID=0000000000"
 
 static bool env_name_matches(const char *entry, const char *name) {
         size_t n = strlen(name);
@@ -80,7 +82,7 @@ int spawn_plan_build(const Config *c, const ListenSet *sockets, unsigned slot, u
         EnvBuilder env = {};
         _cleanup_free_ char *names = NULL;
         _cleanup_free_ int *fds = NULL;
-        ssize_t listen_pid_index = -1;
+        ssize_t listen_pid_index = -1, watchdog_pid_index = -1;
         int r = -ENOMEM;
 
         for (char *const *e = environment; e && *e; e++) {
@@ -110,6 +112,10 @@ int spawn_plan_build(const Config *c, const ListenSet *sockets, unsigned slot, u
             env_put(&env, strdup_printf("SOCKHERD_GENERATION=%" PRIu64, generation)) < 0 ||
             (notify_address && env_put(&env, strdup_printf("NOTIFY_SOCKET=%s", notify_address)) < 0))
                 goto fail;
+        if (c->watchdog_usec > 0 &&
+            (env_put(&env, strdup_printf("WATCHDOG_USEC=%" PRIu64, c->watchdog_usec)) < 0 ||
+             (watchdog_pid_index = env_put(&env, strdup(WATCHDOG_PID_PLACEHOLDER))) < 0))
+                goto fail;
 
         fds = calloc(sockets->n ? sockets->n : 1, sizeof(int));
         if (!fds)
@@ -121,6 +127,7 @@ int spawn_plan_build(const Config *c, const ListenSet *sockets, unsigned slot, u
                 .argv = c->command,
                 .envp = env.v,
                 .listen_pid_index = (size_t) listen_pid_index,
+                .watchdog_pid_index = watchdog_pid_index < 0 ? SIZE_MAX : (size_t) watchdog_pid_index,
                 .fds = TAKE_PTR(fds),
                 .n_fds = sockets->n,
                 .working_directory = c->working_directory,
@@ -249,6 +256,8 @@ static _Noreturn void child_run(const SpawnPlan *p) {
                 _exit(SPAWN_EXIT_SETUP); /* the manager died before we got here */
 
         child_write_pid(p->envp[p->listen_pid_index] + strlen("LISTEN_PID="), getpid());
+        if (p->watchdog_pid_index != SIZE_MAX)
+                child_write_pid(p->envp[p->watchdog_pid_index] + strlen("WATCHDOG_PID="), getpid());
 
         execvpe(cmd, p->argv, p->envp);
         child_fail(SPAWN_EXIT_EXEC, "sockherd: cannot execute '%s': %s\n", cmd, strerror(errno));

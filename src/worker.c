@@ -67,6 +67,12 @@ WorkerStep worker_step(WorkerState state, ReadyMode mode, WorkerEvent event) {
                 switch (event) {
                 case WORKER_EVENT_STOP:
                         return begin_stop();
+                case WORKER_EVENT_WATCHDOG:
+                        return (WorkerStep) {
+                                .state = WORKER_STOPPING,
+                                .actions = WORKER_ACTION_SEND_ABORT | WORKER_ACTION_SET_TIMER,
+                                .timer = WORKER_TIMER_STOP_TIMEOUT,
+                        };
                 case WORKER_EVENT_NOTIFY_STOPPING:
                         return (WorkerStep) {
                                 .state = WORKER_STOPPING,

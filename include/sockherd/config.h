@@ -35,6 +35,9 @@ typedef struct Config {
         uint64_t restart_delay_usec;
         uint64_t restart_delay_max_usec;
         uint64_t restart_stable_usec;
+        uint64_t watchdog_usec;         /* 0: workers have no watchdog */
+        uint64_t max_lifetime_usec;     /* 0: no limit */
+        uint64_t max_memory_bytes;      /* 0: no limit */
         unsigned reload_batch;  /* slots replaced at once, or a percentage */
         bool reload_batch_percent;
         char **command;         /* argv */

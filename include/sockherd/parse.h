@@ -19,6 +19,9 @@ int parse_uint_range(const char *s, unsigned min, unsigned max, unsigned *ret);
  * quote or an empty command. The result is a NULL-terminated vector. */
 int split_quoted(const char *s, char ***ret_argv);
 
+/* "512M", "2G", "1048576", "64KiB": bytes, base 1024. */
+int parse_size(const char *s, uint64_t *ret_bytes);
+
 /* "TERM", "SIGTERM", "15" -> signal number. */
 int parse_signal(const char *s, int *ret_sig);
 

@@ -26,6 +26,8 @@ typedef struct Worker {
         char status[NOTIFY_STATUS_MAX]; /* its own STATUS= text */
         sd_event_source *child_source;  /* owned by the manager's loop */
         sd_event_source *timer_source;
+        sd_event_source *watchdog_source;
+        uint64_t recycle_at_usec;       /* max-lifetime deadline, 0: none */
         void *userdata;
 } Worker;
 

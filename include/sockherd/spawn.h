@@ -19,6 +19,7 @@ typedef struct SpawnPlan {
         char *const *argv;              /* borrowed from the Config */
         char **envp;                    /* owned */
         size_t listen_pid_index;        /* envp entry whose value the child fills with its pid */
+        size_t watchdog_pid_index;      /* the same for WATCHDOG_PID, or SIZE_MAX */
         int *fds;                       /* owned copy of the fd numbers, in LISTEN_FDS order */
         size_t n_fds;
         const char *working_directory;

@@ -29,6 +29,7 @@ typedef enum WorkerEvent {
         WORKER_EVENT_TIMER,           /* the armed timer fired */
         WORKER_EVENT_STOP,            /* the pool wants it gone */
         WORKER_EVENT_EXITED,          /* the process is gone */
+        WORKER_EVENT_WATCHDOG,        /* no WATCHDOG=1 within the watchdog time */
 } WorkerEvent;
 
 typedef enum WorkerTimer {
@@ -44,6 +45,7 @@ enum {
         WORKER_ACTION_KILL         = 1 << 2, /* SIGKILL its process group */
         WORKER_ACTION_SET_TIMER    = 1 << 3, /* (re)arm the timer as .timer says, or disarm it for NONE */
         WORKER_ACTION_READY_FAILED = 1 << 4, /* it missed its ready timeout */
+        WORKER_ACTION_SEND_ABORT   = 1 << 5, /* SIGABRT: a hung worker leaves a core to look at */
 };
 
 typedef struct WorkerStep {

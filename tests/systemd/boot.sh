@@ -67,6 +67,10 @@ mkdir -m 1777 "$m/dev/shm"
 mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 devpts "$m/dev/pts"
 ln -s pts/ptmx "$m/dev/ptmx"
 mount -t tmpfs -o mode=1777,nosuid,nodev shm "$m/dev/shm"
+# The box's console is boot.sh's stdout (box.py's log file), so systemd's
+# own messages from before journald runs are kept there.
+: > "$m/dev/console"
+mount --bind /proc/self/fd/1 "$m/dev/console"
 ln -s /proc/self/fd "$m/dev/fd"
 ln -s /proc/self/fd/0 "$m/dev/stdin"
 ln -s /proc/self/fd/1 "$m/dev/stdout"

@@ -19,7 +19,9 @@ point), a log file and one cgroup under the host's cgroup2 hierarchy; all
 are removed when the box stops. Boxes stop at the end of the with block, at
 exit, or on SIGTERM (meson's timeout), pass or fail: SIGRTMIN+4 to the box's
 PID 1 (a clean poweroff), SIGKILL after 10 s, then a check that the box's
-PID 1 and every process of its cgroup are gone.
+PID 1 and every process of its cgroup are gone. Should the test process be
+SIGKILLed, the box dies with it (parent-death signals on unshare and on the
+box's PID 1), and the next box sweeps up the cgroup and files left behind.
 
 Commands run in a box with `nsenter -t PID1 -a` and a clean environment.
 Files go in through nsenter as well (never by a path under
@@ -32,6 +34,7 @@ SOCKHERD_BUILD_ROOT (for `meson install`), HELLO_WORKER, LOADGEN.
 import atexit
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -108,6 +111,7 @@ def http_get(port, path="/", timeout=10.0):
             if not chunk:
                 break
             data += chunk
+    check(data, "connection closed without a response")
     head, _, body = data.partition(b"\r\n\r\n")
     check(head.startswith(b"HTTP/1."), f"not an HTTP response: {data[:200]!r}")
     return int(head.split(b" ", 2)[1]), body.decode(errors="replace")
@@ -177,6 +181,38 @@ def _rmdir_tree(path):
     os.rmdir(path)
 
 
+def _sweep_stale(home_cgroup):
+    """Remove what boxes of test processes that were SIGKILLed left behind:
+    their (empty) cgroups, mount point directories and log files. A box
+    itself does not outlive its test process (see Box.start)."""
+    stale = re.compile(r"^sockherd-[a-z0-9]+-(\d+)-\d+(?:\..*)?$")
+
+    def owner_gone(name):
+        m = stale.match(name)
+        return m and int(m.group(1)) != os.getpid() and not os.path.exists(f"/proc/{m.group(1)}")
+    for name in os.listdir(home_cgroup):
+        path = os.path.join(home_cgroup, name)
+        if owner_gone(name) and os.path.isdir(path) and not _cgroup_tree_pids(path):
+            try:
+                _rmdir_tree(path)
+            except OSError:
+                pass
+    tmp = tempfile.gettempdir()
+    for name in os.listdir(tmp):
+        path = os.path.join(tmp, name)
+        if not owner_gone(name):
+            continue
+        try:
+            if ".destdir." in name and os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            elif os.path.isdir(path) and not os.path.islink(path):
+                os.rmdir(path)      # empty mount points only
+            elif name.endswith(".log"):
+                os.unlink(path)
+        except OSError:
+            pass
+
+
 # ---- the box -------------------------------------------------------------
 
 _live_boxes = set()
@@ -210,10 +246,20 @@ class Box:
         return False
 
     def start(self, timeout=30.0):
+        try:
+            return self._start(timeout)
+        except BaseException:
+            if self.pid and self.pid1_alive():
+                self.dump()
+            self.stop()
+            raise
+
+    def _start(self, timeout):
         started = time.monotonic()
         mnt, own = _cgroup2_mount(), _own_cgroup()
         check(mnt and own is not None, "no cgroup2 hierarchy mounted on the host")
         self.home_cgroup = os.path.normpath(mnt + "/" + own)
+        _sweep_stale(self.home_cgroup)
         self.cgroup = os.path.join(self.home_cgroup, self.name)
         os.mkdir(self.cgroup)
         self.base = tempfile.mkdtemp(prefix=self.name + ".")
@@ -222,10 +268,14 @@ class Box:
         # The wrapper shell joins the box's cgroup before unshare, so the
         # new cgroup namespace is rooted there and the box's systemd manages
         # only that subtree.
+        # If this test process dies without stopping the box (SIGKILL),
+        # unshare gets SIGKILL (setpriv --pdeathsig) and so does the box's
+        # PID 1, and with it the whole PID namespace (--kill-child).
         wrapper = 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"'
         self.proc = subprocess.Popen(
             ["sh", "-c", wrapper, "sh", self.cgroup,
-             "unshare", *NAMESPACES, "sh", BOOT_SH, self.base, TARGET],
+             "setpriv", "--pdeathsig", "KILL",
+             "unshare", *NAMESPACES, "--kill-child=SIGKILL", "sh", BOOT_SH, self.base, TARGET],
             stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, start_new_session=True)
         os.close(fd)
 
@@ -262,6 +312,8 @@ class Box:
             state = r.stdout.strip()
             if state in ("running", "degraded"):
                 break
+            if state in ("maintenance", "stopping"):
+                raise TestFailure(f"box boot failed: system {state}")
             if self.proc.poll() is not None:
                 raise TestFailure(f"box exited during boot:\n{self.read_log()}")
             if time.monotonic() - started > timeout:
@@ -501,7 +553,9 @@ class Load:
 
     def __init__(self, port, concurrency=8, rate=None, path="/"):
         check(LOADGEN and os.access(LOADGEN, os.X_OK), "LOADGEN not set")
-        cmd = [LOADGEN, "--target", f"127.0.0.1:{port}", "--concurrency", str(concurrency),
+        # setpriv: loadgen dies with this test process, however it ends.
+        cmd = ["setpriv", "--pdeathsig", "KILL",
+               LOADGEN, "--target", f"127.0.0.1:{port}", "--concurrency", str(concurrency),
                "--until-signal", "--path", path]
         if rate:
             cmd += ["--rate-limit", str(rate)]
@@ -546,6 +600,9 @@ class Load:
 # ---- test entry point ------------------------------------------------------
 
 def _on_sigterm(signum, frame):
+    # Once: a second SIGTERM must not interrupt the clean-up this starts.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     raise SystemExit(f"killed by signal {signal.Signals(signum).name}")
 
 

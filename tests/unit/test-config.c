@@ -116,6 +116,9 @@ static const struct {
         { "reload-batch", "2" },
         { "control", "/run/app/control" },
         { "control-group", "adm" },
+        { "watchdog", "3s" },
+        { "max-lifetime", "1h" },
+        { "max-memory", "512M" },
 };
 
 static void test_every_key_is_covered(void **state) {
@@ -176,6 +179,9 @@ static void test_load_every_key(void **state) {
         assert_false(c->reload_batch_percent);
         assert_string_equal(c->control, "/run/app/control");
         assert_string_equal(c->control_group, "adm");
+        assert_int_equal(c->watchdog_usec, 3 * USEC_PER_SEC);
+        assert_int_equal(c->max_lifetime_usec, 3600 * USEC_PER_SEC);
+        assert_int_equal(c->max_memory_bytes, 512ull << 20);
 
         assert_int_equal(strv_length(c->command), 4);
         assert_string_equal(c->command[0], "/bin/echo");

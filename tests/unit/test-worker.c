@@ -24,6 +24,7 @@ enum {
         KILL = WORKER_ACTION_KILL,
         SET_TIMER = WORKER_ACTION_SET_TIMER,
         READY_FAILED = WORKER_ACTION_READY_FAILED,
+        SEND_ABORT = WORKER_ACTION_SEND_ABORT,
 };
 
 typedef struct Transition {
@@ -60,6 +61,12 @@ static const Transition table[] = {
         /* leaving on its own: no signal, but a deadline */
         { WORKER_READY, M_ALL, WORKER_EVENT_NOTIFY_STOPPING, WORKER_STOPPING, SET_TIMER, WORKER_TIMER_STOP_TIMEOUT },
         { WORKER_READY, M_ALL, WORKER_EVENT_EXITED, WORKER_EXITED, SET_TIMER, WORKER_TIMER_NONE },
+        /* a missed watchdog: SIGABRT, then SIGKILL after the stop timeout */
+        { WORKER_READY, M_ALL, WORKER_EVENT_WATCHDOG, WORKER_STOPPING, SEND_ABORT | SET_TIMER, WORKER_TIMER_STOP_TIMEOUT },
+        /* the watchdog only runs while ready */
+        { WORKER_STARTING, M_ALL, WORKER_EVENT_WATCHDOG, WORKER_STARTING, 0, WORKER_TIMER_NONE },
+        { WORKER_STOPPING, M_ALL, WORKER_EVENT_WATCHDOG, WORKER_STOPPING, 0, WORKER_TIMER_NONE },
+        { WORKER_EXITED, M_ALL, WORKER_EVENT_WATCHDOG, WORKER_EXITED, 0, WORKER_TIMER_NONE },
 
         /* STOPPING */
         { WORKER_STOPPING, M_ALL, WORKER_EVENT_STARTED, WORKER_STOPPING, 0, WORKER_TIMER_NONE },
@@ -84,6 +91,7 @@ static const ReadyMode all_modes[] = { READY_NOTIFY, READY_EXEC, READY_ALIVE };
 static const WorkerEvent all_events[] = {
         WORKER_EVENT_STARTED, WORKER_EVENT_NOTIFY_READY, WORKER_EVENT_NOTIFY_STOPPING,
         WORKER_EVENT_TIMER,   WORKER_EVENT_STOP,         WORKER_EVENT_EXITED,
+        WORKER_EVENT_WATCHDOG,
 };
 
 static const char *event_name(WorkerEvent e) {
@@ -91,6 +99,7 @@ static const char *event_name(WorkerEvent e) {
                 [WORKER_EVENT_STARTED] = "STARTED", [WORKER_EVENT_NOTIFY_READY] = "NOTIFY_READY",
                 [WORKER_EVENT_NOTIFY_STOPPING] = "NOTIFY_STOPPING", [WORKER_EVENT_TIMER] = "TIMER",
                 [WORKER_EVENT_STOP] = "STOP", [WORKER_EVENT_EXITED] = "EXITED",
+                [WORKER_EVENT_WATCHDOG] = "WATCHDOG",
         };
         return names[e];
 }

@@ -69,6 +69,8 @@ struct options {
         int exit_code;
         bool fork_grandchild;
         bool serve;
+        bool watchdog;          /* send WATCHDOG=1 every WATCHDOG_USEC/2 */
+        long allocate_mb;       /* touch this much memory after start */
 };
 
 static const char *const watched_env[] = {
@@ -100,7 +102,7 @@ static void usage(FILE *f) {
         fprintf(f,
                 "usage: " PROG " [--report FILE] [--ready notify|none|delay:MS|helper]\n"
                 "       [--status TEXT] [--ignore-sigterm] [--exit-after MS:CODE]\n"
-                "       [--fork-grandchild] [--serve]\n");
+                "       [--fork-grandchild] [--serve] [--watchdog] [--allocate MB]\n");
 }
 
 __attribute__((format(printf, 1, 2)))
@@ -134,7 +136,8 @@ static bool parse_uint(const char *s, long *out) {
 
 static void parse_options(int argc, char **argv, struct options *o) {
         enum { OPT_REPORT = 256, OPT_READY, OPT_STATUS, OPT_IGNORE_SIGTERM,
-               OPT_EXIT_AFTER, OPT_FORK_GRANDCHILD, OPT_SERVE, OPT_HELP };
+               OPT_EXIT_AFTER, OPT_FORK_GRANDCHILD, OPT_SERVE, OPT_WATCHDOG, OPT_ALLOCATE,
+               OPT_HELP };
         static const struct option longopts[] = {
                 { "report",          required_argument, NULL, OPT_REPORT },
                 { "ready",           required_argument, NULL, OPT_READY },
@@ -143,6 +146,8 @@ static void parse_options(int argc, char **argv, struct options *o) {
                 { "exit-after",      required_argument, NULL, OPT_EXIT_AFTER },
                 { "fork-grandchild", no_argument,       NULL, OPT_FORK_GRANDCHILD },
                 { "serve",           no_argument,       NULL, OPT_SERVE },
+                { "watchdog",        no_argument,       NULL, OPT_WATCHDOG },
+                { "allocate",        required_argument, NULL, OPT_ALLOCATE },
                 { "help",            no_argument,       NULL, OPT_HELP },
                 { NULL, 0, NULL, 0 }
         };
@@ -199,6 +204,13 @@ static void parse_options(int argc, char **argv, struct options *o) {
                         break;
                 case OPT_SERVE:
                         o->serve = true;
+                        break;
+                case OPT_WATCHDOG:
+                        o->watchdog = true;
+                        break;
+                case OPT_ALLOCATE:
+                        if (!parse_uint(optarg, &o->allocate_mb) || o->allocate_mb > 4096)
+                                bad_usage("bad --allocate '%s' (MB, 0..4096)", optarg);
                         break;
                 case OPT_HELP:
                         usage(stdout);
@@ -631,6 +643,19 @@ int main(int argc, char **argv) {
         }
         if (o.exit_after)
                 exit_at = start + o.exit_after_ms;
+        if (o.allocate_mb > 0) {
+                size_t n = (size_t) o.allocate_mb << 20;
+                char *mem = malloc(n);
+                if (!mem) {
+                        fprintf(stderr, PROG ": cannot allocate %ld MB\n", o.allocate_mb);
+                        return 1;
+                }
+                memset(mem, 1, n); /* resident, not just reserved */
+        }
+        uint64_t watchdog_usec = 0;
+        int64_t ping_at = -1;
+        if (o.watchdog && sd_watchdog_enabled(0, &watchdog_usec) > 0)
+                ping_at = now_ms();
 
         while (!got_sigterm) {
                 struct pollfd pfd = { .fd = SD_LISTEN_FDS_START, .events = POLLIN };
@@ -641,6 +666,10 @@ int main(int argc, char **argv) {
                         send_ready(&o);
                         ready_pending = false;
                 }
+                if (ping_at >= 0 && now >= ping_at) {
+                        sd_notify(0, "WATCHDOG=1");
+                        ping_at = now + (int64_t) (watchdog_usec / 2000);
+                }
                 if (exit_at >= 0 && now >= exit_at) {
                         fprintf(stderr, PROG ": pid %d exiting with %d as told\n", (int) getpid(), o.exit_code);
                         return o.exit_code;
@@ -649,6 +678,8 @@ int main(int argc, char **argv) {
                         next = ready_at;
                 if (exit_at >= 0 && exit_at < next)
                         next = exit_at;
+                if (ping_at >= 0 && ping_at < next)
+                        next = ping_at;
                 if (next != INT64_MAX) {
                         ts.tv_sec = (next - now) / 1000;
                         ts.tv_nsec = (long) ((next - now) % 1000) * 1000000;

@@ -1,0 +1,57 @@
+/* /proc readers (see procfs.h). Bounded work: one pass over /proc. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sockherd/procfs.h"
+#include "sockherd/util.h"
+
+static ssize_t read_small(const char *path, char *buf, size_t size) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        ssize_t n = read(fd, buf, size - 1);
+        if (n < 0)
+                return -errno;
+        buf[n] = '\0';
+        return n;
+}
+
+int proc_group_rss(pid_t pgid, uint64_t *ret_bytes) {
+        long page = sysconf(_SC_PAGESIZE);
+        uint64_t total = 0;
+        unsigned found = 0;
+        char path[300], buf[512];
+
+        DIR *d = opendir("/proc");
+        if (!d)
+                return -errno;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                if (de->d_name[0] < '1' || de->d_name[0] > '9')
+                        continue;
+                snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+                if (read_small(path, buf, sizeof(buf)) <= 0)
+                        continue;
+                /* "pid (comm) state ppid pgrp ..." */
+                const char *p = strrchr(buf, ')');
+                int ppid, pgrp;
+                if (!p || sscanf(p + 1, " %*c %d %d", &ppid, &pgrp) != 2 || pgrp != pgid)
+                        continue;
+                snprintf(path, sizeof(path), "/proc/%s/statm", de->d_name);
+                unsigned long size, resident;
+                if (read_small(path, buf, sizeof(buf)) <= 0 || sscanf(buf, "%lu %lu", &size, &resident) != 2)
+                        continue;
+                total += (uint64_t) resident * (uint64_t) page;
+                found++;
+        }
+        closedir(d);
+        if (found == 0)
+                return -ESRCH;
+        *ret_bytes = total;
+        return 0;
+}
