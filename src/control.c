@@ -268,6 +268,10 @@ int control_server_new(sd_event *e, int fd, gid_t group, const ControlHandlers *
         return 0;
 }
 
+int control_server_fd(const ControlServer *s) {
+        return s->fd;
+}
+
 ControlServer *control_server_free(ControlServer *s) {
         if (!s)
                 return NULL;

@@ -34,6 +34,8 @@ static void help(void) {
                "  reload [--wait]     rolling reload; with --wait, wait for the end and fail if it failed\n"
                "  scale N             set the number of workers\n"
                "  restart SLOT|all    restart one worker or all of them, new before old (waits)\n"
+               "  reexec              re-execute the manager's program in place (an upgrade);\n"
+               "                      workers keep running, the manager keeps its pid\n"
                "\n"
                "Options:\n"
                "  -u, --name NAME     the pool named NAME (its control socket in the default place)\n"
@@ -361,7 +363,7 @@ int main(int argc, char **argv) {
                 }
 
         if (optind >= argc) {
-                fprintf(stderr, "sockherdctl: no command given (status, show, reload, scale, restart)\n");
+                fprintf(stderr, "sockherdctl: no command given (status, show, reload, scale, restart, reexec)\n");
                 return EXIT_USAGE;
         }
         const char *command = argv[optind];
@@ -393,8 +395,12 @@ int main(int argc, char **argv) {
                         goto usage;
                 snprintf(request, sizeof(request), "restart %s", argv[optind + 1]);
                 timeout_ms = -1;
+        } else if (strcmp(command, "reexec") == 0) {
+                if (argc - optind != 1)
+                        goto usage;
+                snprintf(request, sizeof(request), "reexec");
         } else {
-                fprintf(stderr, "sockherdctl: unknown command '%s' (status, show, reload, scale, restart)\n", command);
+                fprintf(stderr, "sockherdctl: unknown command '%s' (status, show, reload, scale, restart, reexec)\n", command);
                 return EXIT_USAGE;
         }
 
@@ -437,6 +443,8 @@ int main(int argc, char **argv) {
                 printf("workers: %s\n", field(&fields, "workers.wanted") ?: "?");
         else if (strcmp(command, "restart") == 0)
                 printf("restart complete\n");
+        else if (strcmp(command, "reexec") == 0)
+                printf("re-executing manager pid %s\n", field(&fields, "manager.pid") ?: "?");
 
         for (size_t i = 0; i < fields.n; i++) {
                 free(fields.v[i].key);

@@ -4,6 +4,8 @@
  *   exit 1  runtime failure (a socket could not be bound, the loop failed)
  *   exit 2  usage or configuration error */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,6 +18,7 @@
 #include "sockherd/log.h"
 #include "sockherd/manager.h"
 #include "sockherd/parse.h"
+#include "sockherd/state.h"
 #include "sockherd/util.h"
 
 #define EXIT_RUNTIME 1
@@ -64,7 +67,7 @@ enum {
         OPT_READY = 0x100, OPT_READY_TIMEOUT, OPT_STOP_TIMEOUT, OPT_STOP_SIGNAL,
         OPT_RESTART_DELAY, OPT_RESTART_DELAY_MAX, OPT_RESTART_STABLE, OPT_USER,
         OPT_GROUP, OPT_WORKING_DIRECTORY, OPT_NAME, OPT_BACKLOG, OPT_CHECK_CONFIG,
-        OPT_VERSION, OPT_RELOAD_BATCH, OPT_CONTROL, OPT_CONTROL_GROUP,
+        OPT_VERSION, OPT_RELOAD_BATCH, OPT_CONTROL, OPT_CONTROL_GROUP, OPT_DESERIALIZE,
 };
 
 static const struct option options[] = {
@@ -90,11 +93,15 @@ static const struct option options[] = {
         { "check-config",      no_argument,       NULL, OPT_CHECK_CONFIG },
         { "help",              no_argument,       NULL, 'h' },
         { "version",           no_argument,       NULL, OPT_VERSION },
+        /* hidden: the state handed over by a re-exec */
+        { "deserialize",       required_argument, NULL, OPT_DESERIALIZE },
         {}
 };
 
 /* Fills src from the command line. Returns 0, or an exit code after
  * printing why. */
+static int deserialize_fd = -1;
+
 static int parse_argv(int argc, char **argv, ConfigSource *src, bool *ret_check) {
         bool listen_cleared = false, env_cleared = false;
         int opt, r = 0;
@@ -112,6 +119,15 @@ static int parse_argv(int argc, char **argv, ConfigSource *src, bool *ret_check)
                 case 'h': help(); exit(0);
                 case OPT_VERSION: printf("sockherd %s\n", SOCKHERD_VERSION); exit(0);
                 case OPT_CHECK_CONFIG: *ret_check = true; continue;
+                case OPT_DESERIALIZE: {
+                        unsigned fd;
+                        if (parse_uint_range(optarg, 3, 65535, &fd) < 0) {
+                                fprintf(stderr, "sockherd: bad --deserialize fd '%s'\n", optarg);
+                                return EXIT_USAGE;
+                        }
+                        deserialize_fd = (int) fd;
+                        continue;
+                }
                 case '?': fprintf(stderr, "Try 'sockherd --help'.\n"); return EXIT_USAGE;
                 case 'l':
                         /* the command line's list replaces the file's */
@@ -161,6 +177,42 @@ static int parse_argv(int argc, char **argv, ConfigSource *src, bool *ret_check)
                                 return log_oom();
         }
         return r;
+}
+
+/* After a re-exec: the state from the previous image, and the sockets it
+ * kept open for us (CLOEXEC again from here on). */
+static int restore_sockets(int fd, State *state, ListenSet *set, int *ret_control_fd) {
+        char err[256] = "";
+        FILE *f = fdopen(fd, "r");
+        if (!f)
+                return log_error_errno(-errno, "re-exec: cannot read the state: %m");
+        int r = state_read(f, state, err, sizeof(err));
+        fclose(f);
+        if (r < 0)
+                return log_error_errno(r, "re-exec: %s", err);
+
+        for (size_t i = 0; i < state->n_sockets; i++) {
+                const StateSocket *ss = &state->sockets[i];
+                (void) fcntl(ss->fd, F_SETFD, FD_CLOEXEC);
+                r = listen_set_adopt(set, ss->fd, ss->name);
+                if (r < 0)
+                        return log_error_errno(r, "re-exec: %m");
+                if (ss->unlink_path[0]) {
+                        ListenSocket *s = &set->sockets[set->n - 1];
+                        struct stat st;
+                        if (stat(ss->unlink_path, &st) == 0) {
+                                s->unlink_path = strdup(ss->unlink_path);
+                                s->dev = st.st_dev;
+                                s->ino = st.st_ino;
+                        }
+                }
+        }
+        set->passed_in = state->passed_in;
+        (void) fcntl(state->notify_fd, F_SETFD, FD_CLOEXEC);
+        if (state->control_fd >= 0)
+                (void) fcntl(state->control_fd, F_SETFD, FD_CLOEXEC);
+        *ret_control_fd = state->control_fd;
+        return 0;
 }
 
 /* Drop stored sockets that nothing uses any more, from the store too. */
@@ -256,6 +308,7 @@ int main(int argc, char **argv) {
         ConfigError err = {};
         ListenSet sockets = {};
         int control_fd = -1;
+        State state = {};
         Manager *manager = NULL;
         bool check_only;
         sigset_t mask;
@@ -287,14 +340,24 @@ int main(int argc, char **argv) {
 
         log_setup(config->name);
 
-        r = acquire_sockets(config, &sockets, &control_fd);
-        if (r < 0) {
-                r = -r;
-                goto finish;
+        if (deserialize_fd >= 0) {
+                r = restore_sockets(deserialize_fd, &state, &sockets, &control_fd);
+                if (r < 0) {
+                        r = EXIT_RUNTIME;
+                        goto finish;
+                }
+        } else {
+                r = acquire_sockets(config, &sockets, &control_fd);
+                if (r < 0) {
+                        r = -r;
+                        goto finish;
+                }
         }
 
-        r = manager_new(&source, config, &sockets, control_fd, &manager);
+        r = manager_new(&source, config, &sockets, control_fd, deserialize_fd >= 0 ? &state : NULL, argv, &manager);
         control_fd = -1;
+        if (r >= 0 && deserialize_fd >= 0)
+                r = manager_restore(manager, &state);
         if (r < 0) {
                 log_error_errno(r, "cannot set up the manager: %m");
                 r = EXIT_RUNTIME;
@@ -311,6 +374,7 @@ finish:
         manager_free(manager);
         listen_set_clear(&sockets);
         safe_close(control_fd);
+        state_done(&state);
         config_free(config);
         config_source_done(&source);
         return r;

@@ -191,6 +191,41 @@ static void command_restart(Manager *m, ControlClient *c, char **argv, int argc)
                 control_client_reply_error(c, "out of memory");
 }
 
+static int on_reexec_deferred(sd_event_source *s, void *userdata) {
+        Manager *m = userdata;
+        char why[256];
+
+        m->reexec_source = sd_event_source_disable_unref(s);
+        if (manager_reexec_check(m, why, sizeof(why)) < 0)
+                log_warning("not re-executing: %s", why);
+        else
+                (void) manager_reexec(m);
+        return 0;
+}
+
+static void command_reexec(Manager *m, ControlClient *c, int argc) {
+        char why[256];
+
+        if (argc != 1) {
+                control_client_reply_error(c, "usage: reexec");
+                return;
+        }
+        if (manager_reexec_check(m, why, sizeof(why)) < 0) {
+                control_client_reply_error(c, why);
+                return;
+        }
+        /* answer first: the exec closes this connection */
+        if (!m->reexec_source &&
+            sd_event_add_defer(m->event, &m->reexec_source, on_reexec_deferred, m) < 0) {
+                control_client_reply_error(c, "out of memory");
+                return;
+        }
+        ControlReply r;
+        control_reply_init(&r, NULL);
+        control_reply_add(&r, "manager.pid", "%d", (int) getpid());
+        control_client_reply(c, &r);
+}
+
 static void on_request(ControlClient *c, char **argv, int argc, void *userdata) {
         Manager *m = userdata;
 
@@ -202,9 +237,11 @@ static void on_request(ControlClient *c, char **argv, int argc, void *userdata) 
                 command_scale(m, c, argv, argc);
         else if (strcmp(argv[0], "restart") == 0)
                 command_restart(m, c, argv, argc);
+        else if (strcmp(argv[0], "reexec") == 0)
+                command_reexec(m, c, argc);
         else {
                 char msg[128];
-                snprintf(msg, sizeof(msg), "unknown command '%.64s' (status, reload, scale, restart)", argv[0]);
+                snprintf(msg, sizeof(msg), "unknown command '%.64s' (status, reload, scale, restart, reexec)", argv[0]);
                 control_client_reply_error(c, msg);
         }
 }

@@ -12,6 +12,7 @@
 #include "sockherd/manager.h"
 #include "sockherd/pool.h"
 #include "sockherd/reload.h"
+#include "sockherd/state.h"
 
 typedef struct RateLimit {
         uint64_t window_start;
@@ -67,6 +68,11 @@ struct Manager {
         sd_event_source *recycle_source;  /* checks max-lifetime and max-memory */
         unsigned recycle_ticks;
 
+        char *exe_path;         /* our binary on disk, for re-exec */
+        char **argv;            /* our command line, for re-exec */
+        bool restored;          /* started from a re-exec state */
+        sd_event_source *reexec_source;
+
         bool stopping;
         bool announced_ready;
         char last_status[512];
@@ -83,6 +89,18 @@ uint64_t manager_request_reload(Manager *m, const char *why);
 int manager_restart_slots(Manager *m, const bool *targets, uint64_t *ret_request);
 int manager_scale(Manager *m, unsigned n);
 uint64_t manager_now_usec(void);
+
+/* For manager-reexec.c */
+Worker *manager_adopt_worker(Manager *m, pid_t pid, unsigned slot, uint64_t generation, WorkerState state,
+                             uint64_t started_usec, bool retiring);
+void manager_schedule_restart(Manager *m, unsigned slot, uint64_t ran_usec);
+void worker_retire_stop(Manager *m, Worker *w);
+
+/* manager-reexec.c */
+/* Check that a re-exec can go ahead now; on refusal, why says why. */
+int manager_reexec_check(Manager *m, char *why, size_t why_size);
+/* Write the state and exec; returns only on failure (logged). */
+int manager_reexec(Manager *m);
 
 /* manager-control.c */
 int manager_control_open(Manager *m, int passed_fd);

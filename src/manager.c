@@ -176,6 +176,10 @@ static void worker_stop(Manager *m, Worker *w) {
                 worker_apply(m, w, WORKER_EVENT_STOP);
 }
 
+void worker_retire_stop(Manager *m, Worker *w) {
+        worker_stop(m, w);
+}
+
 /* Take w out of its slot onto the retiring list and ask it to go. */
 static void manager_retire(Manager *m, Worker *w) {
         if (pool_retire(&m->pool, w) < 0) {
@@ -253,7 +257,7 @@ static int on_restart_timer(sd_event_source *s, uint64_t usec _unused_, void *us
         return 0;
 }
 
-static void manager_schedule_restart(Manager *m, unsigned slot, uint64_t ran_usec) {
+void manager_schedule_restart(Manager *m, unsigned slot, uint64_t ran_usec) {
         Slot *sl = &m->pool.slots[slot];
         BackoffPolicy policy = {
                 .initial_usec = sl->config->restart_delay_usec,
@@ -328,6 +332,45 @@ static int on_child_exit(sd_event_source *s _unused_, const siginfo_t *si, void 
         manager_update_status(m);
         manager_check_stopped(m);
         return 0;
+}
+
+/* A worker process we did not fork in this image (a re-exec): watch it and
+ * put it where the state says. */
+Worker *manager_adopt_worker(Manager *m, pid_t pid, unsigned slot, uint64_t generation, WorkerState state,
+                             uint64_t started_usec, bool retiring) {
+        Worker *w = calloc(1, sizeof(Worker));
+        if (!w)
+                return NULL;
+        *w = (Worker) {
+                .pid = pid, .slot = slot, .generation = generation, .config = config_ref(m->config),
+                .state = state, .started_usec = started_usec, .userdata = m,
+        };
+        int r = sd_event_add_child(m->event, &w->child_source, pid, WEXITED, on_child_exit, w);
+        if (r >= 0 && retiring)
+                r = pool_retire(&m->pool, w);
+        if (r < 0) {
+                log_error_errno(r, "slot %u: cannot watch worker %d again: %m", slot, (int) pid);
+                worker_free(w);
+                return NULL;
+        }
+        if (!retiring)
+                m->pool.slots[slot].worker = w;
+
+        /* timers start over: a fair deadline for what it was waiting for */
+        switch (state) {
+        case WORKER_STARTING:
+                worker_set_timer(m, w, w->config->ready_mode == READY_ALIVE ? WORKER_TIMER_ALIVE : WORKER_TIMER_READY_TIMEOUT);
+                break;
+        case WORKER_READY:
+                worker_watchdog_arm(m, w);
+                break;
+        case WORKER_STOPPING:
+                worker_set_timer(m, w, WORKER_TIMER_STOP_TIMEOUT);
+                break;
+        case WORKER_EXITED:
+                break;
+        }
+        return w;
 }
 
 static int manager_spawn(Manager *m, unsigned slot, Config *config, uint64_t generation, bool incoming) {
@@ -936,6 +979,17 @@ static int on_reload_signal(sd_event_source *s _unused_, const struct signalfd_s
         return 0;
 }
 
+static int on_reexec_signal(sd_event_source *s _unused_, const struct signalfd_siginfo *si _unused_, void *userdata) {
+        Manager *m = userdata;
+        char why[256];
+
+        if (manager_reexec_check(m, why, sizeof(why)) < 0)
+                log_warning("SIGUSR2: not re-executing: %s", why);
+        else
+                (void) manager_reexec(m);
+        return 0;
+}
+
 static int on_scale_signal(sd_event_source *s _unused_, const struct signalfd_siginfo *si, void *userdata) {
         Manager *m = userdata;
         unsigned n = m->pool.n_slots;
@@ -948,7 +1002,8 @@ static int on_scale_signal(sd_event_source *s _unused_, const struct signalfd_si
 
 /* ---- setup ---- */
 
-int manager_new(ConfigSource *source, Config *config, ListenSet *sockets, int control_fd, Manager **ret) {
+int manager_new(ConfigSource *source, Config *config, ListenSet *sockets, int control_fd,
+                const State *state, char **argv, Manager **ret) {
         Manager *m = calloc(1, sizeof(Manager));
         int r;
 
@@ -975,6 +1030,8 @@ int manager_new(ConfigSource *source, Config *config, ListenSet *sockets, int co
         if (r >= 0)
                 r = sd_event_add_signal(m->event, NULL, SIGHUP | SD_EVENT_SIGNAL_PROCMASK, on_reload_signal, m);
         if (r >= 0)
+                r = sd_event_add_signal(m->event, NULL, SIGUSR2 | SD_EVENT_SIGNAL_PROCMASK, on_reexec_signal, m);
+        if (r >= 0)
                 r = sd_event_add_signal(m->event, NULL, SIGTTIN | SD_EVENT_SIGNAL_PROCMASK, on_scale_signal, m);
         if (r >= 0)
                 r = sd_event_add_signal(m->event, NULL, SIGTTOU | SD_EVENT_SIGNAL_PROCMASK, on_scale_signal, m);
@@ -982,10 +1039,22 @@ int manager_new(ConfigSource *source, Config *config, ListenSet *sockets, int co
                 goto fail;
         (void) sd_event_set_watchdog(m->event, true);
 
-        r = notify_socket_open(config->name, &m->notify_address);
-        if (r < 0)
-                goto fail;
-        m->notify_fd = r;
+        if (state) {
+                /* the workers know this address: keep the socket */
+                m->notify_fd = state->notify_fd;
+                m->notify_address = strdup(state->notify_address);
+                if (!m->notify_address) {
+                        r = -ENOMEM;
+                        goto fail;
+                }
+        } else {
+                r = notify_socket_open(config->name, &m->notify_address);
+                if (r < 0)
+                        goto fail;
+                m->notify_fd = r;
+        }
+        m->argv = argv;
+        m->exe_path = realpath("/proc/self/exe", NULL);
         r = sd_event_add_io(m->event, &m->notify_source, m->notify_fd, EPOLLIN, on_notify, m);
         if (r < 0)
                 goto fail;
@@ -1029,6 +1098,8 @@ Manager *manager_free(Manager *m) {
         pool_done(&m->pool);
         sd_event_source_disable_unref(m->notify_source);
         sd_event_source_disable_unref(m->recycle_source);
+        sd_event_source_disable_unref(m->reexec_source);
+        free(m->exe_path);
         safe_close(m->notify_fd);
         free(m->notify_address);
         sd_event_unref(m->event);
@@ -1040,12 +1111,14 @@ Manager *manager_free(Manager *m) {
 }
 
 int manager_run(Manager *m) {
-        log_info("starting %u workers: %s (ready=%s)", m->pool.n_slots, m->config->command[0],
-                 ready_mode_to_string(m->config->ready_mode));
+        if (!m->restored)
+                log_info("starting %u workers: %s (ready=%s)", m->pool.n_slots, m->config->command[0],
+                         ready_mode_to_string(m->config->ready_mode));
         manager_update_status(m);
 
-        for (unsigned i = 0; i < m->pool.n_slots; i++)
-                (void) manager_spawn(m, i, m->config, m->generation, false);
+        if (!m->restored)
+                for (unsigned i = 0; i < m->pool.n_slots; i++)
+                        (void) manager_spawn(m, i, m->config, m->generation, false);
         manager_update_recycling(m);
 
         return sd_event_loop(m->event);

@@ -29,6 +29,8 @@ typedef struct ControlHandlers {
 int control_server_new(sd_event *e, int fd, gid_t group, const ControlHandlers *h, void *userdata,
                        ControlServer **ret);
 ControlServer *control_server_free(ControlServer *s);
+/* The listening fd (still owned by the server). */
+int control_server_fd(const ControlServer *s);
 
 /* Send the reply and close the client; the reply is consumed. */
 void control_client_reply(ControlClient *c, ControlReply *reply);

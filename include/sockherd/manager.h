@@ -5,13 +5,20 @@
 
 #include "sockherd/config.h"
 #include "sockherd/listen.h"
+#include "sockherd/state.h"
 
 typedef struct Manager Manager;
 
 /* Takes over the source's contents, a reference to the config, the
- * sockets and control_fd (a passed-in control socket, or -1) on success. */
-int manager_new(ConfigSource *source, Config *config, ListenSet *sockets, int control_fd, Manager **ret);
+ * sockets and control_fd (a passed-in control socket, or -1) on success.
+ * state: after a re-exec, what the previous image handed over (its notify
+ * socket, workers); NULL otherwise. argv is kept for a later re-exec. */
+int manager_new(ConfigSource *source, Config *config, ListenSet *sockets, int control_fd,
+                const State *state, char **argv, Manager **ret);
 Manager *manager_free(Manager *m);
+
+/* After a re-exec: take over the workers the state describes. */
+int manager_restore(Manager *m, const State *state);
 
 /* Start the workers and run until the pool was stopped; returns the
  * process exit code (0 for a clean stop) or a negative errno. */

@@ -19,6 +19,7 @@ HELLO_WORKER = os.environ.get("HELLO_WORKER", "hello-worker")
 PROBE_WORKER = os.environ.get("PROBE_WORKER", "probe-worker")
 NODE_SERVER = os.environ.get("NODE_SERVER", "")
 LOADGEN = os.environ.get("LOADGEN", "loadgen")
+SOCKHERDCTL = os.environ.get("SOCKHERDCTL", "sockherdctl")
 
 SKIP = 77
 
@@ -133,6 +134,9 @@ class Pool:
         full_env.pop("LISTEN_FDNAMES", None)
         if env:
             full_env.update(env)
+        if "--control" not in args and "--name" not in args and "-h" not in args:
+            # each pool gets its own control socket, so tests can run in parallel
+            args = ["--control", os.path.join(self.tmp.name, "control")] + args
         cmd = (prefix or []) + [SOCKHERD] + args
         self.proc = subprocess.Popen(cmd, stdout=self.log_file, stderr=subprocess.STDOUT,
                                      env=full_env, cwd=cwd, stdin=subprocess.DEVNULL)
@@ -296,3 +300,19 @@ def check_no_failures(counts, minimum=50):
     check(counts.get("sent", 0) >= minimum, f"only {counts.get('sent')} requests were sent")
     bad = {k: counts.get(k) for k in ("failed", "refused", "errors")}
     check(all(v == 0 for v in bad.values()), f"failed requests under load: {counts}")
+
+
+def ctl(*args, user=None, timeout=60):
+    """Run sockherdctl (optionally as another user); (exit code, stdout, stderr)."""
+    import pwd
+    preexec = None
+    if user:
+        pw = pwd.getpwnam(user)
+
+        def preexec():
+            os.setgroups([])
+            os.setgid(pw.pw_gid)
+            os.setuid(pw.pw_uid)
+    p = subprocess.run([SOCKHERDCTL, *args], capture_output=True, text=True, timeout=timeout,
+                       preexec_fn=preexec)
+    return p.returncode, p.stdout, p.stderr

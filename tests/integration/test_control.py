@@ -12,25 +12,8 @@ import subprocess
 import tempfile
 import time
 
-from harness import (HELLO_WORKER, Load, Pool, check, check_no_failures, children_of, free_port,
+from harness import (HELLO_WORKER, Load, Pool, check, check_no_failures, children_of, ctl, free_port,
                      run, wait_for)
-
-SOCKHERDCTL = os.environ.get("SOCKHERDCTL", "sockherdctl")
-
-
-def ctl(*args, user=None, timeout=60):
-    preexec = None
-    if user:
-        pw = pwd.getpwnam(user)
-
-        def preexec():
-            os.setgroups([])
-            os.setgid(pw.pw_gid)
-            os.setuid(pw.pw_uid)
-    p = subprocess.run([SOCKHERDCTL, *args], capture_output=True, text=True, timeout=timeout,
-                       preexec_fn=preexec)
-    return p.returncode, p.stdout, p.stderr
-
 
 def raw(path, data, read=True):
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:

@@ -1,0 +1,81 @@
+/* The manager's state across a re-exec: what it must know to keep
+ * supervising the workers it already has. A versioned text format, one
+ * record per line, so that a newer sockherd reads what an older one wrote:
+ *
+ *     sockherd-state 1
+ *     generation 3
+ *     ...
+ *     worker 0 1234 3 ready 812345678 0 serving\x20on\x201\x20socket(s)
+ *     end
+ *
+ * Strings are escaped as in the control protocol (no spaces, no newlines).
+ * Unknown record types from a newer writer are skipped; a record that is
+ * malformed fails the whole parse with a message naming the line. Pure:
+ * no fds are touched, only their numbers recorded. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "sockherd/worker.h"
+
+#define STATE_VERSION 1
+#define STATE_STRING_MAX 512
+
+typedef struct StateSocket {
+        int fd;
+        char name[STATE_STRING_MAX];
+        char unlink_path[STATE_STRING_MAX];     /* "" when none */
+} StateSocket;
+
+typedef struct StateSlot {
+        unsigned restarts;
+        unsigned backoff_failures;
+} StateSlot;
+
+typedef enum StateRole {
+        STATE_ROLE_SERVING,
+        STATE_ROLE_RETIRING,
+} StateRole;
+
+typedef struct StateWorker {
+        StateRole role;
+        unsigned slot;
+        pid_t pid;
+        uint64_t generation;
+        WorkerState state;
+        uint64_t started_usec;
+        uint64_t recycle_at_usec;
+        char status[STATE_STRING_MAX];
+} StateWorker;
+
+typedef struct State {
+        unsigned version;
+        uint64_t generation;
+        uint64_t last_generation;
+        uint64_t requests;
+        bool announced_ready;
+        bool passed_in;
+        char reload_error[STATE_STRING_MAX];
+        int notify_fd;
+        char notify_address[STATE_STRING_MAX];
+        int control_fd;                         /* -1: none */
+        char control_path[STATE_STRING_MAX];    /* "" unless we created the file */
+        StateSocket *sockets;
+        size_t n_sockets;
+        StateSlot *slots;
+        unsigned n_slots;
+        StateWorker *workers;
+        size_t n_workers;
+} State;
+
+int state_write(const State *s, FILE *f);
+/* On error, err names the line and what is wrong. */
+int state_read(FILE *f, State *ret, char *err, size_t err_size);
+void state_done(State *s);
+
+/* Append helpers for building a State; -ENOMEM. */
+int state_add_socket(State *s, const StateSocket *sock);
+int state_add_worker(State *s, const StateWorker *w);

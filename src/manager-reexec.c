@@ -1,0 +1,225 @@
+/* Re-exec: replace the manager's program in place (an upgrade), keeping
+ * its pid, its sockets and its workers. The state goes into a memfd that
+ * survives exec; the sockets, the control socket and the worker-notify
+ * socket survive with CLOEXEC cleared for the moment of the exec; workers
+ * stay our children. The new image finds all of it through the hidden
+ * --deserialize=FD option and goes on supervising. If exec fails, the old
+ * image keeps running and says why. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "manager-internal.h"
+#include "sockherd/log.h"
+#include "sockherd/util.h"
+
+static int set_cloexec(int fd, bool on) {
+        int flags = fcntl(fd, F_GETFD);
+        if (flags < 0)
+                return -errno;
+        flags = on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC;
+        return fcntl(fd, F_SETFD, flags) < 0 ? -errno : 0;
+}
+
+int manager_reexec_check(Manager *m, char *why, size_t why_size) {
+        _cleanup_config_ Config *config = NULL;
+        ConfigError err = {};
+
+        if (m->stopping)
+                return snprintf(why, why_size, "the manager is stopping"), -ESHUTDOWN;
+        if (m->reload)
+                return snprintf(why, why_size, "a reload or restart is running; try again when it has ended"), -EBUSY;
+        if (!m->exe_path || access(m->exe_path, X_OK) < 0)
+                return snprintf(why, why_size, "cannot find our own program (%s)", m->exe_path ?: "?"), -ENOENT;
+        /* the new image reads the config again: it must be valid now */
+        if (config_source_load(&m->source, online_cpus(), &config, &err) < 0)
+                return snprintf(why, why_size, "the configuration does not load: %s", err.message), -EINVAL;
+        return 0;
+}
+
+static int manager_build_state(Manager *m, State *s) {
+        *s = (State) {
+                .generation = m->generation,
+                .last_generation = m->last_generation,
+                .requests = m->requests,
+                .announced_ready = m->announced_ready,
+                .passed_in = m->sockets.passed_in,
+                .notify_fd = m->notify_fd,
+                .control_fd = m->control ? control_server_fd(m->control) : -1,
+                .n_slots = m->pool.n_slots,
+        };
+        snprintf(s->reload_error, sizeof(s->reload_error), "%s", m->reload_error);
+        snprintf(s->notify_address, sizeof(s->notify_address), "%s", m->notify_address);
+        snprintf(s->control_path, sizeof(s->control_path), "%s", m->control_path ?: "");
+
+        for (size_t i = 0; i < m->sockets.n; i++) {
+                StateSocket sock = { .fd = m->sockets.sockets[i].fd };
+                snprintf(sock.name, sizeof(sock.name), "%s", m->sockets.sockets[i].name);
+                snprintf(sock.unlink_path, sizeof(sock.unlink_path), "%s", m->sockets.sockets[i].unlink_path ?: "");
+                if (state_add_socket(s, &sock) < 0)
+                        return -ENOMEM;
+        }
+        s->slots = calloc(m->pool.n_slots ? m->pool.n_slots : 1, sizeof(StateSlot));
+        if (!s->slots)
+                return -ENOMEM;
+        for (unsigned i = 0; i < m->pool.n_slots; i++) {
+                const Slot *sl = &m->pool.slots[i];
+                s->slots[i] = (StateSlot) { sl->restarts, sl->backoff.failures };
+                const Worker *w = sl->worker;
+                if (!w)
+                        continue;
+                StateWorker sw = {
+                        .role = STATE_ROLE_SERVING, .slot = w->slot, .pid = w->pid, .generation = w->generation,
+                        .state = w->state, .started_usec = w->started_usec, .recycle_at_usec = w->recycle_at_usec,
+                };
+                snprintf(sw.status, sizeof(sw.status), "%s", w->status);
+                if (state_add_worker(s, &sw) < 0)
+                        return -ENOMEM;
+        }
+        for (size_t i = 0; i < m->pool.n_retiring; i++) {
+                const Worker *w = m->pool.retiring[i];
+                StateWorker sw = {
+                        .role = STATE_ROLE_RETIRING, .slot = w->slot, .pid = w->pid, .generation = w->generation,
+                        .state = w->state, .started_usec = w->started_usec,
+                };
+                if (state_add_worker(s, &sw) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+/* Every fd the new image needs, with CLOEXEC set or cleared. */
+static void keep_fds(Manager *m, const State *s, int memfd, bool keep) {
+        for (size_t i = 0; i < s->n_sockets; i++)
+                (void) set_cloexec(s->sockets[i].fd, !keep);
+        (void) set_cloexec(s->notify_fd, !keep);
+        if (s->control_fd >= 0)
+                (void) set_cloexec(s->control_fd, !keep);
+        if (memfd >= 0)
+                (void) set_cloexec(memfd, !keep);
+}
+
+int manager_reexec(Manager *m) {
+        State state = {};
+        _cleanup_close_ int memfd = -1;
+        char arg[64];
+        int r;
+
+        r = manager_build_state(m, &state);
+        if (r < 0) {
+                state_done(&state);
+                return log_error_errno(r, "re-exec: cannot record the state: %m");
+        }
+        memfd = memfd_create("sockherd-state", MFD_CLOEXEC);
+        if (memfd < 0) {
+                r = -errno;
+                state_done(&state);
+                return log_error_errno(r, "re-exec: memfd_create: %m");
+        }
+        int dupfd = dup(memfd);
+        FILE *f = dupfd >= 0 ? fdopen(dupfd, "w") : NULL;
+        if (!f) {
+                safe_close(dupfd);
+                state_done(&state);
+                return log_error_errno(-EIO, "re-exec: cannot write the state");
+        }
+        r = state_write(&state, f);
+        fclose(f);
+        if (r < 0 || lseek(memfd, 0, SEEK_SET) < 0) {
+                state_done(&state);
+                return log_error_errno(r < 0 ? r : -errno, "re-exec: cannot write the state: %m");
+        }
+
+        /* argv: ours, without an earlier --deserialize, plus the new one */
+        size_t n = strv_length(m->argv), k = 0;
+        char **argv = calloc(n + 2, sizeof(char *));
+        if (!argv) {
+                state_done(&state);
+                return log_error_errno(-ENOMEM, "re-exec: out of memory");
+        }
+        for (size_t i = 0; i < n; i++)
+                if (strncmp(m->argv[i], "--deserialize=", 14) != 0)
+                        argv[k++] = m->argv[i];
+        snprintf(arg, sizeof(arg), "--deserialize=%d", memfd);
+        /* options must come before the command: put ours right after argv[0] */
+        memmove(argv + 2, argv + 1, (k - 1) * sizeof(char *));
+        argv[1] = arg;
+        argv[k + 1] = NULL;
+
+        log_info("re-executing %s with %zu workers (pid %d stays)", m->exe_path, state.n_workers, (int) getpid());
+        (void) sd_notify(0, "STATUS=re-executing");
+        keep_fds(m, &state, memfd, true);
+        execv(m->exe_path, argv);
+
+        /* still here: the old image goes on */
+        r = -errno;
+        keep_fds(m, &state, memfd, false);
+        free(argv);
+        state_done(&state);
+        manager_update_status(m);
+        return log_error_errno(r, "re-exec of %s failed, this image keeps running: %m", m->exe_path);
+}
+
+int manager_restore(Manager *m, const State *s) {
+        int r;
+
+        m->restored = true;
+        m->generation = s->generation;
+        m->last_generation = s->last_generation;
+        m->requests = s->requests;
+        m->announced_ready = s->announced_ready;
+        snprintf(m->reload_error, sizeof(m->reload_error), "%s", s->reload_error);
+        if (s->control_path[0] && !m->control_path)
+                m->control_path = strdup(s->control_path); /* ours to remove at exit */
+
+        unsigned old_slots = m->pool.n_slots;
+        if (s->n_slots != old_slots) {
+                /* the pool had been scaled: keep its size, not the config's */
+                for (unsigned i = s->n_slots; i < old_slots; i++)
+                        m->pool.slots[i].config = config_free(m->pool.slots[i].config);
+                if (s->n_slots < old_slots)
+                        m->pool.n_slots = s->n_slots;
+                else if ((r = pool_resize(&m->pool, s->n_slots)) < 0)
+                        return r;
+        }
+        for (unsigned i = 0; i < m->pool.n_slots; i++) {
+                Slot *sl = &m->pool.slots[i];
+                if (!sl->config)
+                        sl->config = config_ref(m->config);
+                sl->generation = m->generation;
+                sl->restarts = s->slots[i].restarts;
+                sl->backoff.failures = s->slots[i].backoff_failures;
+        }
+
+        unsigned adopted = 0;
+        for (size_t i = 0; i < s->n_workers; i++) {
+                const StateWorker *sw = &s->workers[i];
+                bool retiring = sw->role == STATE_ROLE_RETIRING;
+                if (!retiring && m->pool.slots[sw->slot].worker) {
+                        log_warning("state lists two workers for slot %u; pid %d goes", sw->slot, (int) sw->pid);
+                        retiring = true;
+                }
+                Worker *w = manager_adopt_worker(m, sw->pid, sw->slot, sw->generation, sw->state,
+                                                 sw->started_usec, retiring);
+                if (!w)
+                        continue;
+                w->recycle_at_usec = sw->recycle_at_usec;
+                snprintf(w->status, sizeof(w->status), "%.255s", sw->status);
+                if (retiring && w->state != WORKER_STOPPING)
+                        worker_retire_stop(m, w);
+                adopted++;
+        }
+        /* a slot without a worker was waiting for its respawn */
+        for (unsigned i = 0; i < m->pool.n_slots; i++)
+                if (!m->pool.slots[i].worker)
+                        manager_schedule_restart(m, i, 0);
+
+        log_info("resumed after re-exec: %u workers kept, generation %" PRIu64, adopted, m->generation);
+        manager_update_status(m);
+        return 0;
+}

@@ -1,0 +1,220 @@
+/* Serialising the manager's state for re-exec (see state.h). */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sockherd/control-protocol.h"
+#include "sockherd/state.h"
+#include "sockherd/util.h"
+
+static const char *const state_names[] = {
+        [WORKER_STARTING] = "starting",
+        [WORKER_READY] = "ready",
+        [WORKER_STOPPING] = "stopping",
+        [WORKER_EXITED] = "exited",
+};
+
+static const char *esc(const char *in, char *buf, size_t size) {
+        /* spaces separate fields: escape them too; "" is written as "-" */
+        char tmp[STATE_STRING_MAX * 4];
+        if (!*in)
+                return "-";
+        control_escape(in, tmp, sizeof(tmp));
+        size_t o = 0;
+        for (const char *p = tmp; *p && o + 5 < size; p++) {
+                if (*p == ' ' || (*p == '-' && p == tmp && p[1] == '\0')) {
+                        o += (size_t) snprintf(buf + o, size - o, "\\x%02x", (unsigned char) *p);
+                } else
+                        buf[o++] = *p;
+        }
+        buf[o] = '\0';
+        return buf;
+}
+
+static void unesc(const char *in, char *out, size_t size) {
+        if (strcmp(in, "-") == 0) {
+                out[0] = '\0';
+                return;
+        }
+        char *tmp = strdup(in);
+        if (!tmp) {
+                out[0] = '\0';
+                return;
+        }
+        control_unescape(tmp);
+        size_t n = strnlen(tmp, size - 1);
+        memcpy(out, tmp, n);
+        out[n] = '\0';
+        free(tmp);
+}
+
+int state_write(const State *s, FILE *f) {
+        char a[STATE_STRING_MAX * 4], b[STATE_STRING_MAX * 4];
+
+        fprintf(f, "sockherd-state %d\n", STATE_VERSION);
+        fprintf(f, "generation %" PRIu64 " %" PRIu64 "\n", s->generation, s->last_generation);
+        fprintf(f, "requests %" PRIu64 "\n", s->requests);
+        fprintf(f, "flags %d %d\n", s->announced_ready, s->passed_in);
+        fprintf(f, "reload-error %s\n", esc(s->reload_error, a, sizeof(a)));
+        fprintf(f, "notify %d %s\n", s->notify_fd, esc(s->notify_address, a, sizeof(a)));
+        fprintf(f, "control %d %s\n", s->control_fd, esc(s->control_path, a, sizeof(a)));
+        for (size_t i = 0; i < s->n_sockets; i++)
+                fprintf(f, "socket %d %s %s\n", s->sockets[i].fd, esc(s->sockets[i].name, a, sizeof(a)),
+                        esc(s->sockets[i].unlink_path, b, sizeof(b)));
+        fprintf(f, "slots %u\n", s->n_slots);
+        for (unsigned i = 0; i < s->n_slots; i++)
+                fprintf(f, "slot %u %u %u\n", i, s->slots[i].restarts, s->slots[i].backoff_failures);
+        for (size_t i = 0; i < s->n_workers; i++) {
+                const StateWorker *w = &s->workers[i];
+                fprintf(f, "worker %s %u %d %" PRIu64 " %s %" PRIu64 " %" PRIu64 " %s\n",
+                        w->role == STATE_ROLE_RETIRING ? "retiring" : "serving", w->slot, (int) w->pid,
+                        w->generation, state_names[w->state], w->started_usec, w->recycle_at_usec,
+                        esc(w->status, a, sizeof(a)));
+        }
+        fprintf(f, "end\n");
+        return fflush(f) == 0 && !ferror(f) ? 0 : -EIO;
+}
+
+void state_done(State *s) {
+        free(s->sockets);
+        free(s->slots);
+        free(s->workers);
+        *s = (State) {};
+}
+
+int state_add_socket(State *s, const StateSocket *sock) {
+        StateSocket *n = realloc(s->sockets, (s->n_sockets + 1) * sizeof(StateSocket));
+        if (!n)
+                return -ENOMEM;
+        s->sockets = n;
+        s->sockets[s->n_sockets++] = *sock;
+        return 0;
+}
+
+int state_add_worker(State *s, const StateWorker *w) {
+        StateWorker *n = realloc(s->workers, (s->n_workers + 1) * sizeof(StateWorker));
+        if (!n)
+                return -ENOMEM;
+        s->workers = n;
+        s->workers[s->n_workers++] = *w;
+        return 0;
+}
+
+static int parse_state_name(const char *name, WorkerState *ret) {
+        for (size_t i = 0; i < ELEMENTSOF(state_names); i++)
+                if (strcmp(name, state_names[i]) == 0) {
+                        *ret = (WorkerState) i;
+                        return 0;
+                }
+        return -EINVAL;
+}
+
+#define FAIL(...) do { snprintf(err, err_size, __VA_ARGS__); r = -EBADMSG; goto fail; } while (0)
+
+int state_read(FILE *f, State *ret, char *err, size_t err_size) {
+        State s = { .notify_fd = -1, .control_fd = -1 };
+        char line[STATE_STRING_MAX * 8], a[STATE_STRING_MAX * 4], b[STATE_STRING_MAX * 4], c[64];
+        unsigned lineno = 0;
+        bool ended = false, slots_seen = false;
+        int r;
+
+        while (!ended && fgets(line, sizeof(line), f)) {
+                lineno++;
+                size_t len = strlen(line);
+                if (len == 0 || line[len - 1] != '\n')
+                        FAIL("state line %u: too long or not terminated", lineno);
+                line[--len] = '\0';
+
+                char type[32];
+                if (sscanf(line, "%31s", type) != 1)
+                        FAIL("state line %u: empty", lineno);
+                const char *rest = line + strlen(type);
+
+                if (lineno == 1) {
+                        if (strcmp(type, "sockherd-state") != 0 || sscanf(rest, "%u", &s.version) != 1)
+                                FAIL("state line 1: not a sockherd state");
+                        if (s.version < 1 || s.version > STATE_VERSION)
+                                FAIL("state version %u is not supported (this sockherd reads 1 to %d)",
+                                     s.version, STATE_VERSION);
+                        continue;
+                }
+
+                if (strcmp(type, "end") == 0)
+                        ended = true;
+                else if (strcmp(type, "generation") == 0) {
+                        if (sscanf(rest, "%" SCNu64 " %" SCNu64, &s.generation, &s.last_generation) != 2)
+                                FAIL("state line %u: bad generation record", lineno);
+                } else if (strcmp(type, "requests") == 0) {
+                        if (sscanf(rest, "%" SCNu64, &s.requests) != 1)
+                                FAIL("state line %u: bad requests record", lineno);
+                } else if (strcmp(type, "flags") == 0) {
+                        int x, y;
+                        if (sscanf(rest, "%d %d", &x, &y) != 2)
+                                FAIL("state line %u: bad flags record", lineno);
+                        s.announced_ready = x;
+                        s.passed_in = y;
+                } else if (strcmp(type, "reload-error") == 0) {
+                        if (sscanf(rest, " %2047s", a) != 1)
+                                FAIL("state line %u: bad reload-error record", lineno);
+                        unesc(a, s.reload_error, sizeof(s.reload_error));
+                } else if (strcmp(type, "notify") == 0) {
+                        if (sscanf(rest, "%d %2047s", &s.notify_fd, a) != 2 || s.notify_fd < 0)
+                                FAIL("state line %u: bad notify record", lineno);
+                        unesc(a, s.notify_address, sizeof(s.notify_address));
+                } else if (strcmp(type, "control") == 0) {
+                        if (sscanf(rest, "%d %2047s", &s.control_fd, a) != 2)
+                                FAIL("state line %u: bad control record", lineno);
+                        unesc(a, s.control_path, sizeof(s.control_path));
+                } else if (strcmp(type, "socket") == 0) {
+                        StateSocket sock = {};
+                        if (sscanf(rest, "%d %2047s %2047s", &sock.fd, a, b) != 3 || sock.fd < 0)
+                                FAIL("state line %u: bad socket record", lineno);
+                        unesc(a, sock.name, sizeof(sock.name));
+                        unesc(b, sock.unlink_path, sizeof(sock.unlink_path));
+                        if ((r = state_add_socket(&s, &sock)) < 0)
+                                FAIL("out of memory");
+                } else if (strcmp(type, "slots") == 0) {
+                        if (slots_seen || sscanf(rest, "%u", &s.n_slots) != 1 || s.n_slots > 1024)
+                                FAIL("state line %u: bad slots record", lineno);
+                        slots_seen = true;
+                        s.slots = calloc(s.n_slots ? s.n_slots : 1, sizeof(StateSlot));
+                        if (!s.slots)
+                                FAIL("out of memory");
+                } else if (strcmp(type, "slot") == 0) {
+                        unsigned i, restarts, failures;
+                        if (!slots_seen || sscanf(rest, "%u %u %u", &i, &restarts, &failures) != 3 || i >= s.n_slots)
+                                FAIL("state line %u: bad slot record", lineno);
+                        s.slots[i] = (StateSlot) { restarts, failures };
+                } else if (strcmp(type, "worker") == 0) {
+                        StateWorker w = {};
+                        int pid;
+                        if (sscanf(rest, "%31s %u %d %" SCNu64 " %63s %" SCNu64 " %" SCNu64 " %2047s", b, &w.slot,
+                                   &pid, &w.generation, c, &w.started_usec, &w.recycle_at_usec, a) != 8 ||
+                            pid <= 1 || parse_state_name(c, &w.state) < 0 ||
+                            (strcmp(b, "serving") != 0 && strcmp(b, "retiring") != 0))
+                                FAIL("state line %u: bad worker record", lineno);
+                        if (!slots_seen || (strcmp(b, "serving") == 0 && w.slot >= s.n_slots))
+                                FAIL("state line %u: worker in slot %u, but there are %u slots", lineno, w.slot, s.n_slots);
+                        w.pid = pid;
+                        w.role = strcmp(b, "retiring") == 0 ? STATE_ROLE_RETIRING : STATE_ROLE_SERVING;
+                        unesc(a, w.status, sizeof(w.status));
+                        if ((r = state_add_worker(&s, &w)) < 0)
+                                FAIL("out of memory");
+                }
+                /* anything else: a record of a newer writer; skipped */
+        }
+        if (lineno == 0)
+                FAIL("state is empty");
+        if (!ended)
+                FAIL("state ends early, after line %u (no 'end' record)", lineno);
+        if (s.notify_fd < 0 || !slots_seen)
+                FAIL("state lacks its notify or slots record");
+
+        *ret = s;
+        return 0;
+
+fail:
+        state_done(&s);
+        return r;
+}
