@@ -23,7 +23,7 @@ const char *const config_keys[] = {
         "stop-timeout", "stop-signal", "restart-delay", "restart-delay-max",
         "restart-stable", "command", "user", "group", "working-directory",
         "environment", "reload-batch", "control", "control-group",
-        "watchdog", "max-lifetime", "max-memory", NULL,
+        "watchdog", "max-lifetime", "max-memory", "balance", NULL,
 };
 
 _printf_(2, 3)
@@ -295,6 +295,18 @@ static int set_max_memory(Config *c, const char *v, const char **reason) {
         return 0;
 }
 
+static int set_balance(Config *c, const char *v, const char **reason) {
+        if (strcmp(v, "shared") == 0)
+                c->balance = BALANCE_SHARED;
+        else if (strcmp(v, "reuseport") == 0)
+                c->balance = BALANCE_REUSEPORT;
+        else {
+                *reason = "expected shared or reuseport";
+                return -EINVAL;
+        }
+        return 0;
+}
+
 static int set_stop_signal(Config *c, const char *v, const char **reason) {
         if (parse_signal(v, &c->stop_signal) < 0) {
                 *reason = "expected a signal name such as TERM, INT, QUIT or a number";
@@ -423,6 +435,7 @@ static const struct {
         { "watchdog", set_watchdog },
         { "max-lifetime", set_max_lifetime },
         { "max-memory", set_max_memory },
+        { "balance", set_balance },
         { "control-group", set_control_group },
         /* not a file key: the command line's -e, one assignment per option */
         { "environment-literal", set_environment_literal },
@@ -759,6 +772,8 @@ int config_source_load(const ConfigSource *src, unsigned online_cpus, Config **r
 const char *config_reload_blocker(const Config *old, const Config *new, bool sockets_passed_in) {
         if (strcmp(old->name, new->name) != 0)
                 return "name";
+        if (old->balance != new->balance)
+                return "balance";
         if (sockets_passed_in)
                 return NULL; /* listen= and backlog= are not used */
         if (old->n_listen != new->n_listen)

@@ -252,7 +252,7 @@ static void print_json(const Fields *f) {
                 json_value(f->v[i].value);
         }
         /* arrays: workers, sockets */
-        static const char *const groups[] = { "worker", "socket" };
+        static const char *const groups[] = { "worker", "socket", "slot" };
         for (size_t g = 0; g < ELEMENTSOF(groups); g++) {
                 printf("%s\"%ss\":[", first ? "" : ",", groups[g]);
                 first = false;
@@ -315,13 +315,16 @@ static void print_status(const Fields *f) {
         printf("  manager pid:  %s\n", field(f, "manager.pid") ?: "?");
         printf("  command:      %s (ready=%s)\n", field(f, "command") ?: "?", field(f, "ready_mode") ?: "?");
         printf("  reload:       %s\n", field(f, "reload.state") ?: "?");
+        printf("  balance:      %s\n", field(f, "balance") ?: "?");
         if (last_error && *last_error)
                 printf("  last failure: %s\n", last_error);
         for (unsigned i = 0;; i++) {
                 const char *name = fieldf(f, "socket", i, "name");
                 if (!*name)
                         break;
-                printf("  socket %u:     %s (%s)\n", i, fieldf(f, "socket", i, "address"), name);
+                printf("  socket %u:     %s (%s)%s%s%s%s\n", i, fieldf(f, "socket", i, "address"), name,
+                       *fieldf(f, "socket", i, "queue") ? ", queue " : "", fieldf(f, "socket", i, "queue"),
+                       *fieldf(f, "socket", i, "backlog") ? "/" : "", fieldf(f, "socket", i, "backlog"));
         }
         printf("\n  %-5s %-8s %-4s %-9s %-9s %-8s %-8s %s\n", "SLOT", "PID", "GEN", "STATE", "ROLE", "UPTIME",
                "RESTARTS", "STATUS");

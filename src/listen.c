@@ -101,7 +101,7 @@ int listen_unix_path_prepare(const ListenAddress *a) {
         return 0;
 }
 
-static int tcp_socket(const ListenAddress *a, struct sockaddr_storage *sa, socklen_t *sa_len) {
+static int tcp_socket(const ListenAddress *a, struct sockaddr_storage *sa, socklen_t *sa_len, bool reuseport) {
         int one = 1, zero = 0;
         int fd = socket(sa->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
@@ -120,6 +120,7 @@ static int tcp_socket(const ListenAddress *a, struct sockaddr_storage *sa, sockl
 
         /* a restart must never fail on connections in TIME_WAIT */
         if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+            (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
             (a->kind == LISTEN_TCP_ANY && sa->ss_family == AF_INET6 &&
              setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) < 0)) {
                 int r = -errno;
@@ -129,7 +130,7 @@ static int tcp_socket(const ListenAddress *a, struct sockaddr_storage *sa, sockl
         return fd;
 }
 
-int listen_set_bind(ListenSet *set, const ListenAddress *a, unsigned backlog) {
+int listen_set_bind(ListenSet *set, const ListenAddress *a, unsigned backlog, bool reuseport) {
         struct sockaddr_storage sa = a->sa;
         socklen_t sa_len = a->sa_len;
         _cleanup_close_ int fd = -1;
@@ -145,7 +146,7 @@ int listen_set_bind(ListenSet *set, const ListenAddress *a, unsigned backlog) {
                 if (fd < 0)
                         return -errno;
         } else {
-                fd = tcp_socket(a, &sa, &sa_len);
+                fd = tcp_socket(a, &sa, &sa_len, reuseport);
                 if (fd < 0)
                         return fd;
         }

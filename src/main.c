@@ -48,6 +48,8 @@ static void help(void) {
                "      --restart-delay-max DUR  respawn delay cap (default 10s)\n"
                "      --restart-stable DUR     run time that resets the backoff (default 10s)\n"
                "      --reload-batch N|N%%     slots replaced at once by a reload (default 25%%)\n"
+               "      --balance shared|reuseport  one socket for all workers (default), or one\n"
+               "                               SO_REUSEPORT socket per worker for an even spread\n"
                "      --user USER              run workers as USER (needs root)\n"
                "      --group GROUP            run workers with GROUP\n"
                "      --working-directory DIR  workers start in DIR\n"
@@ -67,7 +69,7 @@ enum {
         OPT_READY = 0x100, OPT_READY_TIMEOUT, OPT_STOP_TIMEOUT, OPT_STOP_SIGNAL,
         OPT_RESTART_DELAY, OPT_RESTART_DELAY_MAX, OPT_RESTART_STABLE, OPT_USER,
         OPT_GROUP, OPT_WORKING_DIRECTORY, OPT_NAME, OPT_BACKLOG, OPT_CHECK_CONFIG,
-        OPT_VERSION, OPT_RELOAD_BATCH, OPT_CONTROL, OPT_CONTROL_GROUP, OPT_DESERIALIZE,
+        OPT_VERSION, OPT_RELOAD_BATCH, OPT_CONTROL, OPT_CONTROL_GROUP, OPT_DESERIALIZE, OPT_BALANCE,
 };
 
 static const struct option options[] = {
@@ -90,6 +92,7 @@ static const struct option options[] = {
         { "name",              required_argument, NULL, OPT_NAME },
         { "control",           required_argument, NULL, OPT_CONTROL },
         { "control-group",     required_argument, NULL, OPT_CONTROL_GROUP },
+        { "balance",           required_argument, NULL, OPT_BALANCE },
         { "check-config",      no_argument,       NULL, OPT_CHECK_CONFIG },
         { "help",              no_argument,       NULL, 'h' },
         { "version",           no_argument,       NULL, OPT_VERSION },
@@ -159,6 +162,7 @@ static int parse_argv(int argc, char **argv, ConfigSource *src, bool *ret_check)
                 case OPT_NAME: key = "name"; break;
                 case OPT_CONTROL: key = "control"; break;
                 case OPT_CONTROL_GROUP: key = "control-group"; break;
+                case OPT_BALANCE: key = "balance"; break;
                 default: return EXIT_USAGE;
                 }
                 char origin[64];
@@ -224,7 +228,11 @@ static void fdstore_drop(ListenSet *stored, const char *why) {
         listen_set_clear(stored);
 }
 
-static int acquire_sockets(Config *c, ListenSet *set, int *ret_control_fd) {
+static bool is_slot_socket(const char *name) {
+        return strncmp(name, "sockherd-slot/", 14) == 0;
+}
+
+static int acquire_sockets(Config *c, ListenSet *set, ListenSet *slot_stored, int *ret_control_fd) {
         const char *listen_pid = getenv("LISTEN_PID");
         ListenSet stored = {};
         char buf[128], name[FDSTORE_NAME_MAX];
@@ -243,7 +251,8 @@ static int acquire_sockets(Config *c, ListenSet *set, int *ret_control_fd) {
                 if (*ret_control_fd >= 0)
                         log_info("using the passed-in control socket (fd %d)", *ret_control_fd);
                 /* sockets we bound on an earlier run, back from the fd store */
-                if (listen_set_move(set, &stored, fdstore_name_is_ours) < 0)
+                if (listen_set_move(set, &stored, fdstore_name_is_ours) < 0 ||
+                    listen_set_move(set, slot_stored, is_slot_socket) < 0)
                         return log_error("out of memory"), -EXIT_RUNTIME;
                 set->passed_in = set->n > 0;
         }
@@ -277,7 +286,7 @@ static int acquire_sockets(Config *c, ListenSet *set, int *ret_control_fd) {
                                  listen_address_format(&c->listen[i], buf));
                         continue;
                 }
-                r = listen_set_bind(set, &c->listen[i], c->backlog);
+                r = listen_set_bind(set, &c->listen[i], c->backlog, c->balance == BALANCE_REUSEPORT);
                 if (r == -EEXIST)
                         r = log_error_errno(r, "cannot listen on %s: a file that is not a socket is in the way",
                                             c->listen_text[i]);
@@ -306,7 +315,7 @@ int main(int argc, char **argv) {
         ConfigSource source = {};
         Config *config = NULL;
         ConfigError err = {};
-        ListenSet sockets = {};
+        ListenSet sockets = {}, slot_stored = {};
         int control_fd = -1;
         State state = {};
         Manager *manager = NULL;
@@ -347,7 +356,7 @@ int main(int argc, char **argv) {
                         goto finish;
                 }
         } else {
-                r = acquire_sockets(config, &sockets, &control_fd);
+                r = acquire_sockets(config, &sockets, &slot_stored, &control_fd);
                 if (r < 0) {
                         r = -r;
                         goto finish;
@@ -358,6 +367,8 @@ int main(int argc, char **argv) {
         control_fd = -1;
         if (r >= 0 && deserialize_fd >= 0)
                 r = manager_restore(manager, &state);
+        if (r >= 0)
+                manager_adopt_stored_slots(manager, &slot_stored);
         if (r < 0) {
                 log_error_errno(r, "cannot set up the manager: %m");
                 r = EXIT_RUNTIME;
@@ -373,6 +384,7 @@ int main(int argc, char **argv) {
 finish:
         manager_free(manager);
         listen_set_clear(&sockets);
+        listen_set_clear(&slot_stored);
         safe_close(control_fd);
         state_done(&state);
         config_free(config);

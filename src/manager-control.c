@@ -11,6 +11,7 @@
 #include "manager-internal.h"
 #include "sockherd/log.h"
 #include "sockherd/parse.h"
+#include "sockherd/reuseport.h"
 #include "sockherd/util.h"
 
 static const char *reload_state(const Manager *m) {
@@ -67,7 +68,29 @@ static void command_status(Manager *m, ControlClient *c) {
                 control_reply_add(&r, key, "%s", m->sockets.sockets[i].name);
                 snprintf(key, sizeof(key), "socket.%zu.address", i);
                 control_reply_add(&r, key, "%s", socket_address_format(m->sockets.sockets[i].fd, address) >= 0 ? address : "?");
+                unsigned queued, backlog;
+                if (listen_queue(m->sockets.sockets[i].fd, &queued, &backlog) >= 0) {
+                        snprintf(key, sizeof(key), "socket.%zu.queue", i);
+                        control_reply_add(&r, key, "%u", queued);
+                        snprintf(key, sizeof(key), "socket.%zu.backlog", i);
+                        control_reply_add(&r, key, "%u", backlog);
+                }
         }
+        control_reply_add(&r, "balance", "%s", m->config->balance == BALANCE_REUSEPORT ? "reuseport" : "shared");
+        if (m->config->balance == BALANCE_REUSEPORT)
+                for (unsigned i = 0; i < m->pool.n_slots; i++) {
+                        /* slot 0 serves on the shared sockets themselves */
+                        const int *fds = m->pool.slots[i].fds;
+                        unsigned total = 0;
+                        for (size_t j = 0; j < m->sockets.n; j++) {
+                                unsigned queued, backlog;
+                                int fd = fds && fds[j] >= 0 ? fds[j] : (i == 0 ? m->sockets.sockets[j].fd : -1);
+                                if (fd >= 0 && listen_queue(fd, &queued, &backlog) >= 0)
+                                        total += queued;
+                        }
+                        snprintf(key, sizeof(key), "slot.%u.queue", i);
+                        control_reply_add(&r, key, "%u", total);
+                }
         for (unsigned i = 0; i < m->pool.n_slots; i++) {
                 const Slot *sl = &m->pool.slots[i];
                 if (sl->worker)

@@ -47,6 +47,7 @@ struct Manager {
         ConfigSource source;
         Config *config;         /* the committed config */
         ListenSet sockets;
+        ListenSet stored_slots; /* balance=reuseport slot sockets back from the fd store */
         Pool pool;
         uint64_t generation;    /* the committed generation */
         uint64_t last_generation; /* the highest one handed out */

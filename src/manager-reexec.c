@@ -70,6 +70,10 @@ static int manager_build_state(Manager *m, State *s) {
         for (unsigned i = 0; i < m->pool.n_slots; i++) {
                 const Slot *sl = &m->pool.slots[i];
                 s->slots[i] = (StateSlot) { sl->restarts, sl->backoff.failures };
+                for (size_t j = 0; sl->fds && j < m->sockets.n; j++)
+                        if (sl->fds[j] >= 0 &&
+                            state_add_slot_socket(s, &(StateSlotSocket) { i, (unsigned) j, sl->fds[j] }) < 0)
+                                return -ENOMEM;
                 const Worker *w = sl->worker;
                 if (!w)
                         continue;
@@ -100,6 +104,8 @@ static void keep_fds(Manager *m, const State *s, int memfd, bool keep) {
         (void) set_cloexec(s->notify_fd, !keep);
         if (s->control_fd >= 0)
                 (void) set_cloexec(s->control_fd, !keep);
+        for (size_t i = 0; i < s->n_slot_sockets; i++)
+                (void) set_cloexec(s->slot_sockets[i].fd, !keep);
         if (memfd >= 0)
                 (void) set_cloexec(memfd, !keep);
 }
@@ -194,6 +200,25 @@ int manager_restore(Manager *m, const State *s) {
                 sl->generation = m->generation;
                 sl->restarts = s->slots[i].restarts;
                 sl->backoff.failures = s->slots[i].backoff_failures;
+        }
+
+        /* balance=reuseport: each slot's own sockets, CLOEXEC again */
+        for (size_t i = 0; i < s->n_slot_sockets; i++) {
+                const StateSlotSocket *ss = &s->slot_sockets[i];
+                Slot *sl = &m->pool.slots[ss->slot];
+                (void) fcntl(ss->fd, F_SETFD, FD_CLOEXEC);
+                if (ss->index >= m->sockets.n) {
+                        safe_close(ss->fd);
+                        continue;
+                }
+                if (!sl->fds) {
+                        sl->fds = malloc(m->sockets.n * sizeof(int));
+                        if (!sl->fds)
+                                return -ENOMEM;
+                        for (size_t j = 0; j < m->sockets.n; j++)
+                                sl->fds[j] = -1;
+                }
+                sl->fds[ss->index] = ss->fd;
         }
 
         unsigned adopted = 0;

@@ -25,12 +25,17 @@
 #include "sockherd/parse.h"
 #include "sockherd/pool.h"
 #include "sockherd/procfs.h"
+#include "sockherd/fdstore.h"
+#include "sockherd/reuseport.h"
 #include "sockherd/reload.h"
 #include "sockherd/spawn.h"
 #include "sockherd/util.h"
 #include "sockherd/worker.h"
 
 extern char **environ;
+
+#define EXIT_RUNTIME_CODE 1
+#define EXIT_USAGE_CODE 2
 
 uint64_t manager_now_usec(void) {
         struct timespec ts;
@@ -100,6 +105,10 @@ static Worker *worker_free(Worker *w) {
         sd_event_source_disable_unref(w->child_source);
         sd_event_source_disable_unref(w->timer_source);
         sd_event_source_disable_unref(w->watchdog_source);
+        sd_event_source_disable_unref(w->drain_source);
+        for (size_t i = 0; i < w->n_owned_fds; i++)
+                safe_close(w->owned_fds[i]);
+        free(w->owned_fds);
         config_free(w->config);
         free(w);
         return NULL;
@@ -180,6 +189,34 @@ void worker_retire_stop(Manager *m, Worker *w) {
         worker_stop(m, w);
 }
 
+#define DRAIN_CHECK_USEC (20 * USEC_PER_MSEC)
+#define DRAIN_MAX_USEC (2 * USEC_PER_SEC)
+
+/* A worker whose slot went away keeps accepting from its slot's sockets
+ * (no new connection lands there any more) until their queues are empty;
+ * only then is it told to stop, so nothing queued is reset at close. */
+static int on_drain_check(sd_event_source *s, uint64_t usec _unused_, void *userdata) {
+        Worker *w = userdata;
+        unsigned queued = 0;
+
+        for (size_t i = 0; i < w->n_owned_fds; i++) {
+                unsigned q = 0, backlog;
+                if (listen_queue(w->owned_fds[i], &q, &backlog) >= 0)
+                        queued += q;
+        }
+        if (queued == 0 || manager_now_usec() >= w->drain_deadline_usec || w->state != WORKER_READY) {
+                if (queued > 0)
+                        log_worker(LOG_WARNING, w, "%u connections still queued on its socket after %s; stopping it anyway",
+                                   queued, format_duration(DRAIN_MAX_USEC, (char[32]) {}));
+                w->drain_source = sd_event_source_disable_unref(s);
+                worker_stop(w->userdata, w);
+                return 0;
+        }
+        (void) sd_event_source_set_time_relative(s, DRAIN_CHECK_USEC);
+        (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        return 0;
+}
+
 /* Take w out of its slot onto the retiring list and ask it to go. */
 static void manager_retire(Manager *m, Worker *w) {
         if (pool_retire(&m->pool, w) < 0) {
@@ -190,7 +227,154 @@ static void manager_retire(Manager *m, Worker *w) {
                 worker_free(w);
                 return;
         }
+        if (w->n_owned_fds > 0 && w->state == WORKER_READY && !m->stopping) {
+                w->drain_deadline_usec = manager_now_usec() + DRAIN_MAX_USEC;
+                if (sd_event_add_time_relative(m->event, &w->drain_source, CLOCK_MONOTONIC, DRAIN_CHECK_USEC,
+                                               USEC_PER_MSEC, on_drain_check, w) >= 0)
+                        return;
+        }
         worker_stop(m, w);
+}
+
+/* ---- balance = reuseport: slot sockets ---- */
+
+static bool balanced(const Manager *m) {
+        return m->config->balance == BALANCE_REUSEPORT;
+}
+
+static const char *slot_store_name(Manager *m, size_t j, unsigned slot, char buf[static FDSTORE_NAME_MAX]) {
+        char address[128] = "?";
+        (void) socket_address_format(m->sockets.sockets[j].fd, address);
+        snprintf(buf, FDSTORE_NAME_MAX, "sockherd-slot/%u/%s", slot, address);
+        for (char *p = buf; *p; p++)
+                if (*p == ':')
+                        *p = '_';
+        return buf;
+}
+
+/* Slot i > 0 gets a sibling of every TCP listening socket (slot 0 serves
+ * on the originals). One that was kept in the fd store is taken back. */
+static int slot_open_sockets(Manager *m, unsigned slot) {
+        Slot *sl = &m->pool.slots[slot];
+        char name[FDSTORE_NAME_MAX], address[128];
+
+        if (!balanced(m) || slot == 0 || sl->fds)
+                return 0;
+        int *fds = malloc((m->sockets.n ? m->sockets.n : 1) * sizeof(int));
+        if (!fds)
+                return -ENOMEM;
+        for (size_t j = 0; j < m->sockets.n; j++)
+                fds[j] = -1;
+        sl->fds = fds;
+
+        for (size_t j = 0; j < m->sockets.n; j++) {
+                int base = m->sockets.sockets[j].fd;
+                if (!reuseport_applies(base))
+                        continue;
+                slot_store_name(m, j, slot, name);
+                int fd = listen_set_take_named(&m->stored_slots, name);
+                if (fd < 0) {
+                        fd = reuseport_sibling(base, m->config->backlog);
+                        if (fd < 0)
+                                return log_error_errno(fd, "slot %u: cannot open a reuseport socket next to %s: %m",
+                                                       slot, socket_address_format(base, address) >= 0 ? address : "?");
+                        int r = fdstore_store(fd, name);
+                        if (r < 0)
+                                log_warning_errno(r, "cannot keep %s in the fd store: %m", name);
+                }
+                fds[j] = fd;
+        }
+        return 0;
+}
+
+/* The slot goes away: its sockets go with heir (closed when it exits, after
+ * it drained them), or are closed now. */
+static void slot_release_sockets(Manager *m, unsigned slot, Worker *heir) {
+        Slot *sl = &m->pool.slots[slot];
+        char name[FDSTORE_NAME_MAX];
+
+        if (!sl->fds)
+                return;
+        for (size_t j = 0; j < m->sockets.n; j++) {
+                if (sl->fds[j] < 0)
+                        continue;
+                (void) fdstore_remove(slot_store_name(m, j, slot, name));
+                int *nf = heir ? realloc(heir->owned_fds, (heir->n_owned_fds + 1) * sizeof(int)) : NULL;
+                if (nf) {
+                        heir->owned_fds = nf;
+                        heir->owned_fds[heir->n_owned_fds++] = sl->fds[j];
+                } else
+                        safe_close(sl->fds[j]);
+        }
+        free(sl->fds);
+        sl->fds = NULL;
+}
+
+/* New connections go to slots 0..n-1: all slots, except the ones a reload
+ * added and has not committed yet. */
+static void manager_steer(Manager *m) {
+        if (!balanced(m))
+                return;
+        unsigned n = m->pool.n_slots;
+        if (m->reload && m->reload->kind == RUN_RELOAD && m->reload->n_from < n)
+                n = m->reload->n_from;
+        for (size_t j = 0; j < m->sockets.n; j++) {
+                if (!reuseport_applies(m->sockets.sockets[j].fd))
+                        continue;
+                int r = reuseport_steer(m->sockets.sockets[j].fd, n);
+                if (r < 0)
+                        log_error_errno(r, "cannot steer connections to %u slots: %m", n);
+        }
+}
+
+/* Add slots up to n, each ready for a worker of config/generation. */
+static int manager_grow(Manager *m, unsigned n, Config *config, uint64_t generation) {
+        unsigned old = m->pool.n_slots;
+        int r = pool_resize(&m->pool, n);
+        if (r < 0)
+                return r;
+        for (unsigned i = old; i < n; i++) {
+                m->pool.slots[i].config = config_ref(config);
+                m->pool.slots[i].generation = generation;
+                r = slot_open_sockets(m, i);
+                if (r < 0)
+                        break;
+        }
+        if (r < 0) {
+                for (unsigned i = old; i < n; i++)
+                        slot_release_sockets(m, i, NULL);
+                (void) pool_resize(&m->pool, old);
+                return r;
+        }
+        manager_steer(m);
+        return 0;
+}
+
+/* Remove the slots from n up: no new connection lands on their sockets,
+ * their workers drain what is queued and go. */
+static void manager_shrink(Manager *m, unsigned n) {
+        unsigned old = m->pool.n_slots;
+        if (n >= old)
+                return;
+        Worker **going = calloc(old - n, sizeof(Worker *));
+        unsigned k = 0;
+
+        for (unsigned i = n; i < old; i++) {
+                Slot *sl = &m->pool.slots[i];
+                sl->restart_source = sd_event_source_disable_unref(sl->restart_source);
+                Worker *w = TAKE_PTR(sl->worker);
+                slot_release_sockets(m, i, w);
+                if (w && going)
+                        going[k++] = w;
+                else if (w)
+                        manager_retire(m, w);
+        }
+        if (pool_resize(&m->pool, n) < 0)
+                log_error("cannot shrink the pool to %u slots", n);
+        manager_steer(m);
+        for (unsigned i = 0; i < k; i++)
+                manager_retire(m, going[i]);
+        free(going);
 }
 
 static void reload_on_new_worker_ready(Manager *m, Worker *w);
@@ -379,7 +563,7 @@ static int manager_spawn(Manager *m, unsigned slot, Config *config, uint64_t gen
         pid_t pid;
         int r;
 
-        r = spawn_plan_build(config, &m->sockets, slot, generation, m->notify_address, environ, &plan);
+        r = spawn_plan_build(config, &m->sockets, sl->fds, slot, generation, m->notify_address, environ, &plan);
         if (r >= 0) {
                 r = spawn_plan_exec(&plan, &pid);
                 spawn_plan_done(&plan);
@@ -455,6 +639,7 @@ static void reload_finish(Manager *m, bool ok) {
 
         reload_run_free(m->reload);
         m->reload = NULL;
+        manager_steer(m); /* slots a reload added take connections from now on */
         if (ok && !was_restart)
                 m->reload_error[0] = '\0';
         manager_answer_waiters(m, covers, ok);
@@ -482,14 +667,7 @@ static void reload_commit(Manager *m) {
         unsigned n_to = run->kind == RUN_RELOAD ? run->config->workers : run->n_from;
 
         /* slots the new config no longer has: their workers go */
-        for (unsigned i = n_to; i < m->pool.n_slots; i++) {
-                Slot *sl = &m->pool.slots[i];
-                sl->restart_source = sd_event_source_disable_unref(sl->restart_source);
-                if (sl->worker)
-                        manager_retire(m, TAKE_PTR(sl->worker));
-        }
-        if (pool_resize(&m->pool, n_to) < 0)
-                log_error("cannot shrink the pool to %u slots", n_to);
+        manager_shrink(m, n_to);
 
         if (run->kind == RUN_ROLLBACK) {
                 log_warning("rollback complete: generation %" PRIu64 " serves again on %u workers",
@@ -590,12 +768,7 @@ static void reload_on_new_worker_failed(Manager *m, Worker *w, const char *why) 
         }
 
         /* slots that only the new config had: their (new) workers go */
-        for (unsigned i = run->n_from; i < m->pool.n_slots; i++) {
-                Slot *sl = &m->pool.slots[i];
-                sl->restart_source = sd_event_source_disable_unref(sl->restart_source);
-                if (sl->worker)
-                        manager_retire(m, TAKE_PTR(sl->worker));
-        }
+        manager_shrink(m, run->n_from);
 
         /* switched slots that the old config had get an old-config worker
          * back, new before old again */
@@ -606,9 +779,6 @@ static void reload_on_new_worker_failed(Manager *m, Worker *w, const char *why) 
                         targets[i] = true;
                         n_targets++;
                 }
-        if (pool_resize(&m->pool, run->n_from) < 0)
-                log_error("cannot shrink the pool back to %u slots", run->n_from);
-
         if (!targets || n_targets == 0) {
                 if (!targets)
                         log_error("out of memory: the switched slots keep generation %" PRIu64, run->generation);
@@ -688,27 +858,32 @@ static void reload_start(Manager *m) {
         unsigned n_from = m->pool.n_slots, n_to = config->workers;
         unsigned n = n_from > n_to ? n_from : n_to;
         targets = calloc(n, sizeof(bool));
-        if (!targets || pool_resize(&m->pool, n) < 0) {
+        if (!targets) {
                 reload_fail(m, "out of memory");
                 reload_finish(m, false);
                 return;
         }
         for (unsigned i = 0; i < n_to; i++)
                 targets[i] = true;
-        /* new slots respawn with the new config once they have a worker */
-        for (unsigned i = n_from; i < n; i++) {
-                m->pool.slots[i].config = config_ref(config);
-                m->pool.slots[i].generation = m->last_generation + 1;
-        }
 
         unsigned batch = reload_batch_resolve(config->reload_batch, config->reload_batch_percent, n_to);
-        r = reload_run_new(m, config, ++m->last_generation, targets, n, batch, RUN_RELOAD);
+        r = reload_run_new(m, config, m->last_generation + 1, targets, n, batch, RUN_RELOAD);
+        if (r >= 0) {
+                /* new slots respawn with the new config once they have a worker */
+                r = manager_grow(m, n, config, m->last_generation + 1);
+                if (r < 0) {
+                        reload_run_free(TAKE_PTR(m->reload));
+                        reload_fail(m, "cannot add %u slots: %s", n - n_from, strerror(-r));
+                        reload_finish(m, false);
+                        return;
+                }
+        }
         if (r < 0) {
                 reload_fail(m, "out of memory");
-                (void) pool_resize(&m->pool, n_from);
                 reload_finish(m, false);
                 return;
         }
+        m->last_generation++;
         log_info("reloading: generation %" PRIu64 " -> %" PRIu64 ", %u -> %u workers, %u at a time",
                  m->generation, m->reload->generation, n_from, n_to, batch);
         reload_advance(m);
@@ -765,24 +940,14 @@ int manager_scale(Manager *m, unsigned n) {
         if (n == old)
                 return 0;
 
-        if (n < old) {
-                /* the highest slots go: their workers drain and exit */
-                for (unsigned i = n; i < old; i++) {
-                        Slot *sl = &m->pool.slots[i];
-                        sl->restart_source = sd_event_source_disable_unref(sl->restart_source);
-                        if (sl->worker)
-                                manager_retire(m, TAKE_PTR(sl->worker));
-                }
-                (void) pool_resize(&m->pool, n);
-        } else {
-                int r = pool_resize(&m->pool, n);
+        if (n < old)
+                manager_shrink(m, n); /* the highest slots go: their workers drain and exit */
+        else {
+                int r = manager_grow(m, n, m->config, m->generation);
                 if (r < 0)
                         return r;
-                for (unsigned i = old; i < n; i++) {
-                        m->pool.slots[i].config = config_ref(m->config);
-                        m->pool.slots[i].generation = m->generation;
+                for (unsigned i = old; i < n; i++)
                         (void) manager_spawn(m, i, m->config, m->generation, false);
-                }
         }
         log_info("scaled from %u to %u workers", old, n);
         manager_update_status(m);
@@ -1095,7 +1260,8 @@ Manager *manager_free(Manager *m) {
         }
         for (size_t i = 0; i < m->pool.n_retiring; i++)
                 worker_free(m->pool.retiring[i]);
-        pool_done(&m->pool);
+        pool_done(&m->pool, m->sockets.n);
+        listen_set_clear(&m->stored_slots);
         sd_event_source_disable_unref(m->notify_source);
         sd_event_source_disable_unref(m->recycle_source);
         sd_event_source_disable_unref(m->reexec_source);
@@ -1110,12 +1276,68 @@ Manager *manager_free(Manager *m) {
         return NULL;
 }
 
+/* balance = reuseport at start: check that the sockets can form a group,
+ * open every slot's siblings, steer. Returns 0, or the exit code 2 after
+ * saying what to do. */
+static int manager_balance_setup(Manager *m) {
+        char address[128];
+        bool any = false;
+
+        for (size_t j = 0; j < m->sockets.n; j++) {
+                int base = m->sockets.sockets[j].fd;
+                const char *what = socket_address_format(base, address) >= 0 ? address : m->sockets.sockets[j].name;
+                if (!reuseport_applies(base)) {
+                        log_warning("balance=reuseport: %s is not a TCP listening socket (unix sockets have no "
+                                    "reuseport balancing); its workers share it", what);
+                        continue;
+                }
+                if (reuseport_enabled(base) == 0) {
+                        log_error("balance=reuseport: the socket %s was passed in without SO_REUSEPORT; set "
+                                  "ReusePort=yes in its .socket unit, or let sockherd bind it with --listen", what);
+                        return EXIT_USAGE_CODE;
+                }
+                any = true;
+        }
+        for (unsigned i = 1; any && i < m->pool.n_slots; i++) {
+                int r = slot_open_sockets(m, i);
+                if (r == -EADDRINUSE || r == -EACCES || r == -EPERM) {
+                        log_error("balance=reuseport: cannot join the socket's reuseport group: sockets of one group "
+                                  "must belong to the same user, and this manager runs as uid %u; run sockherd as root "
+                                  "(workers can still drop to user=), or let sockherd bind with --listen and keep its "
+                                  "sockets in the fd store", (unsigned) geteuid());
+                        return EXIT_USAGE_CODE;
+                }
+                if (r < 0)
+                        return EXIT_RUNTIME_CODE;
+        }
+        /* stored slot sockets the pool no longer has */
+        for (size_t j = 0; j < m->stored_slots.n; j++) {
+                log_info("removing %s from the fd store: the pool has fewer slots now", m->stored_slots.sockets[j].name);
+                (void) fdstore_remove(m->stored_slots.sockets[j].name);
+        }
+        listen_set_clear(&m->stored_slots);
+        manager_steer(m);
+        if (any)
+                log_info("balance=reuseport: %u sockets per address, one per worker", m->pool.n_slots);
+        return 0;
+}
+
+void manager_adopt_stored_slots(Manager *m, ListenSet *stored) {
+        m->stored_slots = *stored;
+        *stored = (ListenSet) {};
+}
+
 int manager_run(Manager *m) {
         if (!m->restored)
                 log_info("starting %u workers: %s (ready=%s)", m->pool.n_slots, m->config->command[0],
                          ready_mode_to_string(m->config->ready_mode));
         manager_update_status(m);
 
+        if (!m->restored && balanced(m)) {
+                int r = manager_balance_setup(m);
+                if (r != 0)
+                        return r; /* an exit code: the pool cannot run like this */
+        }
         if (!m->restored)
                 for (unsigned i = 0; i < m->pool.n_slots; i++)
                         (void) manager_spawn(m, i, m->config, m->generation, false);

@@ -2,12 +2,13 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "sockherd/pool.h"
 
 int pool_resize(Pool *p, unsigned n_slots) {
         for (unsigned i = n_slots; i < p->n_slots; i++)
-                if (p->slots[i].worker || p->slots[i].incoming || p->slots[i].restart_source)
+                if (p->slots[i].worker || p->slots[i].incoming || p->slots[i].restart_source || p->slots[i].fds)
                         return -EBUSY;
 
         if (n_slots < p->n_slots) {
@@ -27,9 +28,14 @@ int pool_resize(Pool *p, unsigned n_slots) {
         return 0;
 }
 
-void pool_done(Pool *p) {
-        for (unsigned i = 0; i < p->n_slots; i++)
+void pool_done(Pool *p, size_t n_fds) {
+        for (unsigned i = 0; i < p->n_slots; i++) {
                 config_free(p->slots[i].config);
+                for (size_t j = 0; p->slots[i].fds && j < n_fds; j++)
+                        if (p->slots[i].fds[j] >= 0)
+                                close(p->slots[i].fds[j]);
+                free(p->slots[i].fds);
+        }
         free(p->slots);
         free(p->retiring);
         *p = (Pool) {};

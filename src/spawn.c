@@ -77,8 +77,8 @@ static char *strdup_printf(const char *fmt, ...) {
         return r < 0 ? NULL : s;
 }
 
-int spawn_plan_build(const Config *c, const ListenSet *sockets, unsigned slot, uint64_t generation,
-                     const char *notify_address, char *const *environment, SpawnPlan *ret) {
+int spawn_plan_build(const Config *c, const ListenSet *sockets, const int *slot_fds, unsigned slot,
+                     uint64_t generation, const char *notify_address, char *const *environment, SpawnPlan *ret) {
         EnvBuilder env = {};
         _cleanup_free_ char *names = NULL;
         _cleanup_free_ int *fds = NULL;
@@ -121,7 +121,7 @@ int spawn_plan_build(const Config *c, const ListenSet *sockets, unsigned slot, u
         if (!fds)
                 goto fail;
         for (size_t i = 0; i < sockets->n; i++)
-                fds[i] = sockets->sockets[i].fd;
+                fds[i] = slot_fds && slot_fds[i] >= 0 ? slot_fds[i] : sockets->sockets[i].fd;
 
         *ret = (SpawnPlan) {
                 .argv = c->command,

@@ -72,6 +72,9 @@ int state_write(const State *s, FILE *f) {
                         w->generation, state_names[w->state], w->started_usec, w->recycle_at_usec,
                         esc(w->status, a, sizeof(a)));
         }
+        for (size_t i = 0; i < s->n_slot_sockets; i++)
+                fprintf(f, "slot-socket %u %u %d\n", s->slot_sockets[i].slot, s->slot_sockets[i].index,
+                        s->slot_sockets[i].fd);
         fprintf(f, "end\n");
         return fflush(f) == 0 && !ferror(f) ? 0 : -EIO;
 }
@@ -80,6 +83,7 @@ void state_done(State *s) {
         free(s->sockets);
         free(s->slots);
         free(s->workers);
+        free(s->slot_sockets);
         *s = (State) {};
 }
 
@@ -98,6 +102,15 @@ int state_add_worker(State *s, const StateWorker *w) {
                 return -ENOMEM;
         s->workers = n;
         s->workers[s->n_workers++] = *w;
+        return 0;
+}
+
+int state_add_slot_socket(State *s, const StateSlotSocket *ss) {
+        StateSlotSocket *n = realloc(s->slot_sockets, (s->n_slot_sockets + 1) * sizeof(StateSlotSocket));
+        if (!n)
+                return -ENOMEM;
+        s->slot_sockets = n;
+        s->slot_sockets[s->n_slot_sockets++] = *ss;
         return 0;
 }
 
@@ -200,6 +213,14 @@ int state_read(FILE *f, State *ret, char *err, size_t err_size) {
                         w.role = strcmp(b, "retiring") == 0 ? STATE_ROLE_RETIRING : STATE_ROLE_SERVING;
                         unesc(a, w.status, sizeof(w.status));
                         if ((r = state_add_worker(&s, &w)) < 0)
+                                FAIL("out of memory");
+                }
+                else if (strcmp(type, "slot-socket") == 0) {
+                        StateSlotSocket ss;
+                        if (!slots_seen || sscanf(rest, "%u %u %d", &ss.slot, &ss.index, &ss.fd) != 3 ||
+                            ss.slot >= s.n_slots || ss.fd < 0 || ss.index > 64)
+                                FAIL("state line %u: bad slot-socket record", lineno);
+                        if ((r = state_add_slot_socket(&s, &ss)) < 0)
                                 FAIL("out of memory");
                 }
                 /* anything else: a record of a newer writer; skipped */

@@ -17,6 +17,11 @@ typedef enum ReadyMode {
         READY_ALIVE,  /* ready once it stayed alive for ready_alive_usec */
 } ReadyMode;
 
+typedef enum Balance {
+        BALANCE_SHARED,         /* every worker accepts on the same socket */
+        BALANCE_REUSEPORT,      /* one SO_REUSEPORT socket per slot */
+} Balance;
+
 typedef struct Config {
         unsigned n_ref;         /* workers and slots hold references */
         char *name;
@@ -38,6 +43,7 @@ typedef struct Config {
         uint64_t watchdog_usec;         /* 0: workers have no watchdog */
         uint64_t max_lifetime_usec;     /* 0: no limit */
         uint64_t max_memory_bytes;      /* 0: no limit */
+        Balance balance;
         unsigned reload_batch;  /* slots replaced at once, or a percentage */
         bool reload_batch_percent;
         char **command;         /* argv */

@@ -45,7 +45,7 @@ int listen_set_adopt(ListenSet *set, int fd, const char *name);
 /* Bind one address and append the socket. For a unix path, a stale socket
  * file (nobody accepting) is replaced; a live one gives -EADDRINUSE and any
  * other kind of file -EEXIST. */
-int listen_set_bind(ListenSet *set, const ListenAddress *a, unsigned backlog);
+int listen_set_bind(ListenSet *set, const ListenAddress *a, unsigned backlog, bool reuseport);
 
 /* Make way for binding a unix socket path: a stale socket file is removed,
  * a live one gives -EADDRINUSE, anything else at the path -EEXIST. */

@@ -17,6 +17,9 @@ int manager_new(ConfigSource *source, Config *config, ListenSet *sockets, int co
                 const State *state, char **argv, Manager **ret);
 Manager *manager_free(Manager *m);
 
+/* balance=reuseport slot sockets that came back from the fd store. */
+void manager_adopt_stored_slots(Manager *m, ListenSet *stored);
+
 /* After a re-exec: take over the workers the state describes. */
 int manager_restore(Manager *m, const State *state);
 

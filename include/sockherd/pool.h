@@ -28,6 +28,10 @@ typedef struct Worker {
         sd_event_source *timer_source;
         sd_event_source *watchdog_source;
         uint64_t recycle_at_usec;       /* max-lifetime deadline, 0: none */
+        int *owned_fds;                 /* its removed slot's sockets, closed when it exits */
+        size_t n_owned_fds;
+        sd_event_source *drain_source;  /* waits for those sockets' queues to empty */
+        uint64_t drain_deadline_usec;
         void *userdata;
 } Worker;
 
@@ -39,6 +43,9 @@ typedef struct Slot {
         Backoff backoff;
         unsigned restarts;
         sd_event_source *restart_source;
+        int *fds;                       /* balance=reuseport: the slot's own sockets, in
+                                         * LISTEN_FDS order; -1 where it uses the shared
+                                         * one. NULL in shared mode and for slot 0. */
 } Slot;
 
 typedef struct Pool {
@@ -50,8 +57,9 @@ typedef struct Pool {
 
 /* Grow (new slots are empty) or shrink (the dropped slots must be empty). */
 int pool_resize(Pool *p, unsigned n_slots);
-/* Frees the slot and list memory; the caller has released every worker. */
-void pool_done(Pool *p);
+/* Frees the slot and list memory and closes slot sockets; the caller has
+ * released every worker. */
+void pool_done(Pool *p, size_t n_fds);
 
 int pool_retire(Pool *p, Worker *w);
 /* Take w off the retiring list; false if it was not on it. */

@@ -32,8 +32,10 @@ typedef struct SpawnPlan {
 /* Environment variables the manager's own environment must not pass on. */
 extern const char *const spawn_scrubbed_variables[];
 
-int spawn_plan_build(const Config *c, const ListenSet *sockets, unsigned slot, uint64_t generation,
-                     const char *notify_address, char *const *environment, SpawnPlan *ret);
+/* slot_fds: the slot's own sockets (balance=reuseport), -1 entries and
+ * NULL meaning the shared socket of that position. */
+int spawn_plan_build(const Config *c, const ListenSet *sockets, const int *slot_fds, unsigned slot,
+                     uint64_t generation, const char *notify_address, char *const *environment, SpawnPlan *ret);
 void spawn_plan_done(SpawnPlan *p);
 
 /* Fork and exec. Returns the child's pid in *ret_pid. */

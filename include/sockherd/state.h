@@ -35,6 +35,13 @@ typedef struct StateSlot {
         unsigned backoff_failures;
 } StateSlot;
 
+/* balance=reuseport: socket `index` (LISTEN_FDS order) of slot `slot` */
+typedef struct StateSlotSocket {
+        unsigned slot;
+        unsigned index;
+        int fd;
+} StateSlotSocket;
+
 typedef enum StateRole {
         STATE_ROLE_SERVING,
         STATE_ROLE_RETIRING,
@@ -69,6 +76,8 @@ typedef struct State {
         unsigned n_slots;
         StateWorker *workers;
         size_t n_workers;
+        StateSlotSocket *slot_sockets;
+        size_t n_slot_sockets;
 } State;
 
 int state_write(const State *s, FILE *f);
@@ -79,3 +88,4 @@ void state_done(State *s);
 /* Append helpers for building a State; -ENOMEM. */
 int state_add_socket(State *s, const StateSocket *sock);
 int state_add_worker(State *s, const StateWorker *w);
+int state_add_slot_socket(State *s, const StateSlotSocket *ss);

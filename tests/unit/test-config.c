@@ -119,6 +119,7 @@ static const struct {
         { "watchdog", "3s" },
         { "max-lifetime", "1h" },
         { "max-memory", "512M" },
+        { "balance", "reuseport" },
 };
 
 static void test_every_key_is_covered(void **state) {
@@ -182,6 +183,7 @@ static void test_load_every_key(void **state) {
         assert_int_equal(c->watchdog_usec, 3 * USEC_PER_SEC);
         assert_int_equal(c->max_lifetime_usec, 3600 * USEC_PER_SEC);
         assert_int_equal(c->max_memory_bytes, 512ull << 20);
+        assert_int_equal(c->balance, BALANCE_REUSEPORT);
 
         assert_int_equal(strv_length(c->command), 4);
         assert_string_equal(c->command[0], "/bin/echo");

@@ -99,7 +99,7 @@ static void assert_no_env(char *const *envp, const char *name) {
 static SpawnPlan build(Fixture *f, const char *notify, char *const *environment) {
         SpawnPlan p;
         memset(&p, 0x5a, sizeof(p));
-        int r = spawn_plan_build(f->config, &f->set, 2, 5, notify, environment, &p);
+        int r = spawn_plan_build(f->config, &f->set, NULL, 2, 5, notify, environment, &p);
         if (r != 0)
                 fail_msg("spawn_plan_build failed with %d", r);
         assert_non_null(p.envp);
@@ -248,7 +248,7 @@ static void test_no_notify_no_sockets(void **state) {
         Fixture *f = *state;
         ListenSet empty = {};
         SpawnPlan p;
-        assert_int_equal(spawn_plan_build(f->config, &empty, 0, 1, NULL, inherited, &p), 0);
+        assert_int_equal(spawn_plan_build(f->config, &empty, NULL, 0, 1, NULL, inherited, &p), 0);
 
         assert_env(p.envp, "LISTEN_FDS", "0");
         assert_env(p.envp, "LISTEN_FDNAMES", "");
@@ -261,10 +261,33 @@ static void test_no_notify_no_sockets(void **state) {
         spawn_plan_done(&p);
 }
 
+/* balance=reuseport: a slot's own sockets take the place of the shared ones,
+ * with the same names, so worker code does not change between modes */
+static void test_slot_sockets(void **state) {
+        Fixture *f = *state;
+        int slot_fds[2] = { 42, -1 };
+        SpawnPlan p;
+        assert_int_equal(spawn_plan_build(f->config, &f->set, slot_fds, 1, 1, "@n", inherited, &p), 0);
+        assert_int_equal(p.n_fds, 2);
+        assert_int_equal(p.fds[0], 42);
+        assert_int_equal(p.fds[1], f->set.sockets[1].fd);
+        assert_env(p.envp, "LISTEN_FDNAMES", "web:admin");
+        spawn_plan_done(&p);
+}
+
+static void test_watchdog_environment(void **state) {
+        Fixture *f = *state;
+        set_key(f->config, "watchdog", "3s");
+        SpawnPlan p = build(f, "@n", inherited);
+        assert_env(p.envp, "WATCHDOG_USEC", "3000000");
+        assert_int_equal(strncmp(p.envp[p.watchdog_pid_index], "WATCHDOG_PID=", 13), 0);
+        spawn_plan_done(&p);
+}
+
 static void test_large_generation(void **state) {
         Fixture *f = *state;
         SpawnPlan p;
-        assert_int_equal(spawn_plan_build(f->config, &f->set, 1023, UINT64_MAX, "@n", NULL, &p), 0);
+        assert_int_equal(spawn_plan_build(f->config, &f->set, NULL, 1023, UINT64_MAX, "@n", NULL, &p), 0);
         assert_env(p.envp, "SOCKHERD_SLOT", "1023");
         assert_env(p.envp, "SOCKHERD_GENERATION", "18446744073709551615");
         spawn_plan_done(&p);
@@ -305,6 +328,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_fd_order_follows_set, fixture_setup, fixture_teardown),
                 cmocka_unit_test_setup_teardown(test_user_and_directory, fixture_setup, fixture_teardown),
                 cmocka_unit_test_setup_teardown(test_no_notify_no_sockets, fixture_setup, fixture_teardown),
+                cmocka_unit_test_setup_teardown(test_slot_sockets, fixture_setup, fixture_teardown),
+                cmocka_unit_test_setup_teardown(test_watchdog_environment, fixture_setup, fixture_teardown),
                 cmocka_unit_test_setup_teardown(test_large_generation, fixture_setup, fixture_teardown),
                 cmocka_unit_test_setup_teardown(test_scrubbed_list, fixture_setup, fixture_teardown),
         };

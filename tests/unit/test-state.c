@@ -46,6 +46,8 @@ static void test_round_trip(void **state) {
         assert_int_equal(state_add_worker(&in, &w1), 0);
         assert_int_equal(state_add_worker(&in, &w2), 0);
         assert_int_equal(state_add_worker(&in, &w3), 0);
+        assert_int_equal(state_add_slot_socket(&in, &(StateSlotSocket) { 1, 0, 17 }), 0);
+        assert_int_equal(state_add_slot_socket(&in, &(StateSlotSocket) { 2, 1, 18 }), 0);
 
         char *buf = NULL;
         size_t size = 0;
@@ -86,6 +88,10 @@ static void test_round_trip(void **state) {
         assert_string_equal(out.workers[1].status, "");
         assert_int_equal(out.workers[2].role, STATE_ROLE_RETIRING);
         assert_int_equal(out.workers[2].state, WORKER_STOPPING);
+        assert_int_equal(out.n_slot_sockets, 2);
+        assert_int_equal(out.slot_sockets[1].slot, 2);
+        assert_int_equal(out.slot_sockets[1].index, 1);
+        assert_int_equal(out.slot_sockets[1].fd, 18);
 
         state_done(&in);
         state_done(&out);
