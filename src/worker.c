@@ -15,6 +15,15 @@ static WorkerStep begin_stop(void) {
         };
 }
 
+/* It said STOPPING=1: no signal from us, but a deadline. */
+static WorkerStep leaving_on_its_own(void) {
+        return (WorkerStep) {
+                .state = WORKER_STOPPING,
+                .actions = WORKER_ACTION_SET_TIMER,
+                .timer = WORKER_TIMER_STOP_TIMEOUT,
+        };
+}
+
 static WorkerStep become_ready(void) {
         return (WorkerStep) {
                 .state = WORKER_READY,
@@ -54,11 +63,7 @@ WorkerStep worker_step(WorkerState state, ReadyMode mode, WorkerEvent event) {
                 case WORKER_EVENT_STOP:
                         return begin_stop();
                 case WORKER_EVENT_NOTIFY_STOPPING:
-                        return (WorkerStep) {
-                                .state = WORKER_STOPPING,
-                                .actions = WORKER_ACTION_SET_TIMER,
-                                .timer = WORKER_TIMER_STOP_TIMEOUT,
-                        };
+                        return leaving_on_its_own();
                 default:
                         return stay(state);
                 }
@@ -74,11 +79,7 @@ WorkerStep worker_step(WorkerState state, ReadyMode mode, WorkerEvent event) {
                                 .timer = WORKER_TIMER_STOP_TIMEOUT,
                         };
                 case WORKER_EVENT_NOTIFY_STOPPING:
-                        return (WorkerStep) {
-                                .state = WORKER_STOPPING,
-                                .actions = WORKER_ACTION_SET_TIMER,
-                                .timer = WORKER_TIMER_STOP_TIMEOUT,
-                        };
+                        return leaving_on_its_own();
                 default:
                         return stay(state);
                 }
