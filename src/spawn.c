@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "sockherd/spawn.h"
@@ -182,6 +183,16 @@ static int child_reset_signals(void) {
         for (int sig = 1; sig < _NSIG; sig++)
                 if (sig != SIGKILL && sig != SIGSTOP)
                         (void) sigaction(sig, &sa, NULL);
+        /* glibc's sigaction() refuses the signals it reserves for itself
+         * (32 and 33, below SIGRTMIN), so an inherited SIG_IGN there (GNU
+         * make 4.3 leaves both ignored for its children, e.g. in a package
+         * build) would reach the worker. Ask the kernel directly: an
+         * all-zero kernel sigaction is SIG_DFL, no flags, an empty mask, in
+         * every architecture's layout. */
+        for (int sig = 32; sig < SIGRTMIN; sig++) {
+                uint64_t ksa[8] = {};
+                (void) syscall(SYS_rt_sigaction, sig, ksa, NULL, (size_t) (_NSIG / 8));
+        }
         sigemptyset(&all);
         return sigprocmask(SIG_SETMASK, &all, NULL) < 0 ? -errno : 0;
 }

@@ -626,6 +626,11 @@ int main(int argc, char **argv) {
                 fprintf(stderr, PROG ": --serve: fd %d is not a listening stream socket\n", SD_LISTEN_FDS_START);
                 return 1;
         }
+        /* accept() runs with SIGTERM blocked: when another worker wins the
+         * connection poll() announced, a blocking accept() would sleep
+         * through the stop signal */
+        if (o.serve)
+                (void) fcntl(SD_LISTEN_FDS_START, F_SETFL, fcntl(SD_LISTEN_FDS_START, F_GETFL) | O_NONBLOCK);
 
         switch (o.ready) {
         case READY_NOTIFY:
