@@ -526,26 +526,67 @@ SERVICE = "sockherd@app.service"
 SOCKET = "sockherd@app.socket"
 
 
+def write_config(box, workers=4, command="/usr/local/bin/hello-worker", listen=None, extra="",
+                 name="app"):
+    """/etc/sockherd/NAME.conf for a pool of WORKERS running COMMAND, ready =
+    notify. LISTEN (a port on 127.0.0.1) adds 'listen = 127.0.0.1:PORT': the
+    pool then binds its socket itself unless a socket unit passes one."""
+    box.write(f"/etc/sockherd/{name}.conf",
+              "[sockherd]\n"
+              f"workers = {workers}\n"
+              f"command = {command}\n"
+              "ready = notify\n"
+              "stop-timeout = 10s\n"
+              + (f"listen = 127.0.0.1:{listen}\n" if listen else "")
+              + extra)
+
+
 def setup_pool(box, port, workers=4, extra=""):
     """/etc/sockherd/app.conf for a pool of hello-workers, and a drop-in that
     puts sockherd@app.socket on 127.0.0.1:PORT. No 'listen =' in the config:
     the sockets must come from the socket unit."""
-    box.write("/etc/sockherd/app.conf",
-              "[sockherd]\n"
-              f"workers = {workers}\n"
-              "command = /usr/local/bin/hello-worker\n"
-              "ready = notify\n"
-              "stop-timeout = 10s\n"
-              + extra)
+    write_config(box, workers, extra=extra)
     box.write(f"/etc/systemd/system/{SOCKET}.d/listen.conf",
               "[Socket]\nListenStream=\nListenStream=127.0.0.1:%d\n" % port)
     box.systemctl("daemon-reload")
 
 
-def wait_status(box, text, timeout=15.0):
+def main_pid(box, unit=SERVICE):
+    return int(box.show(unit, "MainPID") or 0)
+
+
+def worker_pids(box, unit=SERVICE):
+    """The pids in the unit's cgroup other than its main process, sorted."""
+    main = main_pid(box, unit)
+    return sorted(set(box.unit_pids(unit)) - {main})
+
+
+def ctl(box, *args, name="app", check=True, timeout=60):
+    """sockherdctl -u NAME ARGS inside the box (as root)."""
+    return box.run(["sockherdctl", "-u", name, *args], check=check, timeout=timeout)
+
+
+def ctl_status(box, name="app"):
+    """`sockherdctl -u NAME --json status`, parsed."""
+    out = ctl(box, "--json", "status", name=name).stdout
+    try:
+        return json.loads(out)
+    except ValueError as e:
+        raise TestFailure(f"sockherdctl --json status is not JSON ({e}): {out!r}")
+
+
+def messages(box, unit=SERVICE, identifier="sockherd"):
+    """MESSAGE of the unit's journal entries from IDENTIFIER, this boot."""
+    return [e.get("MESSAGE", "") for e in box.journal("-b", "-u", unit, f"SYSLOG_IDENTIFIER={identifier}")]
+
+
+def wait_status(box, text, timeout=15.0, unit=SERVICE):
     def ok():
-        return box.show(SERVICE, "StatusText") == text
-    wait_for(ok, timeout, 0.1, f"StatusText {text!r} (last: {box.show(SERVICE, 'StatusText')!r})")
+        return box.show(unit, "StatusText") == text
+    try:
+        wait_for(ok, timeout, 0.1, f"StatusText {text!r}")
+    except TestFailure as e:
+        raise TestFailure(f"{e} (last: {box.show(unit, 'StatusText')!r})") from None
 
 
 def wait_active(box, unit=SERVICE, timeout=15.0):
@@ -637,5 +678,5 @@ def run(main):
 
 
 __all__ = ["Box", "Load", "TestFailure", "Skip", "check", "log", "wait_for", "free_port",
-           "http_get", "parse_hello", "setup_pool", "wait_status", "wait_active", "run",
-           "SERVICE", "SOCKET"]
+           "http_get", "parse_hello", "setup_pool", "write_config", "wait_status", "wait_active",
+           "main_pid", "worker_pids", "ctl", "ctl_status", "messages", "run", "SERVICE", "SOCKET"]

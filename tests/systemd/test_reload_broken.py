@@ -1,0 +1,125 @@
+"""Failed reloads under load: `systemctl reload` reports them and the old
+generation keeps serving.
+
+1. `command = /bin/false`: the first new worker exits at once.
+2. `command = /bin/sleep 3600` with `ready-timeout = 1s`: the first new
+   worker never sends READY=1.
+3. `workers = many`: the config does not load; no worker is started.
+
+Each time `systemctl reload sockherd@app.service` exits non-zero (the unit's
+ExecReload=, sockherdctl reload --wait, exits 1), the service stays active
+with the same MainPID and the same worker pids, StatusText keeps the old
+generation and adds "; last reload failed: ...", and no request from the
+host fails. A reload that got as far as starting workers burns its
+generation number; one whose config does not load does not get one: after
+generation 1 and the failures above (2, 3, none), fixing the config and
+reloading again gives generation 4, and the failure note disappears."""
+import time
+
+from box import (SERVICE, SOCKET, Box, Load, check, ctl_status, free_port, http_get, log,
+                 main_pid, messages, parse_hello, run, setup_pool, wait_for, wait_status, worker_pids,
+                 write_config)
+
+MIN_SENT = 2000
+BROKEN = [
+    # (what, command, extra config, what sockherd's failure says, burns a generation)
+    ("a worker that exits at once", "/bin/false", "", "exited with status 1", True),
+    ("a worker that never becomes ready", "/bin/sleep 3600", "ready-timeout = 1s\n",
+     "not ready within ready-timeout=1s", True),
+    ("a config that does not load", "/usr/local/bin/hello-worker", "workers = many\n",
+     "workers", False),
+]
+
+
+def main():
+    with Box("reloadbad") as box:
+        box.install_sockherd()
+        port = free_port()
+        setup_pool(box, port)
+        box.systemctl("enable", "--now", SOCKET)
+        check(http_get(port)[0] == 200, "first request failed")
+        wait_status(box, "4/4 workers ready, generation 1")
+        main = main_pid(box)
+        workers = worker_pids(box)
+        check(len(workers) == 4, f"workers {workers}")
+        log(f"MainPID {main}, workers {workers}")
+
+        with Load(port, concurrency=8, rate=1500) as load:
+            time.sleep(1.0)
+            last_gen = 1
+            for n, (what, command, extra, why, burns) in enumerate(BROKEN):
+                if burns:
+                    last_gen += 1
+                write_config(box, command=command, extra=extra)
+                t = time.monotonic()
+                r = box.systemctl("reload", SERVICE, check=False)
+                took = time.monotonic() - t
+                text = box.show(SERVICE, "StatusText")
+                log(f"broken reload {n + 1} ({what}): systemctl reload exit {r.returncode} after "
+                    f"{took:.2f}s: {(r.stdout + r.stderr).strip()!r}")
+                log(f"  StatusText {text!r}")
+                check(r.returncode != 0, f"systemctl reload succeeded with {what}")
+                check(text.startswith("4/4 workers ready, generation 1; last reload failed: "),
+                      f"StatusText {text!r}")
+                if burns:
+                    check(f"generation {last_gen}: " in text and why in text,
+                          f"the failure does not name generation {last_gen} and {why!r}: {text!r}")
+                else:
+                    check(why in text and "keeps serving" in text,
+                          f"the failure does not name {why!r}: {text!r}")
+                check(box.show(SERVICE, "ActiveState") == "active", "service not active after a failed reload")
+                check(main_pid(box) == main, "MainPID changed")
+                st = ctl_status(box)
+                check(st["generation"] == 1 and st["reload.state"] == "idle" and
+                      text.endswith(st["reload.last_error"]) and st["reload.last_error"],
+                      f"sockherdctl status: generation {st['generation']}, reload {st['reload.state']}, "
+                      f"last error {st['reload.last_error']!r}")
+                serving = sorted(w["pid"] for w in st["workers"] if w["role"] == "serving")
+                check(serving == workers, f"serving workers {serving}, before {workers}")
+                # the rejected new worker may still be on its way out
+                t = time.monotonic()
+                wait_for(lambda: worker_pids(box) == workers, 10, 0.05,
+                         f"the cgroup to hold only the old workers {workers}")
+                log(f"  only the old workers left in the cgroup {time.monotonic() - t:.2f}s later")
+                for _ in range(5):
+                    status, body = http_get(port)
+                    check(status == 200 and parse_hello(body)["generation"] == "1",
+                          f"after the failed reload: {status} {body!r}")
+                time.sleep(0.5)
+
+            write_config(box)
+            t = time.monotonic()
+            r = box.systemctl("reload", SERVICE, check=False)
+            took = time.monotonic() - t
+            text = box.show(SERVICE, "StatusText")
+            log(f"fixed config: systemctl reload exit {r.returncode} after {took:.2f}s, StatusText {text!r}")
+            check(r.returncode == 0, f"systemctl reload of the fixed config failed: {r.stdout}{r.stderr}")
+            gen = last_gen + 1
+            check(text == f"4/4 workers ready, generation {gen}", f"StatusText {text!r}")
+            time.sleep(1.0)
+            counts = load.stop()
+
+        new = worker_pids(box)
+        st = ctl_status(box)
+        log(f"workers after the good reload: {new}; sockherdctl: last error {st['reload.last_error']!r}")
+        check(st["generation"] == gen and st["reload.last_error"] == "", f"sockherdctl status {st}")
+        check(not set(new) & set(workers), f"old workers {sorted(set(new) & set(workers))} still there")
+        status, body = http_get(port)
+        check(status == 200 and parse_hello(body)["generation"] == str(gen), f"{status} {body!r}")
+        check(main_pid(box) == main, "MainPID changed")
+        check(box.show(SERVICE, "NRestarts") == "0", "systemd restarted the service")
+        for m in messages(box):
+            if "reload" in m or "rollback" in m:
+                log(f"sockherd: {m}")
+        for e in box.journal("-u", SERVICE, "_PID=1"):
+            if "eload" in e.get("MESSAGE", "") or "ontrol process" in e.get("MESSAGE", ""):
+                log(f"systemd: {e['MESSAGE']}")
+
+        check(counts["sent"] >= MIN_SENT, f"only {counts['sent']} requests sent (want >= {MIN_SENT})")
+        check(counts["refused"] == 0, f"{counts['refused']} connections refused")
+        check(counts["failed"] == 0, f"{counts['failed']} requests failed")
+        check(counts["errors"] == 0, f"{counts['errors']} requests hit connection errors or timeouts")
+        check(counts["ok"] == counts["sent"], "not every request was answered with 200")
+
+
+run(main)
