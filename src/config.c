@@ -23,7 +23,8 @@ const char *const config_keys[] = {
         "stop-timeout", "stop-signal", "restart-delay", "restart-delay-max",
         "restart-stable", "command", "user", "group", "working-directory",
         "environment", "reload-batch", "control", "control-group",
-        "watchdog", "max-lifetime", "max-memory", "balance", NULL,
+        "watchdog", "max-lifetime", "max-memory", "balance", "metrics-interval",
+        "metrics-file", "bind-retry", NULL,
 };
 
 _printf_(2, 3)
@@ -87,6 +88,7 @@ Config *config_free(Config *c) {
         strv_free(c->environment);
         free(c->control);
         free(c->control_group);
+        free(c->metrics_file);
         free(c->config_file);
         free(c);
         return NULL;
@@ -295,6 +297,27 @@ static int set_max_memory(Config *c, const char *v, const char **reason) {
         return 0;
 }
 
+static int set_metrics_interval(Config *c, const char *v, const char **reason) {
+        if (strcmp(v, "off") == 0) {
+                c->metrics_interval_usec = 0;
+                return 0;
+        }
+        int r = set_duration(&c->metrics_interval_usec, v, reason);
+        if (r >= 0 && c->metrics_interval_usec < 100 * USEC_PER_MSEC) {
+                *reason = "expected a duration of at least 100ms, or 'off'";
+                return -EINVAL;
+        }
+        return r;
+}
+
+static int set_metrics_file(Config *c, const char *v, const char **reason) {
+        if (v[0] != '/') {
+                *reason = "expected an absolute path";
+                return -EINVAL;
+        }
+        return set_string(&c->metrics_file, v);
+}
+
 static int set_balance(Config *c, const char *v, const char **reason) {
         if (strcmp(v, "shared") == 0)
                 c->balance = BALANCE_SHARED;
@@ -305,6 +328,14 @@ static int set_balance(Config *c, const char *v, const char **reason) {
                 return -EINVAL;
         }
         return 0;
+}
+
+static int set_bind_retry(Config *c, const char *v, const char **reason) {
+        if (strcmp(v, "off") == 0) {
+                c->bind_retry_usec = 0;
+                return 0;
+        }
+        return set_duration(&c->bind_retry_usec, v, reason);
 }
 
 static int set_stop_signal(Config *c, const char *v, const char **reason) {
@@ -436,6 +467,9 @@ static const struct {
         { "max-lifetime", set_max_lifetime },
         { "max-memory", set_max_memory },
         { "balance", set_balance },
+        { "bind-retry", set_bind_retry },
+        { "metrics-interval", set_metrics_interval },
+        { "metrics-file", set_metrics_file },
         { "control-group", set_control_group },
         /* not a file key: the command line's -e, one assignment per option */
         { "environment-literal", set_environment_literal },

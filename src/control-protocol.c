@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "sockherd/control-protocol.h"
+#include "sockherd/util.h"
 
 int control_request_parse(char *line, char *ret_argv[static CONTROL_ARGS_MAX + 1]) {
         size_t n = 0;
@@ -73,6 +74,21 @@ void control_reply_add(ControlReply *r, const char *key, const char *fmt, ...) {
         vsnprintf(value, sizeof(value), fmt, ap);
         va_end(ap);
         control_escape(value, escaped, sizeof(escaped));
+        reply_append(r, key, strlen(key));
+        reply_append(r, " ", 1);
+        reply_append(r, escaped, strlen(escaped));
+        reply_append(r, "\n", 1);
+}
+
+void control_reply_add_text(ControlReply *r, const char *key, const char *value) {
+        size_t n = strlen(value);
+        /* each byte escapes to at most 4 */
+        _cleanup_free_ char *escaped = malloc(4 * n + 1);
+        if (!escaped) {
+                r->oom = true;
+                return;
+        }
+        control_escape(value, escaped, 4 * n + 1);
         reply_append(r, key, strlen(key));
         reply_append(r, " ", 1);
         reply_append(r, escaped, strlen(escaped));

@@ -31,6 +31,7 @@ static void help(void) {
                "Commands:\n"
                "  status              workers and pool summary\n"
                "  show                Key=Value lines, like systemctl show\n"
+               "  metrics             Prometheus text exposition of the workers' load\n"
                "  reload [--wait]     rolling reload; with --wait, wait for the end and fail if it failed\n"
                "  scale N             set the number of workers\n"
                "  restart SLOT|all    restart one worker or all of them, new before old (waits)\n"
@@ -205,12 +206,17 @@ static void json_string(const char *s) {
         putchar('"');
 }
 
+/* an unsigned integer without leading zeros, or one with a fraction ("12.5") */
 static bool is_number(const char *s) {
-        if (!*s || (s[0] == '0' && s[1]))
+        bool dot = false;
+        if (!isdigit((unsigned char) *s) || (s[0] == '0' && s[1] && s[1] != '.'))
                 return false;
-        for (; *s; s++)
-                if (!isdigit((unsigned char) *s))
+        for (; *s; s++) {
+                if (*s == '.' && !dot && isdigit((unsigned char) s[1]))
+                        dot = true;
+                else if (!isdigit((unsigned char) *s))
                         return false;
+        }
         return true;
 }
 
@@ -309,6 +315,19 @@ static const char *format_uptime(const char *usec_text, char buf[static 32]) {
         return buf;
 }
 
+static const char *format_bytes(const char *text, char buf[static 32]) {
+        if (!*text)
+                return "-";
+        uint64_t b = strtoull(text, NULL, 10);
+        if (b >= (UINT64_C(1) << 30))
+                snprintf(buf, 32, "%.1fG", (double) b / (double) (UINT64_C(1) << 30));
+        else if (b >= (UINT64_C(1) << 20))
+                snprintf(buf, 32, "%.1fM", (double) b / (double) (UINT64_C(1) << 20));
+        else
+                snprintf(buf, 32, "%" PRIu64 "K", b >> 10);
+        return buf;
+}
+
 static void print_status(const Fields *f) {
         const char *last_error = field(f, "reload.last_error");
         printf("%s: %s\n", field(f, "name") ?: "?", field(f, "status") ?: "");
@@ -326,18 +345,28 @@ static void print_status(const Fields *f) {
                        *fieldf(f, "socket", i, "queue") ? ", queue " : "", fieldf(f, "socket", i, "queue"),
                        *fieldf(f, "socket", i, "backlog") ? "/" : "", fieldf(f, "socket", i, "backlog"));
         }
-        printf("\n  %-5s %-8s %-4s %-9s %-9s %-8s %-8s %s\n", "SLOT", "PID", "GEN", "STATE", "ROLE", "UPTIME",
-               "RESTARTS", "STATUS");
+        const char *warning = field(f, "imbalance.warning");
+        if (field(f, "imbalance.jain_cpu"))
+                printf("  fairness:     CPU %s, connections %s (1 is even)%s%s\n", field(f, "imbalance.jain_cpu"),
+                       field(f, "imbalance.jain_conn") ?: "?", warning && *warning ? "; uneven: " : "",
+                       warning && *warning ? warning : "");
+        printf("\n  %-5s %-8s %-4s %-9s %-9s %-8s %-8s %6s %8s %5s %s\n", "SLOT", "PID", "GEN", "STATE", "ROLE",
+               "UPTIME", "RESTARTS", "CPU%", "RSS", "CONNS", "STATUS");
         for (unsigned i = 0;; i++) {
                 const char *pid = fieldf(f, "worker", i, "pid");
                 char up[32];
                 if (!*pid)
                         break;
-                printf("  %-5s %-8s %-4s %-9s %-9s %-8s %-8s %s\n", fieldf(f, "worker", i, "slot"), pid,
+                char rss[32];
+                printf("  %-5s %-8s %-4s %-9s %-9s %-8s %-8s %6s %8s %5s %s\n", fieldf(f, "worker", i, "slot"), pid,
                        fieldf(f, "worker", i, "generation"), fieldf(f, "worker", i, "state"),
                        fieldf(f, "worker", i, "role"),
                        format_uptime(fieldf(f, "worker", i, "uptime_usec"), up),
-                       fieldf(f, "worker", i, "restarts"), fieldf(f, "worker", i, "status"));
+                       fieldf(f, "worker", i, "restarts"),
+                       *fieldf(f, "worker", i, "cpu_percent") ? fieldf(f, "worker", i, "cpu_percent") : "-",
+                       format_bytes(fieldf(f, "worker", i, "rss_bytes"), rss),
+                       *fieldf(f, "worker", i, "connections") ? fieldf(f, "worker", i, "connections") : "-",
+                       fieldf(f, "worker", i, "status"));
         }
 }
 
@@ -366,7 +395,7 @@ int main(int argc, char **argv) {
                 }
 
         if (optind >= argc) {
-                fprintf(stderr, "sockherdctl: no command given (status, show, reload, scale, restart, reexec)\n");
+                fprintf(stderr, "sockherdctl: no command given (status, show, metrics, reload, scale, restart, reexec)\n");
                 return EXIT_USAGE;
         }
         const char *command = argv[optind];
@@ -379,6 +408,10 @@ int main(int argc, char **argv) {
                         goto usage;
                 snprintf(request, sizeof(request), "status");
                 listing = true;
+        } else if (strcmp(command, "metrics") == 0) {
+                if (argc - optind != 1)
+                        goto usage;
+                snprintf(request, sizeof(request), "metrics");
         } else if (strcmp(command, "reload") == 0) {
                 bool wait = argc - optind == 2 && strcmp(argv[optind + 1], "--wait") == 0;
                 if (argc - optind > 2 || (argc - optind == 2 && !wait))
@@ -403,7 +436,7 @@ int main(int argc, char **argv) {
                         goto usage;
                 snprintf(request, sizeof(request), "reexec");
         } else {
-                fprintf(stderr, "sockherdctl: unknown command '%s' (status, show, reload, scale, restart, reexec)\n", command);
+                fprintf(stderr, "sockherdctl: unknown command '%s' (status, show, metrics, reload, scale, restart, reexec)\n", command);
                 return EXIT_USAGE;
         }
 
@@ -439,7 +472,9 @@ int main(int argc, char **argv) {
                         print_show(&fields);
                 else
                         print_status(&fields);
-        } else if (strcmp(command, "reload") == 0)
+        } else if (strcmp(command, "metrics") == 0)
+                fputs(field(&fields, "text") ?: "", stdout);
+        else if (strcmp(command, "reload") == 0)
                 printf(strstr(request, "--wait") ? "reload complete: generation %s\n" : "reload started (generation %s serving)\n",
                        field(&fields, "generation") ?: "?");
         else if (strcmp(command, "scale") == 0)

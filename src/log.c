@@ -37,22 +37,20 @@ void log_set_max_level(int level) {
         max_level = level;
 }
 
-void log_emit(int priority, int slot, pid_t pid, uint64_t generation, const char *fmt, ...) {
+_printf_(6, 0)
+static void log_vemit(const char *message_id, int priority, int slot, pid_t pid, uint64_t generation,
+                      const char *fmt, va_list ap) {
         char message[1024];
         int saved_errno = errno;
-        va_list ap;
 
         if (priority > max_level)
                 return;
 
-        va_start(ap, fmt);
-        errno = saved_errno; /* for %m */
         vsnprintf(message, sizeof(message), fmt, ap);
-        va_end(ap);
 
         if (use_journal) {
-                char f_msg[1100], f_prio[32], f_slot[48], f_pid[48], f_gen[64];
-                struct iovec iov[6];
+                char f_msg[1100], f_prio[32], f_slot[48], f_pid[48], f_gen[64], f_id[64];
+                struct iovec iov[7];
                 size_t n = 0;
 
                 snprintf(f_msg, sizeof(f_msg), "MESSAGE=%s", message);
@@ -60,6 +58,10 @@ void log_emit(int priority, int slot, pid_t pid, uint64_t generation, const char
                 iov[n++] = (struct iovec) { f_msg, strlen(f_msg) };
                 iov[n++] = (struct iovec) { f_prio, strlen(f_prio) };
                 iov[n++] = (struct iovec) { (char *) "SYSLOG_IDENTIFIER=sockherd", strlen("SYSLOG_IDENTIFIER=sockherd") };
+                if (message_id) {
+                        snprintf(f_id, sizeof(f_id), "MESSAGE_ID=%s", message_id);
+                        iov[n++] = (struct iovec) { f_id, strlen(f_id) };
+                }
                 if (slot >= 0) {
                         snprintf(f_slot, sizeof(f_slot), "SOCKHERD_SLOT=%d", slot);
                         snprintf(f_pid, sizeof(f_pid), "SOCKHERD_WORKER_PID=%d", (int) pid);
@@ -79,4 +81,19 @@ void log_emit(int priority, int slot, pid_t pid, uint64_t generation, const char
                 priority <= LOG_ERR ? "error: " : priority == LOG_WARNING ? "warning: " : "",
                 message);
         errno = saved_errno;
+}
+
+void log_emit(int priority, int slot, pid_t pid, uint64_t generation, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        log_vemit(NULL, priority, slot, pid, generation, fmt, ap); /* errno is intact for %m */
+        va_end(ap);
+}
+
+void log_emit_id(const char *message_id, int priority, int slot, pid_t pid, uint64_t generation,
+                 const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        log_vemit(message_id, priority, slot, pid, generation, fmt, ap);
+        va_end(ap);
 }

@@ -18,6 +18,7 @@
 #include "sockherd/log.h"
 #include "sockherd/manager.h"
 #include "sockherd/parse.h"
+#include "sockherd/portowner.h"
 #include "sockherd/state.h"
 #include "sockherd/util.h"
 
@@ -39,6 +40,7 @@ static void help(void) {
                "  -l, --listen ADDR            HOST:PORT, [V6]:PORT, :PORT, PORT, /path or @abstract\n"
                "                               (repeatable; only used when no sockets are passed in)\n"
                "      --backlog N              listen backlog (default 4096)\n"
+               "      --bind-retry DUR         wait up to DUR for a listen address in use (default off)\n"
                "  -w, --workers N|auto         number of workers (default auto: online CPUs)\n"
                "      --ready MODE             notify | exec | alive:DURATION (default alive:1s)\n"
                "      --ready-timeout DUR      with --ready=notify, how long to wait for READY=1 (default 60s)\n"
@@ -69,7 +71,7 @@ enum {
         OPT_READY = 0x100, OPT_READY_TIMEOUT, OPT_STOP_TIMEOUT, OPT_STOP_SIGNAL,
         OPT_RESTART_DELAY, OPT_RESTART_DELAY_MAX, OPT_RESTART_STABLE, OPT_USER,
         OPT_GROUP, OPT_WORKING_DIRECTORY, OPT_NAME, OPT_BACKLOG, OPT_CHECK_CONFIG,
-        OPT_VERSION, OPT_RELOAD_BATCH, OPT_CONTROL, OPT_CONTROL_GROUP, OPT_DESERIALIZE, OPT_BALANCE,
+        OPT_VERSION, OPT_RELOAD_BATCH, OPT_CONTROL, OPT_CONTROL_GROUP, OPT_DESERIALIZE, OPT_BALANCE, OPT_BIND_RETRY,
 };
 
 static const struct option options[] = {
@@ -93,6 +95,7 @@ static const struct option options[] = {
         { "control",           required_argument, NULL, OPT_CONTROL },
         { "control-group",     required_argument, NULL, OPT_CONTROL_GROUP },
         { "balance",           required_argument, NULL, OPT_BALANCE },
+        { "bind-retry",        required_argument, NULL, OPT_BIND_RETRY },
         { "check-config",      no_argument,       NULL, OPT_CHECK_CONFIG },
         { "help",              no_argument,       NULL, 'h' },
         { "version",           no_argument,       NULL, OPT_VERSION },
@@ -163,6 +166,7 @@ static int parse_argv(int argc, char **argv, ConfigSource *src, bool *ret_check)
                 case OPT_CONTROL: key = "control"; break;
                 case OPT_CONTROL_GROUP: key = "control-group"; break;
                 case OPT_BALANCE: key = "balance"; break;
+                case OPT_BIND_RETRY: key = "bind-retry"; break;
                 default: return EXIT_USAGE;
                 }
                 char origin[64];
@@ -181,6 +185,34 @@ static int parse_argv(int argc, char **argv, ConfigSource *src, bool *ret_check)
                                 return log_oom();
         }
         return r;
+}
+
+/* "it is held by pid 812 (node)", or a note that nobody visible holds it */
+static const char *describe_owner(const ListenAddress *a, char *buf, size_t size) {
+        pid_t pid;
+        char comm[32];
+        if (port_owner(a, &pid, comm, sizeof(comm)) >= 0)
+                snprintf(buf, size, "it is held by pid %d (%s)", (int) pid, comm);
+        else
+                snprintf(buf, size, "the process holding it is not visible from here");
+        return buf;
+}
+
+/* Bind address i, waiting up to bind-retry while it is in use. */
+static int bind_with_retry(Config *c, ListenSet *set, size_t i) {
+        uint64_t waited = 0;
+        char owner[128];
+
+        for (;;) {
+                int r = listen_set_bind(set, &c->listen[i], c->backlog, c->balance == BALANCE_REUSEPORT);
+                if (r != -EADDRINUSE || waited >= c->bind_retry_usec)
+                        return r;
+                log_warning("%s is in use (%s); retrying for another %llus", c->listen_text[i],
+                            describe_owner(&c->listen[i], owner, sizeof(owner)),
+                            (unsigned long long) ((c->bind_retry_usec - waited + USEC_PER_SEC - 1) / USEC_PER_SEC));
+                (void) usleep(USEC_PER_SEC);
+                waited += USEC_PER_SEC;
+        }
 }
 
 /* After a re-exec: the state from the previous image, and the sockets it
@@ -235,7 +267,7 @@ static bool is_slot_socket(const char *name) {
 static int acquire_sockets(Config *c, ListenSet *set, ListenSet *slot_stored, int *ret_control_fd) {
         const char *listen_pid = getenv("LISTEN_PID");
         ListenSet stored = {};
-        char buf[128], name[FDSTORE_NAME_MAX];
+        char buf[128], name[FDSTORE_NAME_MAX], owner[128];
         int r;
 
         if (getenv("LISTEN_FDS") && listen_pid && strtol(listen_pid, NULL, 10) != getpid())
@@ -286,11 +318,16 @@ static int acquire_sockets(Config *c, ListenSet *set, ListenSet *slot_stored, in
                                  listen_address_format(&c->listen[i], buf));
                         continue;
                 }
-                r = listen_set_bind(set, &c->listen[i], c->backlog, c->balance == BALANCE_REUSEPORT);
+                r = bind_with_retry(c, set, i);
                 if (r == -EEXIST)
                         r = log_error_errno(r, "cannot listen on %s: a file that is not a socket is in the way",
                                             c->listen_text[i]);
-                else if (r < 0)
+                else if (r == -EADDRINUSE) {
+                        describe_owner(&c->listen[i], owner, sizeof(owner)); /* before %m: it touches errno */
+                        r = log_error_errno(r, "cannot listen on %s: %m; %s. Stop it, pick another address with "
+                                            "--listen, or set bind-retry = DURATION to wait for it to go",
+                                            c->listen_text[i], owner);
+                } else if (r < 0)
                         r = log_error_errno(r, "cannot listen on %s: %m", c->listen_text[i]);
                 if (r < 0) {
                         listen_set_clear(&stored);

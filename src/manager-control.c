@@ -25,8 +25,8 @@ static const char *reload_state(const Manager *m) {
         return "?";
 }
 
-static void add_worker(ControlReply *r, unsigned index, const Worker *w, const char *role, uint64_t now,
-                       unsigned restarts) {
+static void add_worker(Manager *m, ControlReply *r, unsigned index, const Worker *w, const char *role,
+                       uint64_t now, unsigned restarts) {
         char key[64];
 #define KEY(name) (snprintf(key, sizeof(key), "worker.%u." name, index), key)
         control_reply_add(r, KEY("slot"), "%u", w->slot);
@@ -38,6 +38,8 @@ static void add_worker(ControlReply *r, unsigned index, const Worker *w, const c
         control_reply_add(r, KEY("restarts"), "%u", restarts);
         control_reply_add(r, KEY("status"), "%s", w->status);
 #undef KEY
+        snprintf(key, sizeof(key), "worker.%u", index);
+        manager_metrics_add_worker(m, r, key, w->pid);
 }
 
 static void command_status(Manager *m, ControlClient *c) {
@@ -47,6 +49,7 @@ static void command_status(Manager *m, ControlClient *c) {
         unsigned index = 0;
 
         control_reply_init(&r, NULL);
+        (void) manager_metrics_refresh(m); /* without numbers, the status still answers */
         manager_format_status(m, status, sizeof(status));
         control_reply_add(&r, "name", "%s", m->config->name);
         control_reply_add(&r, "manager.pid", "%d", (int) getpid());
@@ -94,14 +97,32 @@ static void command_status(Manager *m, ControlClient *c) {
         for (unsigned i = 0; i < m->pool.n_slots; i++) {
                 const Slot *sl = &m->pool.slots[i];
                 if (sl->worker)
-                        add_worker(&r, index++, sl->worker, "serving", now, sl->restarts);
+                        add_worker(m, &r, index++, sl->worker, "serving", now, sl->restarts);
                 if (sl->incoming)
-                        add_worker(&r, index++, sl->incoming, "incoming", now, sl->restarts);
+                        add_worker(m, &r, index++, sl->incoming, "incoming", now, sl->restarts);
         }
         for (size_t i = 0; i < m->pool.n_retiring; i++)
-                add_worker(&r, index++, m->pool.retiring[i], "retiring", now, 0);
+                add_worker(m, &r, index++, m->pool.retiring[i], "retiring", now, 0);
         control_reply_add(&r, "workers.count", "%u", index);
+        manager_metrics_add_pool(m, &r);
         control_client_reply(c, &r);
+}
+
+static void command_metrics(Manager *m, ControlClient *c) {
+        _cleanup_free_ char *text = NULL;
+        int r = manager_metrics_refresh(m);
+        if (r >= 0)
+                r = manager_metrics_text(m, &text);
+        if (r < 0) {
+                char msg[128];
+                snprintf(msg, sizeof(msg), "cannot sample the workers: %s", strerror(-r));
+                control_client_reply_error(c, msg);
+                return;
+        }
+        ControlReply reply;
+        control_reply_init(&reply, NULL);
+        control_reply_add_text(&reply, "text", text);
+        control_client_reply(c, &reply);
 }
 
 static int add_waiter(Manager *m, ControlClient *c, uint64_t request) {
@@ -254,6 +275,8 @@ static void on_request(ControlClient *c, char **argv, int argc, void *userdata) 
 
         if (strcmp(argv[0], "status") == 0 && argc == 1)
                 command_status(m, c);
+        else if (strcmp(argv[0], "metrics") == 0 && argc == 1)
+                command_metrics(m, c);
         else if (strcmp(argv[0], "reload") == 0)
                 command_reload(m, c, argv, argc);
         else if (strcmp(argv[0], "scale") == 0)
@@ -263,8 +286,8 @@ static void on_request(ControlClient *c, char **argv, int argc, void *userdata) 
         else if (strcmp(argv[0], "reexec") == 0)
                 command_reexec(m, c, argc);
         else {
-                char msg[128];
-                snprintf(msg, sizeof(msg), "unknown command '%.64s' (status, reload, scale, restart, reexec)", argv[0]);
+                char msg[160];
+                snprintf(msg, sizeof(msg), "unknown command '%.64s' (status, metrics, reload, scale, restart, reexec)", argv[0]);
                 control_client_reply_error(c, msg);
         }
 }

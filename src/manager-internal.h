@@ -67,6 +67,8 @@ struct Manager {
         char reload_error[512]; /* the last reload's failure, "" after a success */
 
         sd_event_source *recycle_source;  /* checks max-lifetime and max-memory */
+        sd_event_source *metrics_source;  /* samples every metrics-interval (manager-metrics.c) */
+        struct ManagerMetrics *metrics;
         unsigned recycle_ticks;
 
         char *exe_path;         /* our binary on disk, for re-exec */
@@ -102,6 +104,21 @@ void worker_retire_stop(Manager *m, Worker *w);
 int manager_reexec_check(Manager *m, char *why, size_t why_size);
 /* Write the state and exec; returns only on failure (logged). */
 int manager_reexec(Manager *m);
+
+/* manager-metrics.c */
+typedef struct ManagerMetrics ManagerMetrics;
+/* Start, retime or stop the periodic sample as the config says. */
+void manager_metrics_update(Manager *m);
+void manager_metrics_free(Manager *m);
+/* Make the numbers current for a control request: the periodic sample
+ * when there is one, else a sample now. */
+int manager_metrics_refresh(Manager *m);
+/* cpu_percent, rss_bytes, connections of pid as PREFIX.KEY */
+void manager_metrics_add_worker(Manager *m, ControlReply *r, const char *prefix, pid_t pid);
+/* imbalance.* */
+void manager_metrics_add_pool(Manager *m, ControlReply *r);
+/* The Prometheus text exposition of the latest sample. */
+int manager_metrics_text(Manager *m, char **ret);
 
 /* manager-control.c */
 int manager_control_open(Manager *m, int passed_fd);

@@ -489,7 +489,8 @@ static int on_child_exit(sd_event_source *s _unused_, const siginfo_t *si, void 
         int prio = expected ? LOG_INFO : LOG_WARNING;
         if (si->si_code == CLD_EXITED && si->si_status == SPAWN_EXIT_EXEC)
                 prio = LOG_ERR;
-        log_worker(prio, w, "%s%s", how, expected ? "" : " unexpectedly");
+        log_emit_id(expected ? NULL : SOCKHERD_MESSAGE_WORKER_FAILED, prio, (int) w->slot, w->pid, w->generation,
+                    "slot %u pid %d: %s%s", w->slot, (int) w->pid, how, expected ? "" : " unexpectedly");
 
         /* anything the worker left in its process group goes with it; the
          * worker is not reaped yet, so its pid (the group id) cannot have
@@ -642,10 +643,11 @@ static void reload_finish(Manager *m, bool ok) {
         manager_steer(m); /* slots a reload added take connections from now on */
         if (ok && !was_restart)
                 m->reload_error[0] = '\0';
-        manager_answer_waiters(m, covers, ok);
         manager_format_status(m, status, sizeof(status));
         snprintf(m->last_status, sizeof(m->last_status), "%s", status);
         (void) sd_notifyf(0, "READY=1\nSTATUS=%s", status);
+        /* after systemd heard it: `systemctl reload` returns when they are answered */
+        manager_answer_waiters(m, covers, ok);
 
         if (reload_queue_end(&m->reload_queue) && !m->stopping) {
                 log_info("running the reload that was requested during the last one");
@@ -659,7 +661,7 @@ static void reload_fail(Manager *m, const char *fmt, ...) {
         va_start(ap, fmt);
         vsnprintf(m->reload_error, sizeof(m->reload_error), fmt, ap);
         va_end(ap);
-        log_error("reload failed: %s", m->reload_error);
+        log_emit_id(SOCKHERD_MESSAGE_RELOAD_FAILED, LOG_ERR, -1, 0, 0, "reload failed: %s", m->reload_error);
 }
 
 static void reload_commit(Manager *m) {
@@ -685,7 +687,9 @@ static void reload_commit(Manager *m) {
         m->config = config_ref(run->config);
         m->generation = run->generation;
         manager_update_recycling(m);
-        log_info("reload complete: generation %" PRIu64 " serves on %u workers", m->generation, m->pool.n_slots);
+        manager_metrics_update(m);
+        log_emit_id(SOCKHERD_MESSAGE_RELOAD_DONE, LOG_INFO, -1, 0, 0,
+                    "reload complete: generation %" PRIu64 " serves on %u workers", m->generation, m->pool.n_slots);
         reload_finish(m, true);
 }
 
@@ -898,7 +902,7 @@ uint64_t manager_request_reload(Manager *m, const char *why) {
                 log_info("%s: a reload is running; the new one follows when it ends", why);
                 return request;
         }
-        log_info("%s: starting a rolling reload", why);
+        log_emit_id(SOCKHERD_MESSAGE_RELOAD_STARTED, LOG_INFO, -1, 0, 0, "%s: starting a rolling reload", why);
         reload_start(m);
         return request;
 }
@@ -1264,6 +1268,7 @@ Manager *manager_free(Manager *m) {
         listen_set_clear(&m->stored_slots);
         sd_event_source_disable_unref(m->notify_source);
         sd_event_source_disable_unref(m->recycle_source);
+        manager_metrics_free(m);
         sd_event_source_disable_unref(m->reexec_source);
         free(m->exe_path);
         safe_close(m->notify_fd);
@@ -1342,6 +1347,7 @@ int manager_run(Manager *m) {
                 for (unsigned i = 0; i < m->pool.n_slots; i++)
                         (void) manager_spawn(m, i, m->config, m->generation, false);
         manager_update_recycling(m);
+        manager_metrics_update(m);
 
         return sd_event_loop(m->event);
 }

@@ -55,3 +55,20 @@ int proc_group_rss(pid_t pgid, uint64_t *ret_bytes) {
         *ret_bytes = total;
         return 0;
 }
+
+int proc_stat_parse(const char *text, pid_t *ret_pgrp, uint64_t *ret_utime, uint64_t *ret_stime) {
+        /* "pid (comm) state ppid pgrp session tty_nr tpgid flags minflt
+         * cminflt majflt cmajflt utime stime ..."; comm may hold anything,
+         * the last ')' ends it */
+        const char *p = strrchr(text, ')');
+        int ppid, pgrp;
+        unsigned long long utime, stime;
+
+        if (!p || sscanf(p + 1, " %*c %d %d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+                         &ppid, &pgrp, &utime, &stime) != 4)
+                return -EINVAL;
+        *ret_pgrp = pgrp;
+        *ret_utime = utime;
+        *ret_stime = stime;
+        return 0;
+}

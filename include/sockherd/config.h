@@ -43,7 +43,10 @@ typedef struct Config {
         uint64_t watchdog_usec;         /* 0: workers have no watchdog */
         uint64_t max_lifetime_usec;     /* 0: no limit */
         uint64_t max_memory_bytes;      /* 0: no limit */
+        uint64_t metrics_interval_usec; /* 0: sample only when asked */
+        char *metrics_file;             /* Prometheus text written each interval, or NULL */
         Balance balance;
+        uint64_t bind_retry_usec;       /* wait this long for a busy address, 0: fail at once */
         unsigned reload_batch;  /* slots replaced at once, or a percentage */
         bool reload_batch_percent;
         char **command;         /* argv */

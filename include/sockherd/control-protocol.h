@@ -16,8 +16,17 @@
  *
  * Keys are dotted words ([a-z0-9_.]); values are escaped so that a line
  * never holds a newline: backslash as \\, newline as \n, tab as \t, other
- * control bytes as \xHH. Commands: status, reload [--wait], scale N,
- * restart SLOT|all. A request that is malformed, too long, or not finished
+ * control bytes as \xHH. Commands: status, metrics, reload [--wait],
+ * scale N, restart SLOT|all, reexec.
+ *
+ * status adds, per worker, cpu_percent (of one CPU since the previous
+ * sample), rss_bytes and connections (TCP connections on the pool's
+ * ports), and for the pool imbalance.cpu_max_share and
+ * imbalance.conn_max_share (the busiest ready worker's share, 0 to 1),
+ * imbalance.jain_cpu and imbalance.jain_conn (Jain's fairness index, 1 is
+ * even), imbalance.warning (the detector's finding, "" when even or when
+ * metrics-interval is off). metrics answers one key, "text": the
+ * Prometheus text exposition (newlines escaped as every value's are). A request that is malformed, too long, or not finished
  * within CONTROL_REQUEST_TIMEOUT_SEC gets an error reply and is closed. */
 #pragma once
 
@@ -45,6 +54,8 @@ typedef struct ControlReply {
 
 void control_reply_init(ControlReply *r, const char *error);
 void control_reply_add(ControlReply *r, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* control_reply_add truncates a value at 1023 bytes; this takes any length. */
+void control_reply_add_text(ControlReply *r, const char *key, const char *value);
 void control_reply_done(ControlReply *r);
 
 /* Escape/unescape a value. unescape works in place. */

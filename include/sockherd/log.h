@@ -18,6 +18,21 @@ void log_set_max_level(int level);
 _printf_(5, 6)
 void log_emit(int priority, int slot, pid_t pid, uint64_t generation, const char *fmt, ...);
 
+/* The same with a MESSAGE_ID= journal field (one of SOCKHERD_MESSAGE_*
+ * below, or NULL for none). */
+_printf_(6, 7)
+void log_emit_id(const char *message_id, int priority, int slot, pid_t pid, uint64_t generation,
+                 const char *fmt, ...);
+
+/* Stable MESSAGE_IDs, for `journalctl MESSAGE_ID=...` and catalogs. Never
+ * change one: outside tools match them. */
+#define SOCKHERD_MESSAGE_IMBALANCE       "218b1ce5c4594cf6ac9ef155e5caf4ce" /* load unevenly spread */
+#define SOCKHERD_MESSAGE_IMBALANCE_ENDED "cccdfec89a8641da8497bd3f444f9a00" /* spread evenly again */
+#define SOCKHERD_MESSAGE_WORKER_FAILED   "1f1ca744d38d4978a7cd637e9bfb7028" /* a worker exited abnormally */
+#define SOCKHERD_MESSAGE_RELOAD_STARTED  "d11ebc068bbe460aa84b75d7e4950ff7"
+#define SOCKHERD_MESSAGE_RELOAD_DONE     "3803ad73396e441ea3e524ab41c71764"
+#define SOCKHERD_MESSAGE_RELOAD_FAILED   "50dc5a1fb1e9448a8290c2d9f4737143"
+
 #define log_debug(...)   log_emit(LOG_DEBUG, -1, 0, 0, __VA_ARGS__)
 #define log_info(...)    log_emit(LOG_INFO, -1, 0, 0, __VA_ARGS__)
 #define log_notice(...)  log_emit(LOG_NOTICE, -1, 0, 0, __VA_ARGS__)

@@ -7,3 +7,7 @@
 /* Resident memory of every process in process group pgid (a worker and
  * what it forked), in bytes. -ESRCH when the group is empty. */
 int proc_group_rss(pid_t pgid, uint64_t *ret_bytes);
+
+/* Parse the text of /proc/PID/stat: process group and user/system time
+ * in clock ticks. -EINVAL when it does not look like one. */
+int proc_stat_parse(const char *text, pid_t *ret_pgrp, uint64_t *ret_utime, uint64_t *ret_stime);

@@ -82,6 +82,18 @@ def main():
             rc = pool.wait_exit()
             check(rc == 1, f"exit code {rc} for a busy port")
             check(f"cannot listen on 127.0.0.1:{busy}: Address already in use" in pool.log(), pool.log())
+            # the first error people meet names who holds the port and what to do
+            check(f"it is held by pid {os.getpid()} (python" in pool.log(), pool.log())
+            check("bind-retry" in pool.log(), pool.log())
+
+        # bind-retry: wait for the port to come free, saying who holds it meanwhile
+        with Pool(["-l", f"127.0.0.1:{busy}", "-w", "1", "--bind-retry", "10s", "--",
+                   HELLO_WORKER]) as pool:
+            pool.wait_log(f"127.0.0.1:{busy} is in use (it is held by pid {os.getpid()}")
+            holder.close()
+            pool.wait_ready()
+            status, _ = http_get(busy)
+            check(status == 200, f"status {status} after the port came free")
 
 
 run(main)

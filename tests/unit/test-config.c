@@ -120,6 +120,9 @@ static const struct {
         { "max-lifetime", "1h" },
         { "max-memory", "512M" },
         { "balance", "reuseport" },
+        { "bind-retry", "30s" },
+        { "metrics-interval", "15s" },
+        { "metrics-file", "/var/lib/node_exporter/sockherd.prom" },
 };
 
 static void test_every_key_is_covered(void **state) {
@@ -184,6 +187,9 @@ static void test_load_every_key(void **state) {
         assert_int_equal(c->max_lifetime_usec, 3600 * USEC_PER_SEC);
         assert_int_equal(c->max_memory_bytes, 512ull << 20);
         assert_int_equal(c->balance, BALANCE_REUSEPORT);
+        assert_int_equal(c->bind_retry_usec, 30 * USEC_PER_SEC);
+        assert_int_equal(c->metrics_interval_usec, 15 * USEC_PER_SEC);
+        assert_string_equal(c->metrics_file, "/var/lib/node_exporter/sockherd.prom");
 
         assert_int_equal(strv_length(c->command), 4);
         assert_string_equal(c->command[0], "/bin/echo");
