@@ -115,6 +115,13 @@ def main():
             if "eload" in e.get("MESSAGE", "") or "ontrol process" in e.get("MESSAGE", ""):
                 log(f"systemd: {e['MESSAGE']}")
 
+        # the stable MESSAGE_IDs of include/sockherd/log.h: 3 failures, then 1 success
+        failed = box.journal("-u", SERVICE, "MESSAGE_ID=50dc5a1fb1e9448a8290c2d9f4737143")
+        done = box.journal("-u", SERVICE, "MESSAGE_ID=3803ad73396e441ea3e524ab41c71764")
+        log(f"journal: {len(failed)} reload-failed and {len(done)} reload-done entries by MESSAGE_ID")
+        check(len(failed) == 3, f"{len(failed)} entries with the reload-failed MESSAGE_ID, want 3")
+        check(len(done) == 1, f"{len(done)} entries with the reload-done MESSAGE_ID, want 1")
+
         check(counts["sent"] >= MIN_SENT, f"only {counts['sent']} requests sent (want >= {MIN_SENT})")
         check(counts["refused"] == 0, f"{counts['refused']} connections refused")
         check(counts["failed"] == 0, f"{counts['failed']} requests failed")

@@ -66,6 +66,11 @@ def main():
         check(killed[0].get("SOCKHERD_WORKER_PID") == str(victim),
               f"exit line names pid {killed[0].get('SOCKHERD_WORKER_PID')}, not {victim}")
         check(killed[0].get("PRIORITY") == "4", "the unexpected exit is not a warning")
+        # the stable MESSAGE_ID people alert on (include/sockherd/log.h)
+        check(killed[0].get("MESSAGE_ID") == "1f1ca744d38d4978a7cd637e9bfb7028",
+              f"the abnormal exit has MESSAGE_ID {killed[0].get('MESSAGE_ID')}")
+        alerts = box.journal("-u", SERVICE, "MESSAGE_ID=1f1ca744d38d4978a7cd637e9bfb7028")
+        check(len(alerts) == 1, f"journalctl MESSAGE_ID= finds {len(alerts)} entries, want 1")
         check(any(e.get("SOCKHERD_WORKER_PID") == str(new_pid) for e in entries),
               "no entry about the new worker")
 
