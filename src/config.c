@@ -375,6 +375,22 @@ int config_set_command_argv(Config *c, char *const *argv) {
         return 0;
 }
 
+/* More words for the command, from a continuation line. */
+static int config_append_command(Config *c, const char *value, const char *origin, ConfigError *err) {
+        _cleanup_strv_free_ char **words = NULL;
+        int r = split_quoted(value, &words);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return config_error(err, "%s: invalid value '%s' for key 'command': unbalanced quotes", origin, value);
+        for (char **w = words; *w; w++) {
+                r = strv_append(&c->command, *w);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 static int set_user(Config *c, const char *v, const char **reason) {
         if (*v == '\0') {
                 *reason = "must not be empty";
@@ -501,6 +517,7 @@ typedef struct Reader {
         unsigned line;
         int line_max;           /* inih's buffer size, from the first call */
         bool too_long;
+        bool indented;          /* the current line starts with white space */
         unsigned error_line;    /* line of the first error, 0 while none */
         Config *config;
         ConfigError *err;
@@ -567,6 +584,7 @@ static char *reader_next(char *buf, int size, void *userdata) {
                 rd->text += len;
         }
         rd->line++;
+        rd->indented = buf[0] == ' ' || buf[0] == '\t';
         reader_check_section(rd, buf);
         return buf;
 }
@@ -587,6 +605,20 @@ static int reader_handle(void *userdata, const char *section, const char *key, c
                 known = known || strcmp(*k, key) == 0;
         if (!known) {
                 reader_fail(rd, config_error(rd->err, "%s: unknown key '%s' (value '%s')", origin, key, value));
+                return 1;
+        }
+        /* inih hands an indented line to us again under the previous key:
+         * list keys take more values that way, and command more words */
+        if (rd->indented && strcmp(key, "command") == 0) {
+                int r = config_append_command(rd->config, value, origin, rd->err);
+                if (r < 0)
+                        reader_fail(rd, r);
+                return 1;
+        }
+        if (rd->indented && strcmp(key, "listen") != 0 && strcmp(key, "environment") != 0) {
+                reader_fail(rd, config_error(rd->err, "%s: an indented line continues '%s', which takes one value "
+                                             "(only command, listen and environment continue on further lines)",
+                                             origin, key));
                 return 1;
         }
         int r = config_set(rd->config, key, value, origin, rd->err);

@@ -178,9 +178,14 @@ def test_imbalance_fires(tmp):
     # slot 0 serves; slot 1 is ready but never accepts
     script = (f'if [ "$SOCKHERD_SLOT" = 0 ]; then exec {HELLO_WORKER}; '
               f'else exec {PROBE_WORKER} --ready notify; fi')
+    # the script goes in a file: build trees can have paths long enough to
+    # exceed the config file's line limit
+    wrapper = os.path.join(tmp, "uneven.sh")
+    with open(wrapper, "w") as f:
+        f.write(script + "\n")
     with open(conf, "w") as f:
         f.write(f"listen = 127.0.0.1:{port}\nworkers = 2\nready = notify\nbalance = shared\n"
-                f"metrics-interval = 200ms\ncommand = /bin/sh -c '{script}'\n")
+                f"metrics-interval = 200ms\ncommand = /bin/sh {wrapper}\n")
     with Pool(["-c", conf, "--control", control]) as pool:
         pool.wait_ready()
         C = ["--control", control]

@@ -900,6 +900,31 @@ static void test_validate_name_default(void **state) {
         assert_string_equal(f->name, "web");
 }
 
+/* a long command continues on indented lines (the line limit is inih's) */
+static void test_command_continuation(void **state) {
+        Config *c = *state;
+        ConfigError err;
+        assert_int_equal(config_load_string(c, "app.conf",
+                                            "command = /usr/bin/node\n"
+                                            "    --max-old-space-size=4096\n"
+                                            "\t'/srv/my app/server.js' --port 3\n"
+                                            "workers = 2\n", &err), 0);
+        assert_int_equal(strv_length(c->command), 5);
+        assert_string_equal(c->command[0], "/usr/bin/node");
+        assert_string_equal(c->command[1], "--max-old-space-size=4096");
+        assert_string_equal(c->command[2], "/srv/my app/server.js");
+        assert_string_equal(c->command[4], "3");
+        assert_int_equal(c->workers, 2);
+}
+
+static void test_continuation_of_a_single_value_key(void **state) {
+        Config *c = *state;
+        ConfigError err;
+        assert_int_equal(config_load_string(c, "app.conf", "workers = 2\n  3\n", &err), -EINVAL);
+        assert_non_null(strstr(err.message, "app.conf:2:"));
+        assert_non_null(strstr(err.message, "'workers', which takes one value"));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_defaults),
@@ -912,6 +937,8 @@ int main(void) {
                 cmocka_unit_test(test_later_value_wins),
                 cmocka_unit_test(test_unknown_section),
                 cmocka_unit_test_setup_teardown(test_unknown_section_without_keys, config_setup, config_teardown),
+                cmocka_unit_test_setup_teardown(test_command_continuation, config_setup, config_teardown),
+                cmocka_unit_test_setup_teardown(test_continuation_of_a_single_value_key, config_setup, config_teardown),
                 cmocka_unit_test(test_unknown_key),
                 cmocka_unit_test_setup_teardown(test_unknown_key_names_value, config_setup, config_teardown),
                 cmocka_unit_test(test_bad_value),
