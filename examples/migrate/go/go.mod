@@ -1,0 +1,3 @@
+module sockherd.example/migrate
+
+go 1.19
