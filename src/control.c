@@ -232,6 +232,7 @@ static int on_accept(sd_event_source *src _unused_, int fd, uint32_t revents _un
         if (s->n_clients >= CONTROL_CLIENTS_MAX) {
                 server_event(s, "control connection refused: %d clients already", CONTROL_CLIENTS_MAX);
                 (void) send(cfd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+                (void) shutdown(cfd, SHUT_WR);
                 return 0;
         }
 

@@ -35,6 +35,7 @@
 extern char **environ;
 
 #define EXIT_RUNTIME_CODE 1
+#define CRASH_LOOP_FAILURES 5
 #define EXIT_USAGE_CODE 2
 
 uint64_t manager_now_usec(void) {
@@ -454,6 +455,13 @@ void manager_schedule_restart(Manager *m, unsigned slot, uint64_t ran_usec) {
         sl->restarts++;
         log_emit(LOG_INFO, (int) slot, 0, sl->generation, "slot %u: starting a new worker in %s",
                  slot, format_duration(delay, buf));
+        /* once per streak: the backoff reached CRASH_LOOP_FAILURES exits in a row */
+        if (sl->backoff.failures == CRASH_LOOP_FAILURES)
+                log_emit_id(SOCKHERD_MESSAGE_CRASH_LOOP, LOG_ERR, (int) slot, 0, sl->generation,
+                            "slot %u is in a crash loop: %u exits in a row without a stable run of %s; "
+                            "retrying every %s at most", slot, CRASH_LOOP_FAILURES,
+                            format_duration(sl->config->restart_stable_usec, (char[32]) {}),
+                            format_duration(sl->config->restart_delay_max_usec, (char[32]) {}));
 
         sl->restart_source = sd_event_source_disable_unref(sl->restart_source);
         int r = sd_event_add_time_relative(m->event, &sl->restart_source, CLOCK_MONOTONIC, delay,

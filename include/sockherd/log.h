@@ -29,6 +29,7 @@ void log_emit_id(const char *message_id, int priority, int slot, pid_t pid, uint
 #define SOCKHERD_MESSAGE_IMBALANCE       "218b1ce5c4594cf6ac9ef155e5caf4ce" /* load unevenly spread */
 #define SOCKHERD_MESSAGE_IMBALANCE_ENDED "cccdfec89a8641da8497bd3f444f9a00" /* spread evenly again */
 #define SOCKHERD_MESSAGE_WORKER_FAILED   "1f1ca744d38d4978a7cd637e9bfb7028" /* a worker exited abnormally */
+#define SOCKHERD_MESSAGE_CRASH_LOOP      "7a3b5ac0d3c64d7c9c62b1a4e8f0d215" /* a slot keeps failing */
 #define SOCKHERD_MESSAGE_RELOAD_STARTED  "d11ebc068bbe460aa84b75d7e4950ff7"
 #define SOCKHERD_MESSAGE_RELOAD_DONE     "3803ad73396e441ea3e524ab41c71764"
 #define SOCKHERD_MESSAGE_RELOAD_FAILED   "50dc5a1fb1e9448a8290c2d9f4737143"

@@ -52,6 +52,7 @@ def main():
         for delay in ("100ms", "200ms", "400ms", "800ms"):
             check(f"starting a new worker in {delay}" in log, f"no {delay} step:\n{log}")
         check("exited with status 1 unexpectedly" in log, log)
+        check(log.count("slot 0 is in a crash loop: 5 exits in a row") == 1, f"crash loop not reported once:\n{log}")
         # the manager itself is idle between attempts (no busy loop)
         with open(f"/proc/{pool.pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()

@@ -5,7 +5,7 @@ import os
 import shutil
 import tempfile
 
-from harness import (PROBE_WORKER, Pool, check, connect_retry, free_port, http_get, read_report, run,
+from harness import (PROBE_WORKER, Pool, check, connect_retry, ctl, free_port, http_get, read_report, run,
                      wait_for, SKIP)
 
 
@@ -47,6 +47,24 @@ def main():
                 pass
             pool.signal(15)
             check(pool.wait_exit() == 0, "exit code")
+
+    # a passed-in control socket (FileDescriptorName=control) is the manager's,
+    # never a worker's
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        report = os.path.join(tmp, "r-%s")
+        control = os.path.join(tmp, "control")
+        args = ["-l", f"127.0.0.1:{port}", "--fdname=web", "-l", control, "--fdname=control", "-E", "PATH"]
+        with Pool(["-w", "1", "--name", "passed", "--ready", "notify", "--", PROBE_WORKER, "--report", report,
+                   "--serve"], prefix=[activate] + args) as pool:
+            connect_retry(port)
+            pool.wait_ready()
+            check("using the passed-in control socket" in pool.log(), pool.log())
+            r = read_report(report.replace("%s", "0"))
+            check(r["env"].get("LISTEN_FDS") == "1" and r["env"].get("LISTEN_FDNAMES") == "web",
+                  f"the worker got the control socket: {r['env']}")
+            rc, out, err = ctl("--control", control, "status")
+            check(rc == 0 and "1/1 workers ready" in out, f"status over the passed-in socket: {rc} {out} {err}")
 
     # LISTEN_FDS meant for another process (LISTEN_PID differs) is not taken:
     # sockherd says so and binds its own --listen address
