@@ -86,7 +86,11 @@ int reuseport_steer(int fd, unsigned n) {
                 BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, n ? n : 1),
                 BPF_STMT(BPF_RET | BPF_A, 0),
         };
-        struct sock_fprog prog = { .len = ELEMENTSOF(code), .filter = code };
+        struct sock_fprog prog;
+
+        memset(&prog, 0, sizeof(prog)); /* no uninitialised padding goes to the kernel */
+        prog.len = ELEMENTSOF(code);
+        prog.filter = code;
 
         if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof(prog)) < 0)
                 return -errno;

@@ -6,6 +6,7 @@ the environment (SOCKHERD, HELLO_WORKER, PROBE_WORKER, NODE_SERVER).
 """
 import contextlib
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -137,7 +138,9 @@ class Pool:
         if "--control" not in args and "--name" not in args and "-h" not in args:
             # each pool gets its own control socket, so tests can run in parallel
             args = ["--control", os.path.join(self.tmp.name, "control")] + args
-        cmd = (prefix or []) + [SOCKHERD] + args
+        # SOCKHERD_WRAPPER (e.g. "valgrind -q ..."): run the manager under it
+        wrapper = shlex.split(os.environ.get("SOCKHERD_WRAPPER", ""))
+        cmd = (prefix or []) + wrapper + [SOCKHERD] + args
         self.proc = subprocess.Popen(cmd, stdout=self.log_file, stderr=subprocess.STDOUT,
                                      env=full_env, cwd=cwd, stdin=subprocess.DEVNULL)
 
