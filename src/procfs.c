@@ -10,8 +10,8 @@
 #include "sockherd/procfs.h"
 #include "sockherd/util.h"
 
-static ssize_t read_small(const char *path, char *buf, size_t size) {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+ssize_t proc_read_text(int dirfd, const char *path, char *buf, size_t size) {
+        _cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return -errno;
         ssize_t n = read(fd, buf, size - 1);
@@ -35,7 +35,7 @@ int proc_group_rss(pid_t pgid, uint64_t *ret_bytes) {
                 if (de->d_name[0] < '1' || de->d_name[0] > '9')
                         continue;
                 snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
-                if (read_small(path, buf, sizeof(buf)) <= 0)
+                if (proc_read_text(AT_FDCWD, path, buf, sizeof(buf)) <= 0)
                         continue;
                 /* "pid (comm) state ppid pgrp ..." */
                 const char *p = strrchr(buf, ')');
@@ -44,7 +44,7 @@ int proc_group_rss(pid_t pgid, uint64_t *ret_bytes) {
                         continue;
                 snprintf(path, sizeof(path), "/proc/%s/statm", de->d_name);
                 unsigned long size, resident;
-                if (read_small(path, buf, sizeof(buf)) <= 0 || sscanf(buf, "%lu %lu", &size, &resident) != 2)
+                if (proc_read_text(AT_FDCWD, path, buf, sizeof(buf)) <= 0 || sscanf(buf, "%lu %lu", &size, &resident) != 2)
                         continue;
                 total += (uint64_t) resident * (uint64_t) page;
                 found++;

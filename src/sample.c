@@ -151,16 +151,6 @@ int tcp_connection_inodes(const uint16_t *ports, size_t n_ports, uint64_t **ret_
         return (int) l.n;
 }
 
-static ssize_t read_text(int dirfd, const char *path, char *buf, size_t size) {
-        _cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        ssize_t n = read(fd, buf, size - 1);
-        if (n < 0)
-                return -errno;
-        buf[n] = '\0';
-        return n;
-}
 
 /* Count the connections among a process's fds; claimed[i] remembers which
  * worker counted inode i already, so a socket shared by forked processes
@@ -241,7 +231,7 @@ int sample_workers(SampleWorker *workers, size_t n, const uint16_t *ports, size_
                         continue;
                 pid_t pgrp;
                 uint64_t utime, stime;
-                if (read_text(piddir, "stat", buf, sizeof(buf)) <= 0 || proc_stat_parse(buf, &pgrp, &utime, &stime) < 0)
+                if (proc_read_text(piddir, "stat", buf, sizeof(buf)) <= 0 || proc_stat_parse(buf, &pgrp, &utime, &stime) < 0)
                         continue;
                 size_t w;
                 for (w = 0; w < n; w++)
@@ -254,7 +244,7 @@ int sample_workers(SampleWorker *workers, size_t n, const uint16_t *ports, size_
                 s->processes++;
                 s->cpu_usec += (utime + stime) * USEC_PER_SEC / (uint64_t) tick;
                 unsigned long size, resident;
-                if (read_text(piddir, "statm", buf, sizeof(buf)) > 0 && sscanf(buf, "%lu %lu", &size, &resident) == 2)
+                if (proc_read_text(piddir, "statm", buf, sizeof(buf)) > 0 && sscanf(buf, "%lu %lu", &size, &resident) == 2)
                         s->rss_bytes += (uint64_t) resident * (uint64_t) page;
                 if (n_inodes > 0)
                         s->connections += count_connections(piddir, inodes, n_inodes, claimed, (ssize_t) w);

@@ -2,7 +2,12 @@
 #pragma once
 
 #include <stdint.h>
+#include <unistd.h>
 #include <sys/types.h>
+
+/* Read a small text file (relative to dirfd, or AT_FDCWD) into buf, NUL
+ * terminated; returns its length or -errno. */
+ssize_t proc_read_text(int dirfd, const char *path, char *buf, size_t size);
 
 /* Resident memory of every process in process group pgid (a worker and
  * what it forked), in bytes. -ESRCH when the group is empty. */
