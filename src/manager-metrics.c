@@ -276,6 +276,25 @@ int manager_metrics_text(Manager *m, char **ret) {
                 }
         }
 
+        if (m->config->balance == BALANCE_REUSEPORT) {
+                /* each slot's own sockets (slot 0 serves on the shared ones) */
+                expo_family(&e, "sockherd_slot_listen_queue", "gauge",
+                            "balance=reuseport: connections waiting on the slot's own sockets.");
+                for (unsigned i = 0; i < m->pool.n_slots; i++) {
+                        const int *fds = m->pool.slots[i].fds;
+                        unsigned total = 0;
+                        for (size_t j = 0; j < m->sockets.n; j++) {
+                                unsigned queued, backlog;
+                                int fd = fds && fds[j] >= 0 ? fds[j] : (i == 0 ? m->sockets.sockets[j].fd : -1);
+                                if (fd >= 0 && listen_queue(fd, &queued, &backlog) >= 0)
+                                        total += queued;
+                        }
+                        snprintf(buf, sizeof(buf), "%u", i);
+                        expo_sample(&e, "sockherd_slot_listen_queue",
+                                    (const char *[]) { "pool", pool, "slot", buf, NULL }, "%u", total);
+                }
+        }
+
         expo_family(&e, "sockherd_load_fairness", "gauge",
                     "Jain's fairness index of the ready workers' load: 1 is even, 1/N is one worker takes all.");
         expo_sample(&e, "sockherd_load_fairness", (const char *[]) { "pool", pool, "resource", "cpu", NULL }, "%.4f", mm->cpu.jain);

@@ -77,6 +77,9 @@ def main():
         control = os.path.join(pool.tmp.name, "control")
         data = json.loads(ctl("--control", control, "--json", "status")[1])
         check(data["balance"] == "reuseport" and len(data["slots"]) == 4, f"status: {data}")
+        metrics = ctl("--control", control, "metrics")[1]
+        check(sum(line.startswith("sockherd_slot_listen_queue{") for line in metrics.splitlines()) == 4,
+              "metrics lack the per-slot queues")
 
         # kill -9 under a steady load: the slot socket keeps what arrives meanwhile
         with Load(port) as load:
