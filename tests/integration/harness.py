@@ -272,9 +272,10 @@ class Load:
     """A continuous load of short connections (tests/tools/loadgen) until
     stop(); returns the counts: sent, ok, failed, refused, errors, pids."""
 
-    def __init__(self, port, concurrency=4, path="/"):
+    def __init__(self, port, concurrency=4, path="/", rate=None):
         self.proc = subprocess.Popen([LOADGEN, "--target", f"127.0.0.1:{port}", "--concurrency",
-                                      str(concurrency), "--until-signal", "--path", path],
+                                      str(concurrency), "--until-signal", "--path", path]
+                                     + (["--rate-limit", str(rate)] if rate else []),
                                      stdout=subprocess.PIPE, text=True)
 
     def stop(self):
