@@ -82,17 +82,8 @@ static void command_status(Manager *m, ControlClient *c) {
         control_reply_add(&r, "balance", "%s", m->config->balance == BALANCE_REUSEPORT ? "reuseport" : "shared");
         if (m->config->balance == BALANCE_REUSEPORT)
                 for (unsigned i = 0; i < m->pool.n_slots; i++) {
-                        /* slot 0 serves on the shared sockets themselves */
-                        const int *fds = m->pool.slots[i].fds;
-                        unsigned total = 0;
-                        for (size_t j = 0; j < m->sockets.n; j++) {
-                                unsigned queued, backlog;
-                                int fd = fds && fds[j] >= 0 ? fds[j] : (i == 0 ? m->sockets.sockets[j].fd : -1);
-                                if (fd >= 0 && listen_queue(fd, &queued, &backlog) >= 0)
-                                        total += queued;
-                        }
                         snprintf(key, sizeof(key), "slot.%u.queue", i);
-                        control_reply_add(&r, key, "%u", total);
+                        control_reply_add(&r, key, "%u", manager_slot_queue(m, i));
                 }
         for (unsigned i = 0; i < m->pool.n_slots; i++) {
                 const Slot *sl = &m->pool.slots[i];

@@ -92,6 +92,9 @@ uint64_t manager_request_reload(Manager *m, const char *why);
 int manager_restart_slots(Manager *m, const bool *targets, uint64_t *ret_request);
 int manager_scale(Manager *m, unsigned n);
 uint64_t manager_now_usec(void);
+/* balance=reuseport: connections queued on slot i's own sockets (slot 0's
+ * are the shared ones). */
+unsigned manager_slot_queue(Manager *m, unsigned i);
 
 /* For manager-reexec.c */
 Worker *manager_adopt_worker(Manager *m, pid_t pid, unsigned slot, uint64_t generation, WorkerState state,

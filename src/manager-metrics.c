@@ -281,17 +281,10 @@ int manager_metrics_text(Manager *m, char **ret) {
                 expo_family(&e, "sockherd_slot_listen_queue", "gauge",
                             "balance=reuseport: connections waiting on the slot's own sockets.");
                 for (unsigned i = 0; i < m->pool.n_slots; i++) {
-                        const int *fds = m->pool.slots[i].fds;
-                        unsigned total = 0;
-                        for (size_t j = 0; j < m->sockets.n; j++) {
-                                unsigned queued, backlog;
-                                int fd = fds && fds[j] >= 0 ? fds[j] : (i == 0 ? m->sockets.sockets[j].fd : -1);
-                                if (fd >= 0 && listen_queue(fd, &queued, &backlog) >= 0)
-                                        total += queued;
-                        }
                         snprintf(buf, sizeof(buf), "%u", i);
                         expo_sample(&e, "sockherd_slot_listen_queue",
-                                    (const char *[]) { "pool", pool, "slot", buf, NULL }, "%u", total);
+                                    (const char *[]) { "pool", pool, "slot", buf, NULL }, "%u",
+                                    manager_slot_queue(m, i));
                 }
         }
 

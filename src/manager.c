@@ -311,6 +311,19 @@ static void slot_release_sockets(Manager *m, unsigned slot, Worker *heir) {
         sl->fds = NULL;
 }
 
+unsigned manager_slot_queue(Manager *m, unsigned i) {
+        const int *fds = m->pool.slots[i].fds;
+        unsigned total = 0;
+
+        for (size_t j = 0; j < m->sockets.n; j++) {
+                unsigned queued, backlog;
+                int fd = fds && fds[j] >= 0 ? fds[j] : (i == 0 ? m->sockets.sockets[j].fd : -1);
+                if (fd >= 0 && listen_queue(fd, &queued, &backlog) >= 0)
+                        total += queued;
+        }
+        return total;
+}
+
 /* New connections go to slots 0..n-1: all slots, except the ones a reload
  * added and has not committed yet. */
 static void manager_steer(Manager *m) {
