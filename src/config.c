@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <ini.h>
+#include <libgen.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -24,7 +25,8 @@ const char *const config_keys[] = {
         "restart-stable", "command", "user", "group", "working-directory",
         "environment", "reload-batch", "control", "control-group",
         "watchdog", "max-lifetime", "max-memory", "balance", "metrics-interval",
-        "metrics-file", "bind-retry", NULL,
+        "metrics-file", "bind-retry", "pass-environment", "supplementary-groups",
+        "no-new-privileges", NULL,
 };
 
 _printf_(2, 3)
@@ -58,6 +60,7 @@ Config *config_new(void) {
         c->uid = (uid_t) -1;
         c->gid = (gid_t) -1;
         c->control_gid = (gid_t) -1;
+        c->no_new_privileges = true;
         return c;
 }
 
@@ -86,6 +89,9 @@ Config *config_free(Config *c) {
         free(c->group);
         free(c->working_directory);
         strv_free(c->environment);
+        strv_free(c->pass_environment);
+        strv_free(c->supplementary_groups);
+        free(c->groups);
         free(c->control);
         free(c->control_group);
         free(c->metrics_file);
@@ -425,21 +431,26 @@ static bool env_assignment_is_valid(const char *s) {
         return true;
 }
 
+#define ENV_ASSIGNMENT_EXPECTED "expected NAME=VALUE (NAME of letters, digits, '_', not starting with a digit)"
+
 /* One NAME=VALUE taken as it is: the command line's --environment. */
 static int set_environment_literal(Config *c, const char *v, const char **reason) {
         if (!env_assignment_is_valid(v)) {
-                *reason = "expected NAME=VALUE (NAME of letters, digits, '_', not starting with a digit)";
+                *reason = ENV_ASSIGNMENT_EXPECTED;
                 return -EINVAL;
         }
         return strv_append(&c->environment, v);
 }
 
-static int set_environment(Config *c, const char *v, const char **reason) {
+/* A list of words (quotes honoured) where each must pass `valid`; an empty
+ * value clears the list. */
+static int set_word_list(char ***list, const char *v, bool (*valid)(const char *),
+                         const char *what, const char **reason) {
         _cleanup_strv_free_ char **words = NULL;
 
         if (*v == '\0') {
-                strv_free(c->environment);
-                c->environment = NULL;
+                strv_free(*list);
+                *list = NULL;
                 return 0;
         }
         int r = split_quoted(v, &words);
@@ -450,10 +461,50 @@ static int set_environment(Config *c, const char *v, const char **reason) {
                 return -EINVAL;
         }
         for (char **w = words; *w; w++) {
-                r = set_environment_literal(c, *w, reason);
+                if (!valid(*w)) {
+                        *reason = what;
+                        return -EINVAL;
+                }
+                r = strv_append(list, *w);
                 if (r < 0)
                         return r;
         }
+        return 0;
+}
+
+static bool env_name_is_valid(const char *s) {
+        if (!*s || isdigit((unsigned char) s[0]))
+                return false;
+        for (const char *p = s; *p; p++)
+                if (!isalnum((unsigned char) *p) && *p != '_')
+                        return false;
+        return true;
+}
+
+static int set_environment(Config *c, const char *v, const char **reason) {
+        return set_word_list(&c->environment, v, env_assignment_is_valid, ENV_ASSIGNMENT_EXPECTED, reason);
+}
+
+static int set_pass_environment(Config *c, const char *v, const char **reason) {
+        return set_word_list(&c->pass_environment, v, env_name_is_valid,
+                             "expected variable names (letters, digits, '_', not starting with a digit)", reason);
+}
+
+static bool group_name_is_valid(const char *s) {
+        return *s != '\0' && strlen(s) < 256;
+}
+
+static int set_supplementary_groups(Config *c, const char *v, const char **reason) {
+        return set_word_list(&c->supplementary_groups, v, group_name_is_valid, "expected group names", reason);
+}
+
+static int set_no_new_privileges(Config *c, const char *v, const char **reason) {
+        int b = parse_boolean(v);
+        if (b < 0) {
+                *reason = "expected yes or no";
+                return -EINVAL;
+        }
+        c->no_new_privileges = b;
         return 0;
 }
 
@@ -487,6 +538,9 @@ static const struct {
         { "metrics-interval", set_metrics_interval },
         { "metrics-file", set_metrics_file },
         { "control-group", set_control_group },
+        { "pass-environment", set_pass_environment },
+        { "supplementary-groups", set_supplementary_groups },
+        { "no-new-privileges", set_no_new_privileges },
         /* not a file key: the command line's -e, one assignment per option */
         { "environment-literal", set_environment_literal },
 };
@@ -650,16 +704,66 @@ int config_load_string(Config *c, const char *name, const char *text, ConfigErro
         return config_load(c, &rd);
 }
 
+static const char *who_can_write(const struct stat *st) {
+        bool sticky_dir = S_ISDIR(st->st_mode) && (st->st_mode & S_ISVTX);
+        if (st->st_uid != 0)
+                return "its owner, who is not root,";
+        if ((st->st_mode & S_IWOTH) && !sticky_dir)
+                return "every user";
+        if ((st->st_mode & S_IWGRP) && st->st_gid != 0 && !sticky_dir)
+                return "its group, which is not root,";
+        return NULL;
+}
+
+int config_file_trust_problem(const char *path, const struct stat *file, const struct stat *dir,
+                              uid_t euid, char *buf, size_t size) {
+        const char *who;
+
+        if (euid != 0)
+                return 0;
+        if ((who = who_can_write(file)))
+                snprintf(buf, size, "%s: refusing to read it as root: %s can change it (owner uid %u, mode %04o), "
+                         "and the config decides what runs as root; make it root-owned and not group- or world-writable",
+                         path, who, (unsigned) file->st_uid, (unsigned) (file->st_mode & 07777));
+        else if ((who = who_can_write(dir)))
+                snprintf(buf, size, "%s: refusing to read it as root: %s can replace it through its directory "
+                         "(owner uid %u, mode %04o), and the config decides what runs as root; "
+                         "make the directory root-owned and not group- or world-writable",
+                         path, who, (unsigned) dir->st_uid, (unsigned) (dir->st_mode & 07777));
+        else
+                return 0;
+        return -EPERM;
+}
+
+/* Run as root, a config file is only read when nobody but root can change
+ * it, in the spirit of sshd's StrictModes: it names the command that runs. */
+static int config_file_check_trust(FILE *f, const char *path, ConfigError *err) {
+        struct stat file, dir;
+        _cleanup_free_ char *copy = strdup(path);
+
+        if (!copy)
+                return -ENOMEM;
+        if (fstat(fileno(f), &file) < 0 || stat(dirname(copy), &dir) < 0)
+                return config_error(err, "%s: cannot check its owner: %s", path, strerror(errno));
+        char message[CONFIG_ERROR_MAX];
+        int r = config_file_trust_problem(path, &file, &dir, geteuid(), message, sizeof(message));
+        if (r < 0 && err)
+                snprintf(err->message, sizeof(err->message), "%s", message);
+        return r;
+}
+
 int config_load_file(Config *c, const char *path, ConfigError *err) {
-        FILE *f = fopen(path, "re");
+        _cleanup_fclose_ FILE *f = fopen(path, "re");
         if (!f) {
                 int r = -errno;
                 config_error(err, "%s: cannot open: %s", path, strerror(-r));
                 return r;
         }
+        int r = config_file_check_trust(f, path, err);
+        if (r < 0)
+                return r;
         Reader rd = { .name = path, .file = f, .err = err };
-        int r = config_load(c, &rd);
-        fclose(f);
+        r = config_load(c, &rd);
         if (r < 0)
                 return r;
         return set_string(&c->config_file, path);
@@ -698,7 +802,74 @@ static int command_check(const Config *c, ConfigError *err) {
         return config_error(err, "command '%s' not found in PATH", cmd);
 }
 
+/* Whether this process has g already: a manager that is not root (or no
+ * longer) can give its workers only the groups it has itself. */
+static bool process_in_group(gid_t g) {
+        gid_t list[1024];
+        int n = getgroups(ELEMENTSOF(list), list);
+        if (g == getegid())
+                return true;
+        for (int i = 0; i < n; i++)
+                if (list[i] == g)
+                        return true;
+        return false;
+}
+
+static int groups_add(Config *c, gid_t g) {
+        for (size_t i = 0; i < c->n_groups; i++)
+                if (c->groups[i] == g)
+                        return 0;
+        gid_t *n = realloc(c->groups, (c->n_groups + 1) * sizeof(gid_t));
+        if (!n)
+                return -ENOMEM;
+        c->groups = n;
+        c->groups[c->n_groups++] = g;
+        return 0;
+}
+
+/* The workers' supplementary groups: the user's own (as initgroups() would
+ * set them) plus supplementary-groups. Resolved here, in the manager, so the
+ * child between fork and exec does no NSS lookups. */
+static int resolve_groups(Config *c, ConfigError *err) {
+        int r;
+
+        free(c->groups);
+        c->groups = NULL;
+        c->n_groups = 0;
+        c->set_groups = c->user || c->group || c->supplementary_groups;
+        if (c->user) {
+                int n = 64;
+                for (;;) {
+                        _cleanup_free_ gid_t *list = calloc((size_t) n, sizeof(gid_t));
+                        if (!list)
+                                return -ENOMEM;
+                        int want = n;
+                        if (getgrouplist(c->user, c->gid, list, &want) >= 0) {
+                                for (int i = 0; i < want; i++)
+                                        if ((r = groups_add(c, list[i])) < 0)
+                                                return r;
+                                break;
+                        }
+                        if (want <= n || want > 65536)
+                                return config_error(err, "user '%s': cannot list its groups", c->user);
+                        n = want;
+                }
+        }
+        for (char **g = c->supplementary_groups; g && *g; g++) {
+                struct group *gr = getgrnam(*g);
+                if (!gr)
+                        return config_error(err, "supplementary-groups: group '%s' does not exist", *g);
+                if (geteuid() != 0 && !process_in_group(gr->gr_gid))
+                        return config_error(err, "supplementary-groups: group '%s': adding groups needs root", *g);
+                if ((r = groups_add(c, gr->gr_gid)) < 0)
+                        return r;
+        }
+        return 0;
+}
+
 int config_validate(Config *c, unsigned online_cpus, ConfigError *err) {
+        int r;
+
         if (!c->command || !c->command[0])
                 return config_error(err, "no worker command: give it after '--' on the command line or as 'command =' in the config file");
 
@@ -748,6 +919,9 @@ int config_validate(Config *c, unsigned online_cpus, ConfigError *err) {
                 if (geteuid() != 0 && c->gid != getegid())
                         return config_error(err, "group '%s': switching groups needs root", c->group);
         }
+        r = resolve_groups(c, err);
+        if (r < 0)
+                return r;
         if (c->control_group) {
                 struct group *gr = getgrnam(c->control_group);
                 if (!gr)

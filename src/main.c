@@ -18,6 +18,7 @@
 #include "sockherd/log.h"
 #include "sockherd/manager.h"
 #include "sockherd/parse.h"
+#include "sockherd/privileges.h"
 #include "sockherd/portowner.h"
 #include "sockherd/state.h"
 #include "sockherd/util.h"
@@ -348,6 +349,23 @@ static int acquire_sockets(Config *c, ListenSet *set, ListenSet *slot_stored, in
         return 0;
 }
 
+/* After every socket is open and before the first worker: the workers'
+ * user from now on, unless root is still needed (privileges.h). */
+static int drop_privileges(const Config *c) {
+        const char *keep = privileges_keep_reason(c, geteuid());
+        if (keep) {
+                if (geteuid() == 0 && c->user)
+                        log_info("keeping root: %s", keep);
+                return 0;
+        }
+        int r = privileges_drop(c);
+        if (r < 0)
+                return log_error_errno(r, "cannot drop root to user '%s': %m", c->user);
+        log_info("dropped root: running as user '%s' (uid %u, gid %u); a reload can no longer change user= or group=",
+                 c->user, (unsigned) c->uid, (unsigned) c->gid);
+        return 0;
+}
+
 int main(int argc, char **argv) {
         ConfigSource source = {};
         Config *config = NULL;
@@ -408,6 +426,12 @@ int main(int argc, char **argv) {
                 manager_adopt_stored_slots(manager, &slot_stored);
         if (r < 0) {
                 log_error_errno(r, "cannot set up the manager: %m");
+                r = EXIT_RUNTIME;
+                goto finish;
+        }
+
+        r = drop_privileges(config);
+        if (r < 0) {
                 r = EXIT_RUNTIME;
                 goto finish;
         }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "sockherd/parse.h"
 #include "sockherd/util.h"
@@ -206,6 +207,18 @@ static const struct {
         { "HUP", SIGHUP },   { "USR1", SIGUSR1 }, { "USR2", SIGUSR2 },
         { "KILL", SIGKILL }, { "WINCH", SIGWINCH },
 };
+
+int parse_boolean(const char *s) {
+        static const char *const yes[] = { "yes", "true", "on", "1" };
+        static const char *const no[] = { "no", "false", "off", "0" };
+        for (size_t i = 0; i < ELEMENTSOF(yes); i++) {
+                if (strcasecmp(s, yes[i]) == 0)
+                        return 1;
+                if (strcasecmp(s, no[i]) == 0)
+                        return 0;
+        }
+        return -EINVAL;
+}
 
 int parse_signal(const char *s, int *ret_sig) {
         if (!s)

@@ -22,11 +22,20 @@
 #include "sockherd/spawn.h"
 #include "sockherd/util.h"
 
-const char *const spawn_scrubbed_variables[] = {
-        "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "LISTEN_PIDFDID",
-        "WATCHDOG_PID", "WATCHDOG_USEC", "NOTIFY_SOCKET",
-        "SOCKHERD_SLOT", "SOCKHERD_GENERATION", NULL,
+/* A worker's environment is built from scratch: these variables (and any
+ * LC_*) are taken from the manager's environment when set, then the names
+ * in pass-environment, then environment=, then the protocol's own. Nothing
+ * else reaches a worker: not the manager's NOTIFY_SOCKET, WATCHDOG_*,
+ * LISTEN_*, MAINPID or CREDENTIALS_DIRECTORY, nor whatever secrets the
+ * manager was started with. */
+const char *const spawn_default_passed_variables[] = {
+        "PATH", "LANG", "LANGUAGE", "TZ", "TERM", "HOME", "USER", "LOGNAME", "SHELL", "TMPDIR",
+        "JOURNAL_STREAM", "INVOCATION_ID",
+        "RUNTIME_DIRECTORY", "STATE_DIRECTORY", "CACHE_DIRECTORY", "LOGS_DIRECTORY",
+        "CONFIGURATION_DIRECTORY", NULL,
 };
+
+#define SPAWN_DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 /* room for any pid after "LISTEN_PID=" */
 #define LISTEN_PID_PLACEHOLDER "LISTEN_PID=0000000000"
@@ -39,6 +48,26 @@ static bool env_name_matches(const char *entry, const char *name) {
 
 static size_t env_name_length(const char *entry) {
         return strcspn(entry, "=");
+}
+
+static bool env_name_in(const char *entry, char *const *names) {
+        for (char *const *n = names; n && *n; n++)
+                if (env_name_matches(entry, *n))
+                        return true;
+        return false;
+}
+
+static bool env_is_passed(const Config *c, const char *entry) {
+        return strncmp(entry, "LC_", 3) == 0 ||
+               env_name_in(entry, (char *const *) spawn_default_passed_variables) ||
+               env_name_in(entry, c->pass_environment);
+}
+
+static bool env_find(char *const *v, size_t n, const char *name) {
+        for (size_t i = 0; i < n; i++)
+                if (env_name_matches(v[i], name))
+                        return true;
+        return false;
 }
 
 typedef struct EnvBuilder {
@@ -86,14 +115,11 @@ int spawn_plan_build(const Config *c, const ListenSet *sockets, const int *slot_
         ssize_t listen_pid_index = -1, watchdog_pid_index = -1;
         int r = -ENOMEM;
 
-        for (char *const *e = environment; e && *e; e++) {
-                bool scrub = false;
-                for (const char *const *s = spawn_scrubbed_variables; *s; s++)
-                        if (env_name_matches(*e, *s))
-                                scrub = true;
-                if (!scrub && env_put(&env, strdup(*e)) < 0)
+        for (char *const *e = environment; e && *e; e++)
+                if (env_is_passed(c, *e) && env_put(&env, strdup(*e)) < 0)
                         goto fail;
-        }
+        if (!env_find(env.v, env.n, "PATH") && env_put(&env, strdup("PATH=" SPAWN_DEFAULT_PATH)) < 0)
+                goto fail;
         if (c->user && (env_put(&env, strdup_printf("USER=%s", c->user)) < 0 ||
                         env_put(&env, strdup_printf("LOGNAME=%s", c->user)) < 0 ||
                         (c->user_home && env_put(&env, strdup_printf("HOME=%s", c->user_home)) < 0)))
@@ -132,9 +158,12 @@ int spawn_plan_build(const Config *c, const ListenSet *sockets, const int *slot_
                 .fds = TAKE_PTR(fds),
                 .n_fds = sockets->n,
                 .working_directory = c->working_directory,
-                .user = c->user,
                 .uid = c->uid,
                 .gid = c->gid,
+                .groups = c->groups,
+                .n_groups = c->n_groups,
+                .set_groups = c->set_groups,
+                .no_new_privileges = c->no_new_privileges,
                 .manager_pid = getpid(),
         };
         return 0;
@@ -248,14 +277,17 @@ static _Noreturn void child_run(const SpawnPlan *p) {
         if ((r = child_place_fds(p->fds, p->n_fds)) < 0)
                 child_fail(SPAWN_EXIT_SETUP, "sockherd: %s: cannot pass listening sockets: %s\n", cmd, strerror(-r));
 
-        if (p->gid != (gid_t) -1) {
-                if ((p->user ? initgroups(p->user, p->gid) : setgroups(0, NULL)) < 0)
+        /* Only root switches; a manager that is not root (it was started as
+         * the workers' user, or dropped to it) already has their credentials,
+         * config_validate() made sure of that. */
+        if (geteuid() == 0) {
+                if (p->set_groups && setgroups(p->n_groups, p->groups) < 0)
                         child_fail(SPAWN_EXIT_SETUP, "sockherd: %s: cannot set supplementary groups: %s\n", cmd, strerror(errno));
-                if (setresgid(p->gid, p->gid, p->gid) < 0)
+                if (p->gid != (gid_t) -1 && setresgid(p->gid, p->gid, p->gid) < 0)
                         child_fail(SPAWN_EXIT_SETUP, "sockherd: %s: cannot switch to gid %u: %s\n", cmd, (unsigned) p->gid, strerror(errno));
+                if (p->uid != (uid_t) -1 && setresuid(p->uid, p->uid, p->uid) < 0)
+                        child_fail(SPAWN_EXIT_SETUP, "sockherd: %s: cannot switch to uid %u: %s\n", cmd, (unsigned) p->uid, strerror(errno));
         }
-        if (p->uid != (uid_t) -1 && setresuid(p->uid, p->uid, p->uid) < 0)
-                child_fail(SPAWN_EXIT_SETUP, "sockherd: %s: cannot switch to uid %u: %s\n", cmd, (unsigned) p->uid, strerror(errno));
 
         if (p->working_directory && chdir(p->working_directory) < 0)
                 child_fail(SPAWN_EXIT_SETUP, "sockherd: %s: cannot change to %s: %s\n", cmd, p->working_directory, strerror(errno));
@@ -269,6 +301,9 @@ static _Noreturn void child_run(const SpawnPlan *p) {
         child_write_pid(p->envp[p->listen_pid_index] + strlen("LISTEN_PID="), getpid());
         if (p->watchdog_pid_index != SIZE_MAX)
                 child_write_pid(p->envp[p->watchdog_pid_index] + strlen("WATCHDOG_PID="), getpid());
+
+        if (p->no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                child_fail(SPAWN_EXIT_SETUP, "sockherd: %s: PR_SET_NO_NEW_PRIVS: %s\n", cmd, strerror(errno));
 
         execvpe(cmd, p->argv, p->envp);
         child_fail(SPAWN_EXIT_EXEC, "sockherd: cannot execute '%s': %s\n", cmd, strerror(errno));

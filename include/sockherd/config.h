@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "sockherd/address.h"
@@ -57,6 +58,12 @@ typedef struct Config {
         gid_t gid;
         char *working_directory;
         char **environment;     /* KEY=VALUE */
+        char **pass_environment; /* names taken from the manager's environment, beyond the default list */
+        char **supplementary_groups; /* group names, added to the user's own */
+        gid_t *groups;          /* resolved by config_validate: the workers' supplementary groups */
+        size_t n_groups;
+        bool set_groups;        /* whether workers call setgroups(groups) */
+        bool no_new_privileges; /* PR_SET_NO_NEW_PRIVS for workers */
         char *control;          /* control socket path, "none", or NULL for the default */
         char *control_group;
         gid_t control_gid;      /* resolved by config_validate, or -1 */
@@ -90,6 +97,12 @@ int config_set_command_argv(Config *c, char *const *argv);
 /* Read an INI file into c. Keys may stand before any section or in
  * [sockherd]. */
 int config_load_file(Config *c, const char *path, ConfigError *err);
+/* Whether a config file may be read by a manager running as euid: as root,
+ * neither the file nor its directory may be changeable by anyone but root.
+ * 0, or -EPERM with the reason (naming path, owner and mode) in buf. Pure,
+ * for tests; config_load_file() applies it. */
+int config_file_trust_problem(const char *path, const struct stat *file, const struct stat *dir,
+                              uid_t euid, char *buf, size_t size);
 /* The same from a string; `name` stands for the file in messages. */
 int config_load_string(Config *c, const char *name, const char *text, ConfigError *err);
 

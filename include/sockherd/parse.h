@@ -22,6 +22,9 @@ int split_quoted(const char *s, char ***ret_argv);
 /* "512M", "2G", "1048576", "64KiB": bytes, base 1024. */
 int parse_size(const char *s, uint64_t *ret_bytes);
 
+/* yes/true/on/1 -> 1, no/false/off/0 -> 0 (any case), else -EINVAL. */
+int parse_boolean(const char *s);
+
 /* "TERM", "SIGTERM", "15" -> signal number. */
 int parse_signal(const char *s, int *ret_sig);
 

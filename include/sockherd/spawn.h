@@ -5,6 +5,7 @@
  * systemd prepares a service process. */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -23,14 +24,18 @@ typedef struct SpawnPlan {
         int *fds;                       /* owned copy of the fd numbers, in LISTEN_FDS order */
         size_t n_fds;
         const char *working_directory;
-        const char *user;               /* for supplementary groups */
         uid_t uid;                      /* -1: keep */
         gid_t gid;                      /* -1: keep */
+        const gid_t *groups;            /* borrowed from the Config */
+        size_t n_groups;
+        bool set_groups;                /* setgroups(groups) when root */
+        bool no_new_privileges;
         pid_t manager_pid;
 } SpawnPlan;
 
-/* Environment variables the manager's own environment must not pass on. */
-extern const char *const spawn_scrubbed_variables[];
+/* Variables taken from the manager's environment by default (plus LC_*);
+ * everything else must be named in pass-environment. */
+extern const char *const spawn_default_passed_variables[];
 
 /* slot_fds: the slot's own sockets (balance=reuseport), -1 entries and
  * NULL meaning the shared socket of that position. */

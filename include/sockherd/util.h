@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -38,10 +39,16 @@ static inline void strv_freep(char ***v) {
         strv_free(*v);
 }
 
+static inline void fclosep(FILE **f) {
+        if (*f)
+                fclose(*f);
+}
+
 #define _cleanup_(f) __attribute__((cleanup(f)))
 #define _cleanup_free_ _cleanup_(freep)
 #define _cleanup_close_ _cleanup_(closep)
 #define _cleanup_strv_free_ _cleanup_(strv_freep)
+#define _cleanup_fclose_ _cleanup_(fclosep)
 #define _unused_ __attribute__((unused))
 #define _printf_(a, b) __attribute__((format(printf, a, b)))
 

@@ -123,6 +123,9 @@ static const struct {
         { "bind-retry", "30s" },
         { "metrics-interval", "15s" },
         { "metrics-file", "/var/lib/node_exporter/sockherd.prom" },
+        { "pass-environment", "NODE_ENV DATABASE_URL" },
+        { "supplementary-groups", "adm 'www-data'" },
+        { "no-new-privileges", "no" },
 };
 
 static void test_every_key_is_covered(void **state) {
@@ -281,6 +284,11 @@ static void test_bad_value_for_every_key(void **state) {
                 { "environment", "1A=x" },
                 { "environment", "A-B=x" },
                 { "environment", "=x" },
+                { "pass-environment", "A=1" },
+                { "pass-environment", "1A" },
+                { "pass-environment", "'open" },
+                { "supplementary-groups", "'open" },
+                { "no-new-privileges", "maybe" },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
@@ -925,6 +933,101 @@ static void test_continuation_of_a_single_value_key(void **state) {
         assert_non_null(strstr(err.message, "'workers', which takes one value"));
 }
 
+static void test_pass_environment_and_groups_keys(void **state) {
+        _cleanup_config_ Config *c = new_config();
+        ConfigError err = {};
+        assert_true(c->no_new_privileges);
+        assert_int_equal(config_load_string(c, "t.conf",
+                "pass-environment = A B\n"
+                "pass-environment = C\n"
+                "supplementary-groups = adm\n"
+                "no-new-privileges = off\n", &err), 0);
+        assert_int_equal(strv_length(c->pass_environment), 3);
+        assert_string_equal(c->pass_environment[2], "C");
+        assert_int_equal(strv_length(c->supplementary_groups), 1);
+        assert_false(c->no_new_privileges);
+        assert_int_equal(config_load_string(c, "t.conf", "pass-environment =\n", &err), 0);
+        assert_null(c->pass_environment);
+}
+
+static void test_validate_supplementary_groups(void **state) {
+        _cleanup_config_ Config *c = new_config();
+        ConfigError err = {};
+        assert_int_equal(config_load_string(c, "t.conf",
+                "command = /bin/true\nsupplementary-groups = no-such-group-here\n", &err), 0);
+        assert_int_equal(config_validate(c, 2, &err), -EINVAL);
+        assert_contains(err.message, "group 'no-such-group-here' does not exist");
+}
+
+static void test_validate_groups_of_user(void **state) {
+        /* root's own groups include gid 0; a switch to root resolves them */
+        if (geteuid() != 0)
+                skip();
+        _cleanup_config_ Config *c = new_config();
+        ConfigError err = {};
+        assert_int_equal(config_load_string(c, "t.conf",
+                "command = /bin/true\nuser = root\nsupplementary-groups = nogroup root\n", &err), 0);
+        assert_int_equal(config_validate(c, 2, &err), 0);
+        assert_true(c->set_groups);
+        bool root = false, nogroup = false;
+        for (size_t i = 0; i < c->n_groups; i++) {
+                root |= c->groups[i] == 0;
+                nogroup |= c->groups[i] == 65534;
+        }
+        assert_true(root && nogroup);
+        /* listed twice (primary and supplementary), kept once */
+        size_t zeros = 0;
+        for (size_t i = 0; i < c->n_groups; i++)
+                zeros += c->groups[i] == 0;
+        assert_int_equal(zeros, 1);
+}
+
+static struct stat stat_of(uid_t uid, gid_t gid, mode_t mode) {
+        struct stat st = {};
+        st.st_uid = uid;
+        st.st_gid = gid;
+        st.st_mode = mode;
+        return st;
+}
+
+static void test_file_trust(void **state) {
+        char buf[CONFIG_ERROR_MAX];
+        struct stat dir = stat_of(0, 0, S_IFDIR | 0755);
+        struct stat ok = stat_of(0, 0, S_IFREG | 0644);
+
+        assert_int_equal(config_file_trust_problem("/etc/a.conf", &ok, &dir, 0, buf, sizeof(buf)), 0);
+        /* group-writable by root's group is root */
+        struct stat rootgroup = stat_of(0, 0, S_IFREG | 0664);
+        assert_int_equal(config_file_trust_problem("/etc/a.conf", &rootgroup, &dir, 0, buf, sizeof(buf)), 0);
+
+        struct stat world = stat_of(0, 0, S_IFREG | 0666);
+        assert_int_equal(config_file_trust_problem("/etc/a.conf", &world, &dir, 0, buf, sizeof(buf)), -EPERM);
+        assert_contains(buf, "/etc/a.conf");
+        assert_contains(buf, "every user");
+        assert_contains(buf, "0666");
+
+        struct stat group = stat_of(0, 100, S_IFREG | 0660);
+        assert_int_equal(config_file_trust_problem("/etc/a.conf", &group, &dir, 0, buf, sizeof(buf)), -EPERM);
+        assert_contains(buf, "its group");
+
+        struct stat owned = stat_of(1000, 1000, S_IFREG | 0644);
+        assert_int_equal(config_file_trust_problem("/home/u/a.conf", &owned, &dir, 0, buf, sizeof(buf)), -EPERM);
+        assert_contains(buf, "owner uid 1000");
+
+        /* the directory: writable by others lets them replace the file,
+         * unless it is sticky like /tmp */
+        struct stat open_dir = stat_of(0, 0, S_IFDIR | 0777);
+        assert_int_equal(config_file_trust_problem("/srv/a.conf", &ok, &open_dir, 0, buf, sizeof(buf)), -EPERM);
+        assert_contains(buf, "directory");
+        struct stat sticky = stat_of(0, 0, S_IFDIR | 01777);
+        assert_int_equal(config_file_trust_problem("/tmp/a.conf", &ok, &sticky, 0, buf, sizeof(buf)), 0);
+        struct stat user_dir = stat_of(1000, 1000, S_IFDIR | 0755);
+        assert_int_equal(config_file_trust_problem("/home/u/a.conf", &ok, &user_dir, 0, buf, sizeof(buf)), -EPERM);
+
+        /* not root: not our business */
+        assert_int_equal(config_file_trust_problem("/home/u/a.conf", &owned, &open_dir, 1000, buf, sizeof(buf)), 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_defaults),
@@ -964,6 +1067,10 @@ int main(void) {
                 cmocka_unit_test(test_validate_command_lookup),
                 cmocka_unit_test(test_validate_working_directory),
                 cmocka_unit_test(test_validate_name_default),
+                cmocka_unit_test(test_pass_environment_and_groups_keys),
+                cmocka_unit_test(test_validate_supplementary_groups),
+                cmocka_unit_test(test_validate_groups_of_user),
+                cmocka_unit_test(test_file_trust),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -26,6 +26,9 @@ static char *inherited[] = {
         "NOTIFY_SOCKET=/old",
         "SOCKHERD_SLOT=7",
         "FOO=bar",
+        "LC_ALL=C.UTF-8",
+        "CREDENTIALS_DIRECTORY=/run/credentials/app.service",
+        "AWS_SECRET_ACCESS_KEY=manager-secret",
         NULL,
 };
 
@@ -124,9 +127,14 @@ static void test_environment(void **state) {
         Fixture *f = *state;
         SpawnPlan p = build(f, "@test/notify", inherited);
 
-        /* passed on */
+        /* passed on: the default list and LC_* */
         assert_env(p.envp, "PATH", "/bin");
-        assert_env(p.envp, "FOO", "bar");
+        assert_env(p.envp, "LC_ALL", "C.UTF-8");
+
+        /* not on the list: the manager's other variables and secrets */
+        assert_no_env(p.envp, "FOO");
+        assert_no_env(p.envp, "CREDENTIALS_DIRECTORY");
+        assert_no_env(p.envp, "AWS_SECRET_ACCESS_KEY");
 
         /* the protocol, exactly once each */
         assert_env(p.envp, "LISTEN_FDS", "2");
@@ -203,7 +211,8 @@ static void test_fds_and_defaults(void **state) {
 
         assert_int_equal(p.uid, (uid_t) -1);
         assert_int_equal(p.gid, (gid_t) -1);
-        assert_null(p.user);
+        assert_false(p.set_groups);
+        assert_true(p.no_new_privileges);
         assert_null(p.working_directory);
         assert_int_equal(p.manager_pid, getpid());
         spawn_plan_done(&p);
@@ -236,7 +245,6 @@ static void test_user_and_directory(void **state) {
 
         assert_int_equal(p.uid, 1234);
         assert_int_equal(p.gid, 5678);
-        assert_string_equal(p.user, "someone");
         assert_string_equal(p.working_directory, "/srv/app");
         assert_env(p.envp, "USER", "someone");
         assert_env(p.envp, "LOGNAME", "someone");
@@ -293,27 +301,67 @@ static void test_large_generation(void **state) {
         spawn_plan_done(&p);
 }
 
-static void test_scrubbed_list(void **state) {
-        /* every protocol variable the manager may have inherited is listed */
-        static const char *const must[] = {
+static void test_pass_environment(void **state) {
+        Fixture *f = *state;
+        set_key(f->config, "pass-environment", "FOO NOT_SET");
+        SpawnPlan p = build(f, "@n", inherited);
+        assert_env(p.envp, "FOO", "bar");
+        assert_no_env(p.envp, "NOT_SET");
+        assert_no_env(p.envp, "AWS_SECRET_ACCESS_KEY");
+        spawn_plan_done(&p);
+
+        /* protocol variables stay the manager's, even when named */
+        set_key(f->config, "pass-environment", "LISTEN_FDS NOTIFY_SOCKET WATCHDOG_USEC");
+        p = build(f, "@n", inherited);
+        assert_env(p.envp, "LISTEN_FDS", "2");
+        assert_env(p.envp, "NOTIFY_SOCKET", "@n");
+        spawn_plan_done(&p);
+}
+
+static void test_default_path(void **state) {
+        /* systemd's default PATH when the manager has none */
+        Fixture *f = *state;
+        char *env[] = { "LANG=C", NULL };
+        SpawnPlan p = build(f, "@n", env);
+        assert_env(p.envp, "PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        assert_env(p.envp, "LANG", "C");
+        spawn_plan_done(&p);
+}
+
+static void test_default_list_has_no_protocol_variables(void **state) {
+        static const char *const never[] = {
                 "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "LISTEN_PIDFDID", "WATCHDOG_PID",
                 "WATCHDOG_USEC", "NOTIFY_SOCKET", "SOCKHERD_SLOT", "SOCKHERD_GENERATION",
+                "MAINPID", "MANAGERPID", "CREDENTIALS_DIRECTORY",
         };
-        for (size_t i = 0; i < ELEMENTSOF(must); i++) {
-                bool found = false;
-                for (const char *const *s = spawn_scrubbed_variables; *s; s++)
-                        if (strcmp(*s, must[i]) == 0)
-                                found = true;
-                if (!found)
-                        fail_msg("%s is not in spawn_scrubbed_variables", must[i]);
-        }
+        for (const char *const *d = spawn_default_passed_variables; *d; d++)
+                for (size_t i = 0; i < ELEMENTSOF(never); i++)
+                        if (strcmp(*d, never[i]) == 0)
+                                fail_msg("%s must not be passed by default", *d);
 
-        /* a variable whose name only starts like one of them stays */
-        char *env[] = { "LISTEN_FDS_EXTRA=1", "NOTIFY_SOCKETS=2", NULL };
+        /* a variable whose name only starts like a listed one is not passed */
+        char *env[] = { "PATHX=1", "LANGUAGES=2", "LC=3", NULL };
         Fixture *f = *state;
         SpawnPlan p = build(f, "@n", env);
-        assert_env(p.envp, "LISTEN_FDS_EXTRA", "1");
-        assert_env(p.envp, "NOTIFY_SOCKETS", "2");
+        assert_no_env(p.envp, "PATHX");
+        assert_no_env(p.envp, "LANGUAGES");
+        assert_no_env(p.envp, "LC");
+        spawn_plan_done(&p);
+}
+
+static void test_groups_and_no_new_privileges(void **state) {
+        Fixture *f = *state;
+        gid_t groups[] = { 5678, 27 };
+        f->config->groups = malloc(sizeof(groups));
+        memcpy(f->config->groups, groups, sizeof(groups));
+        f->config->n_groups = 2;
+        f->config->set_groups = true;
+        set_key(f->config, "no-new-privileges", "no");
+        SpawnPlan p = build(f, "@n", inherited);
+        assert_true(p.set_groups);
+        assert_int_equal(p.n_groups, 2);
+        assert_int_equal(p.groups[1], 27);
+        assert_false(p.no_new_privileges);
         spawn_plan_done(&p);
 }
 
@@ -331,7 +379,10 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_slot_sockets, fixture_setup, fixture_teardown),
                 cmocka_unit_test_setup_teardown(test_watchdog_environment, fixture_setup, fixture_teardown),
                 cmocka_unit_test_setup_teardown(test_large_generation, fixture_setup, fixture_teardown),
-                cmocka_unit_test_setup_teardown(test_scrubbed_list, fixture_setup, fixture_teardown),
+                cmocka_unit_test_setup_teardown(test_pass_environment, fixture_setup, fixture_teardown),
+                cmocka_unit_test_setup_teardown(test_default_path, fixture_setup, fixture_teardown),
+                cmocka_unit_test_setup_teardown(test_default_list_has_no_protocol_variables, fixture_setup, fixture_teardown),
+                cmocka_unit_test_setup_teardown(test_groups_and_no_new_privileges, fixture_setup, fixture_teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,247 @@
+"""Privilege: what the manager keeps and what workers get.
+
+- Run as root with user=, the manager drops to that user once its sockets are
+  open (real, effective and saved ids, supplementary groups), and still
+  supervises: a killed worker is respawned, a reload and a re-exec work, root
+  can use the control socket, a reload that changes user= is refused.
+- With balance=reuseport it keeps root (sibling sockets of root's sockets)
+  and says so.
+- Workers run with no_new_privs (unless no-new-privileges = no), the
+  configured supplementary groups, and an environment built from an
+  allow-list: the manager's secrets do not reach them, pass-environment does.
+- A config file that others can write is refused when running as root, with
+  the reason.
+- Workers never hold a manager fd besides their listening sockets, in every
+  mode: shared, reuseport, after a reload, after a re-exec, with the manager
+  dropped to a user.
+Needs root (CI runs as root); skips otherwise."""
+import grp
+import os
+import pwd
+import signal
+import subprocess
+import tempfile
+import time
+
+from harness import (HELLO_WORKER, PROBE_WORKER, SKIP, SOCKHERD, Pool, check, children_of, ctl, free_port,
+                     http_get, read_report, run, wait_for)
+
+
+def proc_status(pid):
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            out[key] = value.split()
+    return out
+
+
+def proc_environ(pid):
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        return dict(e.decode().split("=", 1) for e in f.read().split(b"\0") if b"=" in e)
+
+
+def worker_fds(pid):
+    """fd -> target for a running worker, read from outside."""
+    out = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            out[int(fd)] = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:
+            pass
+    return out
+
+
+def check_worker_fds(pid, n_sockets, what):
+    """A probe-worker has its report file open for a moment after it
+    starts: allow that to pass, a leaked fd stays."""
+    expected = list(range(3 + n_sockets))
+    deadline = time.monotonic() + 5
+    while sorted(worker_fds(pid)) != expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    fds = worker_fds(pid)
+    check(sorted(fds) == list(range(3 + n_sockets)), f"{what}: worker {pid} holds fds {fds}")
+    for fd in range(3, 3 + n_sockets):
+        check(fds[fd].startswith("socket:"), f"{what}: fd {fd} is {fds[fd]}")
+
+
+def write_conf(directory, text, mode=0o644):
+    path = os.path.join(directory, "app.conf")
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+    return path
+
+
+def test_drop_to_user(tmp):
+    nobody = pwd.getpwnam("nobody")
+    nogroup = grp.getgrnam("nogroup")
+    adm = grp.getgrnam("adm")
+    conf_dir = os.path.join(tmp, "conf")
+    os.mkdir(conf_dir)  # root's, 0755: readable by the dropped manager on reload
+    os.chmod(conf_dir, 0o755)
+    reports = os.path.join(tmp, "reports")
+    os.mkdir(reports)
+    os.chmod(reports, 0o777)
+    report = os.path.join(reports, "r-%p")
+    port = free_port()
+    base = (f"listen = 127.0.0.1:{port}\nworkers = 2\nready = notify\nuser = nobody\ngroup = nogroup\n"
+            f"supplementary-groups = adm\npass-environment = PASSED_ON\n"
+            f"command = {PROBE_WORKER} --report {report} --serve\n")
+    conf = write_conf(conf_dir, base)
+    control = os.path.join(tmp, "control")
+    env = {"MANAGER_SECRET": "hunter2", "PASSED_ON": "yes", "LC_TIME": "C"}
+    with Pool(["-c", conf, "--control", control], env=env) as pool:
+        pool.wait_ready()
+        pool.wait_log("dropped root: running as user 'nobody'")
+        st = proc_status(pool.pid)
+        check(st["Uid"] == [str(nobody.pw_uid)] * 4, f"manager Uid {st['Uid']}")
+        check(st["Gid"] == [str(nogroup.gr_gid)] * 4, f"manager Gid {st['Gid']}")
+        check(st["CapEff"] == ["0000000000000000"], f"manager CapEff {st['CapEff']}")
+        check("0" not in st.get("Groups", []), f"manager kept root's group: {st.get('Groups')}")
+        print(f"manager {pool.pid}: Uid {st['Uid'][0]}, Gid {st['Gid'][0]}, Groups {st.get('Groups')}, "
+              f"CapEff {st['CapEff'][0]}")
+
+        workers = children_of(pool.pid)
+        check(len(workers) == 2, f"workers {workers}")
+        for w in workers:
+            ws = proc_status(w)
+            check(ws["Uid"] == [str(nobody.pw_uid)] * 4, f"worker Uid {ws['Uid']}")
+            check(str(adm.gr_gid) in ws.get("Groups", []), f"worker Groups {ws.get('Groups')} lack adm")
+            check("0" not in ws.get("Groups", []), f"worker Groups {ws.get('Groups')}")
+            check(ws["NoNewPrivs"] == ["1"], f"worker NoNewPrivs {ws['NoNewPrivs']}")
+            e = proc_environ(w)
+            check("MANAGER_SECRET" not in e, "the manager's environment leaked to a worker")
+            check(e.get("PASSED_ON") == "yes", f"pass-environment: {e.get('PASSED_ON')}")
+            check(e.get("LC_TIME") == "C", "LC_* was not passed")
+            check(e.get("USER") == "nobody" and "PATH" in e, f"USER/PATH {e.get('USER')} {e.get('PATH')}")
+            check_worker_fds(w, 1, "dropped manager")
+        status, body = http_get(port)
+        check(status == 200 and body.startswith("probe "), f"serve: {status} {body!r}")
+
+        # still supervising without root: a killed worker comes back
+        os.kill(workers[0], signal.SIGKILL)
+        wait_for(lambda: len(children_of(pool.pid)) == 2 and workers[0] not in children_of(pool.pid),
+                 what="respawn after kill -9")
+        for w in children_of(pool.pid):
+            if w not in workers:
+                wait_for(lambda: os.path.exists(report.replace("%p", str(w))), what="respawned report")
+                check_worker_fds(w, 1, "respawned by the dropped manager")
+
+        # root may use the control socket; a reload works
+        rc, out, err = ctl("--control", control, "reload", "--wait")
+        check(rc == 0, f"reload as the dropped manager: {rc} {out} {err}")
+        gen2 = children_of(pool.pid)
+        for w in gen2:
+            wait_for(lambda: os.path.exists(report.replace("%p", str(w))), what="generation 2 report")
+            check_worker_fds(w, 1, "after a reload")
+            check(read_report(report.replace("%p", str(w)))["env"].get("SOCKHERD_GENERATION") == "2",
+                  "generation did not advance")
+
+        # a reload cannot switch users any more: refused, pool untouched
+        write_conf(conf_dir, base.replace("user = nobody", "user = daemon").replace("group = nogroup\n", ""))
+        rc, out, err = ctl("--control", control, "reload", "--wait")
+        check(rc != 0 and "needs root" in (out + err), f"user change after the drop: {rc} {out} {err}")
+        check(sorted(children_of(pool.pid)) == sorted(gen2), "a refused reload changed the workers")
+        print(f"reload to user=daemon refused: {(out + err).strip()}")
+        write_conf(conf_dir, base)
+
+        # re-exec keeps the pid and the user; workers the new image starts are clean too
+        rc, out, err = ctl("--control", control, "reexec")
+        check(rc == 0, f"reexec: {rc} {out} {err}")
+        pool.wait_log("resumed after re-exec")
+        check(proc_status(pool.pid)["Uid"] == [str(nobody.pw_uid)] * 4, "re-exec changed the user")
+        victim = children_of(pool.pid)[0]
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: len(children_of(pool.pid)) == 2 and victim not in children_of(pool.pid),
+                 what="respawn after re-exec")
+        for w in children_of(pool.pid):
+            check_worker_fds(w, 1, "after a re-exec")
+
+        pool.signal(signal.SIGTERM)
+        check(pool.wait_exit() == 0, "the dropped manager did not stop cleanly")
+
+    # a second start on the same control path: the stale socket root could
+    # not be removed by the dropped manager is taken over
+    with Pool(["-c", conf, "--control", control], env=env) as pool:
+        pool.wait_ready()
+        rc, out, err = ctl("--control", control, "status")
+        check(rc == 0, f"second start, status: {rc} {out} {err}")
+
+
+def test_reuseport_keeps_root(tmp):
+    reports = os.path.join(tmp, "reuseport")
+    os.mkdir(reports)
+    os.chmod(reports, 0o777)
+    report = os.path.join(reports, "r-%p")
+    port = free_port()
+    with Pool(["-l", f"127.0.0.1:{port}", "-w", "3", "--ready", "notify", "--user", "nobody",
+               "--balance", "reuseport", "--", PROBE_WORKER, "--report", report, "--serve"]) as pool:
+        pool.wait_ready()
+        pool.wait_log("keeping root: balance=reuseport")
+        check(proc_status(pool.pid)["Uid"][0] == "0", "reuseport manager dropped root")
+        for w in children_of(pool.pid):
+            ws = proc_status(w)
+            check(ws["Uid"][0] != "0", f"worker {w} runs as root")
+            check_worker_fds(w, 1, "balance=reuseport")
+        # scale up: a new slot's sibling socket needs root's uid
+        rc, out, err = ctl("--control", os.path.join(pool.tmp.name, "control"), "scale", "4")
+        check(rc == 0, f"scale 4: {rc} {out} {err}")
+        wait_for(lambda: len(children_of(pool.pid)) == 4, what="4 workers")
+        for w in children_of(pool.pid):
+            check_worker_fds(w, 1, "reuseport after scale-up")
+
+
+def test_no_new_privileges_off(tmp):
+    port = free_port()
+    conf_dir = os.path.join(tmp, "nnp")
+    os.mkdir(conf_dir)
+    conf = write_conf(conf_dir, f"listen = 127.0.0.1:{port}\nworkers = 1\nready = exec\n"
+                                f"no-new-privileges = no\ncommand = {HELLO_WORKER}\n")
+    with Pool(["-c", conf]) as pool:
+        pool.wait_ready()
+        w = children_of(pool.pid)[0]
+        check(proc_status(w)["NoNewPrivs"] == ["0"], "no-new-privileges = no was ignored")
+
+
+def check_config_refused(conf, what, expect):
+    p = subprocess.run([SOCKHERD, "--check-config", "-c", conf], capture_output=True, text=True, timeout=20)
+    check(p.returncode == 2, f"{what}: exit {p.returncode}, {p.stdout} {p.stderr}")
+    check(conf in p.stderr and expect in p.stderr and "root" in p.stderr, f"{what}: {p.stderr}")
+    print(f"{what}: {p.stderr.strip()}")
+
+
+def test_untrusted_config(tmp):
+    d = os.path.join(tmp, "trust")
+    os.mkdir(d)
+    os.chmod(d, 0o755)
+    text = f"listen = 127.0.0.1:{free_port()}\ncommand = {HELLO_WORKER}\n"
+    conf = write_conf(d, text, 0o666)
+    check_config_refused(conf, "world-writable file", "every user")
+    os.chmod(conf, 0o664)
+    os.chown(conf, 0, grp.getgrnam("nogroup").gr_gid)
+    check_config_refused(conf, "group-writable file", "its group")
+    os.chown(conf, pwd.getpwnam("nobody").pw_uid, 0)
+    os.chmod(conf, 0o644)
+    check_config_refused(conf, "file owned by nobody", "owner")
+    os.chown(conf, 0, 0)
+    os.chmod(d, 0o777)
+    check_config_refused(conf, "world-writable directory", "directory")
+    os.chmod(d, 0o755)
+    p = subprocess.run([SOCKHERD, "--check-config", "-c", conf], capture_output=True, text=True, timeout=20)
+    check(p.returncode == 0, f"a root-owned 0644 file was refused: {p.stderr}")
+
+
+def main():
+    if os.geteuid() != 0:
+        print("not root: cannot test dropping root or switching users")
+        return SKIP
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chmod(tmp, 0o755)
+        test_untrusted_config(tmp)
+        test_no_new_privileges_off(tmp)
+        test_drop_to_user(tmp)
+        test_reuseport_keeps_root(tmp)
+
+
+run(main)
