@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -26,6 +27,7 @@ struct ControlClient {
         size_t out_size;
         size_t out_done;
         bool handled;           /* the request went to the handler */
+        bool on_reserve;        /* accepted into the server's reserved descriptor */
         ControlClient *next;
 };
 
@@ -38,7 +40,18 @@ struct ControlServer {
         void *userdata;
         ControlClient *clients;
         unsigned n_clients;
+        /* Out of file descriptors (EMFILE), accept() fails and the socket
+         * stays readable: level-triggered, that would spin. Instead one fd
+         * is kept in reserve and given up to accept one client at a time
+         * (the libuv trick), so `sockherdctl status` still answers while the
+         * manager is out of descriptors; while that client is served, or
+         * without a reserve, accepting pauses and is retried on a timer. */
+        int reserve_fd;
+        sd_event_source *retry_source;
+        bool out_of_fds;        /* in an EMFILE episode (logged at start and end) */
 };
+
+#define CONTROL_ACCEPT_RETRY_USEC (500 * USEC_PER_MSEC)
 
 static void server_event(ControlServer *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void server_event(ControlServer *s, const char *fmt, ...) {
@@ -52,6 +65,44 @@ static void server_event(ControlServer *s, const char *fmt, ...) {
         s->handlers.event(msg, s->userdata);
 }
 
+/* Hold one descriptor for a client that arrives while the manager is out
+ * of them. An eventfd: no path needed, nothing else refers to it. */
+static void server_reserve_fill(ControlServer *s) {
+        if (s->reserve_fd < 0)
+                s->reserve_fd = eventfd(0, EFD_CLOEXEC);
+}
+
+static int on_accept_retry(sd_event_source *src _unused_, uint64_t usec _unused_, void *userdata) {
+        ControlServer *s = userdata;
+        (void) sd_event_source_set_enabled(s->accept_source, SD_EVENT_ON);
+        return 0;
+}
+
+/* Stop accepting for a while; the timer turns it back on. */
+static void server_pause(ControlServer *s) {
+        int r;
+
+        (void) sd_event_source_set_enabled(s->accept_source, SD_EVENT_OFF);
+        if (s->retry_source) {
+                r = sd_event_source_set_time_relative(s->retry_source, CONTROL_ACCEPT_RETRY_USEC);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(s->retry_source, SD_EVENT_ONESHOT);
+        } else
+                r = sd_event_add_time_relative(s->event, &s->retry_source, CLOCK_MONOTONIC,
+                                               CONTROL_ACCEPT_RETRY_USEC, 10 * USEC_PER_MSEC, on_accept_retry, s);
+        if (r < 0) /* no timer (out of memory): accept on every wake-up rather than never again */
+                (void) sd_event_source_set_enabled(s->accept_source, SD_EVENT_ON);
+}
+
+/* The client that held the reserved descriptor is gone: take it back and
+ * accept again at once. */
+static void server_reserve_returned(ControlServer *s) {
+        server_reserve_fill(s);
+        if (s->retry_source)
+                (void) sd_event_source_set_enabled(s->retry_source, SD_EVENT_OFF);
+        (void) sd_event_source_set_enabled(s->accept_source, SD_EVENT_ON);
+}
+
 static void client_free(ControlClient *c) {
         ControlServer *s = c->server;
         for (ControlClient **p = &s->clients; *p; p = &(*p)->next)
@@ -63,6 +114,8 @@ static void client_free(ControlClient *c) {
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->timeout);
         safe_close(c->fd);
+        if (c->on_reserve)
+                server_reserve_returned(s);
         free(c->out);
         free(c);
 }
@@ -212,34 +265,73 @@ static bool peer_allowed(ControlServer *s, int fd, struct ucred *cred) {
         return false;
 }
 
+/* A connection that is not kept: close it, and take the reserve back if
+ * it came in on it. */
+static int accept_refused(ControlServer *s, int *cfd, bool on_reserve) {
+        *cfd = safe_close(*cfd);
+        if (on_reserve)
+                server_reserve_returned(s);
+        return 0;
+}
+
 static int on_accept(sd_event_source *src _unused_, int fd, uint32_t revents _unused_, void *userdata) {
         ControlServer *s = userdata;
         struct ucred cred = {};
+        bool on_reserve = false;
         static const char denied[] = CONTROL_PROTOCOL " error permission denied\n";
         static const char busy[] = CONTROL_PROTOCOL " error too many clients\n";
 
         _cleanup_close_ int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (cfd < 0)
-                return 0; /* EAGAIN, ECONNABORTED, EMFILE: try again on the next wake-up */
+        if (cfd < 0 && (errno == EMFILE || errno == ENFILE)) {
+                if (!s->out_of_fds) {
+                        s->out_of_fds = true;
+                        server_event(s, "control socket: cannot accept a connection: %s; answering one client "
+                                     "at a time until descriptors are free again", strerror(errno));
+                }
+                if (s->reserve_fd >= 0) {
+                        s->reserve_fd = safe_close(s->reserve_fd);
+                        cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                        if (cfd < 0)
+                                server_reserve_fill(s);
+                }
+                if (cfd < 0) {
+                        server_pause(s);
+                        return 0;
+                }
+                /* the next accept would fail the same way: wait for this client */
+                on_reserve = true;
+                server_pause(s);
+        } else if (cfd < 0) {
+                if (errno == ENOBUFS || errno == ENOMEM)
+                        server_pause(s); /* would fail again at once: do not spin */
+                return 0; /* EAGAIN, ECONNABORTED: try again on the next wake-up */
+        } else {
+                if (s->out_of_fds) {
+                        s->out_of_fds = false;
+                        server_event(s, "control socket: accepting connections normally again");
+                }
+                server_reserve_fill(s);
+        }
 
         if (!peer_allowed(s, cfd, &cred)) {
                 server_event(s, "control connection from uid %u (pid %d) refused: permission denied",
                              (unsigned) cred.uid, (int) cred.pid);
                 (void) send(cfd, denied, sizeof(denied) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
                 (void) shutdown(cfd, SHUT_WR);
-                return 0;
+                return accept_refused(s, &cfd, on_reserve);
         }
         if (s->n_clients >= CONTROL_CLIENTS_MAX) {
                 server_event(s, "control connection refused: %d clients already", CONTROL_CLIENTS_MAX);
                 (void) send(cfd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
                 (void) shutdown(cfd, SHUT_WR);
-                return 0;
+                return accept_refused(s, &cfd, on_reserve);
         }
 
         ControlClient *c = calloc(1, sizeof(ControlClient));
         if (!c)
-                return 0;
+                return accept_refused(s, &cfd, on_reserve);
         c->server = s;
+        c->on_reserve = on_reserve;
         c->fd = TAKE_FD(cfd);
         c->next = s->clients;
         s->clients = c;
@@ -259,7 +351,9 @@ int control_server_new(sd_event *e, int fd, gid_t group, const ControlHandlers *
                 safe_close(fd);
                 return -ENOMEM;
         }
-        *s = (ControlServer) { .event = sd_event_ref(e), .fd = fd, .group = group, .handlers = *h, .userdata = userdata };
+        *s = (ControlServer) { .event = sd_event_ref(e), .fd = fd, .group = group, .handlers = *h, .userdata = userdata,
+                               .reserve_fd = -1 };
+        server_reserve_fill(s);
         int r = sd_event_add_io(e, &s->accept_source, fd, EPOLLIN, on_accept, s);
         if (r < 0) {
                 control_server_free(s);
@@ -279,6 +373,8 @@ ControlServer *control_server_free(ControlServer *s) {
         while (s->clients)
                 client_free(s->clients);
         sd_event_source_disable_unref(s->accept_source);
+        sd_event_source_disable_unref(s->retry_source);
+        safe_close(s->reserve_fd);
         safe_close(s->fd);
         sd_event_unref(s->event);
         free(s);

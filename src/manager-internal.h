@@ -5,6 +5,8 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include "sockherd/config.h"
 #include "sockherd/control.h"
@@ -13,6 +15,7 @@
 #include "sockherd/pool.h"
 #include "sockherd/reload.h"
 #include "sockherd/state.h"
+#include "sockherd/util.h"
 
 typedef struct RateLimit {
         uint64_t window_start;
@@ -56,6 +59,11 @@ struct Manager {
         char *notify_address;
         sd_event_source *notify_source;
 
+        int upstream_fd;        /* to systemd's $NOTIFY_SOCKET, or -1 (see manager_notifyf()) */
+        struct sockaddr_un upstream_address;
+        socklen_t upstream_address_len;
+        sd_event_source *watchdog_source; /* pings systemd's watchdog (WatchdogSec=) */
+
         ReloadRun *reload;
         ReloadQueue reload_queue;
         uint64_t requests;      /* control requests for reloads/restarts so far */
@@ -78,12 +86,16 @@ struct Manager {
 
         bool stopping;
         bool announced_ready;
+        bool command_ran;       /* some worker is known to have run the command (see
+                                 * manager_cannot_start() in manager.c) */
         char last_status[512];
         RateLimit notify_drops;
 };
 
 
 /* manager.c */
+/* sd_notify() to systemd, through the manager's own socket. */
+void manager_notifyf(Manager *m, const char *fmt, ...) _printf_(2, 3);
 void manager_update_status(Manager *m);
 void manager_format_status(Manager *m, char *buf, size_t size);
 /* Returns the request number a waiter can wait for. */

@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
@@ -64,6 +65,74 @@ static bool ratelimit_allow(RateLimit *rl) {
         log_emit(prio, (int) (w)->slot, (w)->pid, (w)->generation, "slot %u pid %d: " fmt, \
                  (w)->slot, (int) (w)->pid, ##__VA_ARGS__)
 
+/* ---- systemd's notify socket ---- */
+
+/* sd_notify() opens a socket for every message. Out of file descriptors,
+ * that fails: READY=1 and STATUS= would be lost, and so would the watchdog
+ * pings (sd-event's own go through sd_notify() too), so systemd would kill
+ * a manager that is only short of fds after WatchdogSec=. One socket,
+ * opened at start, carries every message instead; like sd_notify() it
+ * blocks while systemd's queue is full rather than drop a READY=1. */
+static int upstream_open(Manager *m) {
+        const char *e = getenv("NOTIFY_SOCKET");
+        size_t n = e ? strlen(e) : 0;
+
+        if (n < 2 || (e[0] != '/' && e[0] != '@') || n >= sizeof(m->upstream_address.sun_path))
+                return 0; /* none, or a kind sd_notify() knows better (vsock:) */
+        m->upstream_address = (struct sockaddr_un) { .sun_family = AF_UNIX };
+        memcpy(m->upstream_address.sun_path, e, n);
+        if (e[0] == '@')
+                m->upstream_address.sun_path[0] = '\0';
+        m->upstream_address_len = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + n + (e[0] == '/'));
+        int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        m->upstream_fd = fd;
+        return 0;
+}
+
+void manager_notifyf(Manager *m, const char *fmt, ...) {
+        char buf[2048];
+        va_list ap;
+
+        va_start(ap, fmt);
+        int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+        va_end(ap);
+        if (n < 0)
+                return;
+        if (m->upstream_fd < 0 ||
+            sendto(m->upstream_fd, buf, strnlen(buf, sizeof(buf)), MSG_NOSIGNAL,
+                   (const struct sockaddr *) &m->upstream_address, m->upstream_address_len) < 0)
+                (void) sd_notify(0, buf);
+}
+
+static int on_watchdog_ping(sd_event_source *s, uint64_t usec _unused_, void *userdata) {
+        Manager *m = userdata;
+        uint64_t interval;
+
+        manager_notifyf(m, "WATCHDOG=1");
+        if (sd_watchdog_enabled(false, &interval) > 0)
+                (void) sd_event_source_set_time_relative(s, interval / 2);
+        return 0;
+}
+
+/* WatchdogSec=: ping at half the interval, from the loop (so a hung loop
+ * is caught), through the manager's own socket. */
+static int watchdog_start(Manager *m) {
+        uint64_t interval;
+        int r;
+
+        if (sd_watchdog_enabled(false, &interval) <= 0)
+                return 0;
+        r = sd_event_add_time_relative(m->event, &m->watchdog_source, CLOCK_MONOTONIC, interval / 2,
+                                       interval / 16, on_watchdog_ping, m);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(m->watchdog_source, SD_EVENT_ON);
+        if (r >= 0)
+                manager_notifyf(m, "WATCHDOG=1");
+        return r;
+}
+
 void manager_format_status(Manager *m, char *buf, size_t size) {
         int n;
 
@@ -94,9 +163,9 @@ void manager_update_status(Manager *m) {
                 m->announced_ready = true;
                 log_info("pool ready: %u workers serving %zu socket%s", m->pool.n_slots, m->sockets.n,
                          m->sockets.n == 1 ? "" : "s");
-                (void) sd_notifyf(0, "READY=1\nSTATUS=%s", status);
+                manager_notifyf(m, "READY=1\nSTATUS=%s", status);
         } else if (strcmp(status, m->last_status) != 0)
-                (void) sd_notifyf(0, "STATUS=%s", status);
+                manager_notifyf(m, "STATUS=%s", status);
         snprintf(m->last_status, sizeof(m->last_status), "%s", status);
 }
 
@@ -426,6 +495,9 @@ static void worker_apply(Manager *m, Worker *w, WorkerEvent event) {
                         reload_on_new_worker_failed(m, w, why);
         }
         if (step.actions & WORKER_ACTION_BECAME_READY) {
+                /* ready=exec counts a worker ready when it is forked: no proof it ran */
+                if (event != WORKER_EVENT_STARTED)
+                        m->command_ran = true;
                 log_worker(LOG_INFO, w, "ready");
                 worker_watchdog_arm(m, w);
                 if (is_incoming(m, w))
@@ -483,12 +555,29 @@ void manager_schedule_restart(Manager *m, unsigned slot, uint64_t ran_usec) {
                 log_error_errno(r, "slot %u: cannot arm the restart timer: %m", slot);
 }
 
+/* Status 127 or 126 from a worker: the spawn child gave up before the
+ * command ran (spawn.h); the child wrote the reason to stderr. */
+static bool exited_before_run(const siginfo_t *si) {
+        return si->si_code == CLD_EXITED && (si->si_status == SPAWN_EXIT_EXEC || si->si_status == SPAWN_EXIT_SETUP);
+}
+
 static void describe_exit(const siginfo_t *si, char *buf, size_t size) {
         if (si->si_code == CLD_EXITED)
                 snprintf(buf, size, "exited with status %d", si->si_status);
         else
                 snprintf(buf, size, "killed by signal %s%s", sigabbrev_np(si->si_status) ?: "?",
                          si->si_code == CLD_DUMPED ? " (core dumped)" : "");
+}
+
+/* What 127 and 126 mean, naming the command; "" for other exits. */
+static void describe_exit_cause(const siginfo_t *si, const Config *c, char *buf, size_t size) {
+        if (si->si_code == CLD_EXITED && si->si_status == SPAWN_EXIT_EXEC)
+                snprintf(buf, size, "; '%.200s' could not be executed", c->command[0]);
+        else if (si->si_code == CLD_EXITED && si->si_status == SPAWN_EXIT_SETUP)
+                snprintf(buf, size, "; the working directory, user or group for '%.200s' could not be set up",
+                         c->command[0]);
+        else
+                buf[0] = '\0';
 }
 
 static void manager_check_stopped(Manager *m) {
@@ -498,20 +587,65 @@ static void manager_check_stopped(Manager *m) {
         }
 }
 
+/* Attempts per slot before start-up gives up: a failure that passes (a
+ * binary replaced while it was executed: ETXTBSY; EAGAIN) gets the first
+ * backoff steps to go away. */
+#define START_ATTEMPTS 3
+
+/* Start-up found that the command cannot run: the last START_ATTEMPTS
+ * workers of every slot exited with 126 or 127 before the command ran, no
+ * worker ever got further, and none is running. Retrying would go on
+ * forever without a READY=1; exiting with status 2 makes the unit fail at
+ * once with one message (the shipped unit has RestartPreventExitStatus=2).
+ * A pool whose command ran once keeps retrying with backoff instead, and a
+ * reload's new workers are the reload's business (rollback). */
+static bool manager_cannot_start(Manager *m) {
+        if (m->command_ran || m->restored || m->reload || m->stopping || m->pool.n_slots == 0)
+                return false;
+        for (unsigned i = 0; i < m->pool.n_slots; i++)
+                if (m->pool.slots[i].exits_before_run < START_ATTEMPTS)
+                        return false;
+        return pool_alive(&m->pool) == 0;
+}
+
+static void manager_give_up_start(Manager *m, const Config *c, int status) {
+        char msg[512];
+
+        if (status == SPAWN_EXIT_EXEC)
+                snprintf(msg, sizeof(msg), "cannot start any worker: '%.200s' could not be executed (exit status %d, "
+                         "%u times in each of the %u slots; the reason is in the line \"cannot execute\" above)",
+                         c->command[0], status, START_ATTEMPTS, m->pool.n_slots);
+        else
+                snprintf(msg, sizeof(msg), "cannot start any worker: the working directory, user or group for '%.200s' "
+                         "could not be set up (exit status %d, %u times in each of the %u slots; the reason is in "
+                         "the line above)", c->command[0], status, START_ATTEMPTS, m->pool.n_slots);
+        log_error("%s; exiting with status %d", msg, EXIT_USAGE_CODE);
+        manager_notifyf(m, "STATUS=%s", msg);
+
+        m->stopping = true;
+        for (unsigned i = 0; i < m->pool.n_slots; i++)
+                m->pool.slots[i].restart_source = sd_event_source_disable_unref(m->pool.slots[i].restart_source);
+        sd_event_exit(m->event, EXIT_USAGE_CODE);
+}
+
 static int on_child_exit(sd_event_source *s _unused_, const siginfo_t *si, void *userdata) {
         Worker *w = userdata;
         Manager *m = w->userdata;
         unsigned slot = w->slot;
         uint64_t ran = manager_now_usec() - w->started_usec;
-        char how[96];
+        bool before_run = exited_before_run(si);
+        char how[96], cause[320], why[416];
 
         describe_exit(si, how, sizeof(how));
+        describe_exit_cause(si, w->config, cause, sizeof(cause));
         bool expected = w->state == WORKER_STOPPING;
         int prio = expected ? LOG_INFO : LOG_WARNING;
-        if (si->si_code == CLD_EXITED && si->si_status == SPAWN_EXIT_EXEC)
+        if (before_run)
                 prio = LOG_ERR;
         log_emit_id(expected ? NULL : SOCKHERD_MESSAGE_WORKER_FAILED, prio, (int) w->slot, w->pid, w->generation,
-                    "slot %u pid %d: %s%s", w->slot, (int) w->pid, how, expected ? "" : " unexpectedly");
+                    "slot %u pid %d: %s%s%s", w->slot, (int) w->pid, how, expected ? "" : " unexpectedly", cause);
+        if (!before_run)
+                m->command_ran = true;
 
         /* anything the worker left in its process group goes with it; the
          * worker is not reaped yet, so its pid (the group id) cannot have
@@ -523,11 +657,19 @@ static int on_child_exit(sd_event_source *s _unused_, const siginfo_t *si, void 
                 worker_free(w);
         } else if (is_incoming(m, w)) {
                 /* a reload's new worker died before it was ready */
-                reload_on_new_worker_failed(m, w, how);
+                snprintf(why, sizeof(why), "%s%s", how, cause);
+                reload_on_new_worker_failed(m, w, why);
                 if (pool_unretire(&m->pool, w))
                         worker_free(w);
         } else if (slot < m->pool.n_slots && m->pool.slots[slot].worker == w) {
-                m->pool.slots[slot].worker = worker_free(w);
+                Slot *sl = &m->pool.slots[slot];
+                sl->exits_before_run = before_run ? sl->exits_before_run + 1 : 0;
+                if (manager_cannot_start(m)) {
+                        manager_give_up_start(m, w->config, si->si_status);
+                        sl->worker = worker_free(w);
+                        return 0;
+                }
+                sl->worker = worker_free(w);
                 if (!m->stopping)
                         manager_schedule_restart(m, slot, ran);
         } else {
@@ -579,6 +721,32 @@ Worker *manager_adopt_worker(Manager *m, pid_t pid, unsigned slot, uint64_t gene
         return w;
 }
 
+static const char *limit_to_string(rlim_t v, char buf[static 24]) {
+        if (v == RLIM_INFINITY)
+                return "unlimited";
+        snprintf(buf, 24, "%llu", (unsigned long long) v);
+        return buf;
+}
+
+/* fork() failed with EAGAIN: name the limit that is the likely cause. */
+static void describe_process_limit(char *buf, size_t size) {
+        struct rlimit rl;
+        char n[24];
+        if (getrlimit(RLIMIT_NPROC, &rl) < 0)
+                return;
+        snprintf(buf, size, " (the process limit is reached: RLIMIT_NPROC is %s for uid %u, "
+                 "or the system's pid or thread limit)", limit_to_string(rl.rlim_cur, n), (unsigned) getuid());
+}
+
+/* Out of file descriptors: say how many the manager may have. */
+static void describe_fd_limit(char *buf, size_t size) {
+        struct rlimit rl;
+        char n[24];
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+                return;
+        snprintf(buf, size, " (the manager's RLIMIT_NOFILE is %s)", limit_to_string(rl.rlim_cur, n));
+}
+
 static int manager_spawn(Manager *m, unsigned slot, Config *config, uint64_t generation, bool incoming) {
         Slot *sl = &m->pool.slots[slot];
         SpawnPlan plan;
@@ -586,12 +754,19 @@ static int manager_spawn(Manager *m, unsigned slot, Config *config, uint64_t gen
         int r;
 
         r = spawn_plan_build(config, &m->sockets, sl->fds, slot, generation, m->notify_address, environ, &plan);
-        if (r >= 0) {
+        if (r < 0)
+                log_error_errno(r, "slot %u: cannot start a worker: %m", slot);
+        else {
                 r = spawn_plan_exec(&plan, &pid);
                 spawn_plan_done(&plan);
+                if (r < 0) {
+                        char hint[160] = "";
+                        if (r == -EAGAIN)
+                                describe_process_limit(hint, sizeof(hint));
+                        log_error_errno(r, "slot %u: cannot fork a worker: %m%s", slot, hint);
+                }
         }
         if (r < 0) {
-                log_error_errno(r, "slot %u: cannot start a worker: %m", slot);
                 if (!incoming)
                         manager_schedule_restart(m, slot, 0);
                 return r;
@@ -619,7 +794,10 @@ static int manager_spawn(Manager *m, unsigned slot, Config *config, uint64_t gen
         } else
                 r = -ENOMEM;
         if (r < 0) {
-                log_error_errno(r, "slot %u: cannot watch worker %d: %m", slot, (int) pid);
+                char hint[96] = "";
+                if (r == -EMFILE)
+                        describe_fd_limit(hint, sizeof(hint));
+                log_error_errno(r, "slot %u: cannot watch worker %d: %m%s; stopping it", slot, (int) pid, hint);
                 (void) kill(pid, SIGKILL);
                 (void) waitpid(pid, NULL, 0);
                 worker_free(w);
@@ -666,7 +844,7 @@ static void reload_finish(Manager *m, bool ok) {
                 m->reload_error[0] = '\0';
         manager_format_status(m, status, sizeof(status));
         snprintf(m->last_status, sizeof(m->last_status), "%s", status);
-        (void) sd_notifyf(0, "READY=1\nSTATUS=%s", status);
+        manager_notifyf(m, "READY=1\nSTATUS=%s", status);
         /* after systemd heard it: `systemctl reload` returns when they are answered */
         manager_answer_waiters(m, covers, ok);
 
@@ -863,7 +1041,7 @@ static void reload_start(Manager *m) {
         _cleanup_free_ bool *targets = NULL;
         int r;
 
-        (void) sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=reloading", manager_now_usec());
+        manager_notifyf(m, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=reloading", manager_now_usec());
         log_info("reloading: reading %s", m->source.file ?: "the command line");
 
         r = config_source_load(&m->source, online_cpus(), &config, &err);
@@ -948,7 +1126,7 @@ int manager_restart_slots(Manager *m, const bool *targets, uint64_t *ret_request
                 return r;
         }
         log_info("restarting %u worker%s, new before old", count, count == 1 ? "" : "s");
-        (void) sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=restarting workers", manager_now_usec());
+        manager_notifyf(m, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=restarting workers", manager_now_usec());
         reload_advance(m);
         return 0;
 }
@@ -1077,6 +1255,7 @@ static void manager_handle_notify(Manager *m, pid_t sender, const NotifyMessage 
                         log_warning("ignoring notify message from pid %d: not a worker of this pool", (int) sender);
                 return;
         }
+        m->command_ran = true; /* it talks: it runs */
         if (msg->has_status)
                 snprintf(w->status, sizeof(w->status), "%s", msg->status);
         if (msg->watchdog && w->state == WORKER_READY)
@@ -1119,7 +1298,7 @@ static void manager_begin_stop(Manager *m, const char *why) {
         m->stopping = true;
         log_info("%s: stopping %u workers (stop-timeout=%s)", why, pool_alive(&m->pool),
                  format_duration(m->config->stop_timeout_usec, (char[32]) {}));
-        (void) sd_notify(0, "STOPPING=1");
+        manager_notifyf(m, "STOPPING=1");
 
         reload_run_free(m->reload);
         m->reload = NULL;
@@ -1200,6 +1379,7 @@ int manager_new(ConfigSource *source, Config *config, ListenSet *sockets, int co
         if (!m)
                 return -ENOMEM;
         m->notify_fd = -1;
+        m->upstream_fd = -1;
         m->generation = m->last_generation = 1;
         srandom((unsigned) (getpid() ^ manager_now_usec()));
 
@@ -1211,6 +1391,15 @@ int manager_new(ConfigSource *source, Config *config, ListenSet *sockets, int co
                 m->pool.slots[i].generation = m->generation;
         }
         r = sd_event_new(&m->event);
+        if (r < 0)
+                goto fail;
+        /* sd-event opens a clock's timerfd with its first timer and keeps it
+         * for the loop's life: open CLOCK_MONOTONIC's now, so that arming a
+         * respawn or worker timer never needs a new fd, even when the
+         * manager is out of them */
+        sd_event_source *probe = NULL;
+        r = sd_event_add_time(m->event, &probe, CLOCK_MONOTONIC, USEC_INFINITY, 0, NULL, NULL);
+        sd_event_source_disable_unref(probe);
         if (r < 0)
                 goto fail;
 
@@ -1227,7 +1416,12 @@ int manager_new(ConfigSource *source, Config *config, ListenSet *sockets, int co
                 r = sd_event_add_signal(m->event, NULL, SIGTTOU | SD_EVENT_SIGNAL_PROCMASK, on_scale_signal, m);
         if (r < 0)
                 goto fail;
-        (void) sd_event_set_watchdog(m->event, true);
+        r = upstream_open(m);
+        if (r < 0)
+                log_warning_errno(r, "cannot open a socket to systemd's notify socket, using sd_notify(): %m");
+        r = watchdog_start(m);
+        if (r < 0)
+                goto fail;
 
         if (state) {
                 /* the workers know this address: keep the socket */
@@ -1288,6 +1482,8 @@ Manager *manager_free(Manager *m) {
         pool_done(&m->pool, m->sockets.n);
         listen_set_clear(&m->stored_slots);
         sd_event_source_disable_unref(m->notify_source);
+        sd_event_source_disable_unref(m->watchdog_source);
+        safe_close(m->upstream_fd);
         sd_event_source_disable_unref(m->recycle_source);
         manager_metrics_free(m);
         sd_event_source_disable_unref(m->reexec_source);

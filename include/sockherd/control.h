@@ -2,7 +2,9 @@
  * checks who they are (SO_PEERCRED), reads one request line with a size
  * limit and a timeout, hands it to the manager's handler, and writes the
  * reply without ever blocking. A client that misbehaves gets an error and
- * is closed; nothing a client does can stop the server. */
+ * is closed; nothing a client does can stop the server. When the process
+ * is out of file descriptors, one kept in reserve serves one client at a
+ * time, and accepting pauses instead of spinning. */
 #pragma once
 
 #include <stdbool.h>

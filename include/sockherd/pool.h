@@ -42,6 +42,8 @@ typedef struct Slot {
         uint64_t generation;
         Backoff backoff;
         unsigned restarts;
+        unsigned exits_before_run;      /* its workers' exits in a row with status 126 or
+                                         * 127: the command never ran */
         sd_event_source *restart_source;
         int *fds;                       /* balance=reuseport: the slot's own sockets, in
                                          * LISTEN_FDS order; -1 where it uses the shared

@@ -131,6 +131,8 @@ def test_drop_to_user(tmp):
         # root may use the control socket; a reload works
         rc, out, err = ctl("--control", control, "reload", "--wait")
         check(rc == 0, f"reload as the dropped manager: {rc} {out} {err}")
+        # the old generation may still be draining for a moment
+        wait_for(lambda: len(children_of(pool.pid)) == 2, what="the old generation to finish draining")
         gen2 = children_of(pool.pid)
         for w in gen2:
             wait_for(lambda: os.path.exists(report.replace("%p", str(w))), what="generation 2 report")
