@@ -6,13 +6,22 @@
 //     "hello from pid <pid> slot <slot> generation <generation>\n"
 // with Content-Type and Content-Length, other methods 405, bodies 400, and
 // Connection: close once stopping. It listens on 127.0.0.1:$PORT (in a
-// cluster worker the primary owns the socket). SIGTERM/SIGINT, or a cluster
-// disconnect, stop accepting, close idle keep-alive connections, finish the
-// requests in flight and exit 0.
+// cluster worker the primary owns the socket). SIGTERM/SIGINT (PM2 sends
+// SIGINT, bench/node-rolling.js SIGTERM), or a cluster disconnect, stop
+// accepting and drain exactly like examples/node/server.js, so every
+// contender drains the same way: requests in flight finish with
+// "Connection: close"; an idle keep-alive connection gets 2 s to send one
+// more request (answered with "Connection: close") and is ended, FIN first,
+// only if it stays idle; then it exits 0 (a cluster worker after leaving
+// the cluster, see stop()).
 'use strict';
 
 const http = require('node:http');
+const net = require('node:net');
 const cluster = require('node:cluster');
+
+const STOP_IDLE_GRACE_MS = 2000; // at stop: an idle connection may still send one request
+const LINGER_MS = 2000;          // after our FIN: wait this long for the client's
 
 const port = Number(process.env.PORT);
 if (!Number.isInteger(port) || port <= 0 || port > 65535) {
@@ -39,6 +48,7 @@ function send(res, status, body, extraHeaders = {}) {
 
 function handle(req, res) {
   res.on('finish', () => { served++; });
+  busy(req.socket, res);
   const cl = req.headers['content-length'];
   if (req.headers['transfer-encoding'] !== undefined || (cl !== undefined && !/^0+$/.test(cl))) {
     send(res, 400, 'bad request\n', { Connection: 'close' });
@@ -51,22 +61,93 @@ function handle(req, res) {
   send(res, 200, `hello from pid ${process.pid} slot ${slot} generation ${generation}\n`);
 }
 
+// Draining: the same code as in examples/node/server.js (see there).
+const conns = new Set();
+const inFlight = new Map(); // socket -> requests being answered
+const timers = new Map();   // socket -> grace or linger timer, once stopping
+
+function untrack() {
+  conns.delete(this);
+  inFlight.delete(this);
+  clearTimeout(timers.get(this));
+  timers.delete(this);
+}
+
+function track(socket) {
+  conns.add(socket);
+  socket.on('close', untrack);
+  if (stopping)
+    armIdle(socket);
+}
+
+function busy(socket, res) {
+  inFlight.set(socket, (inFlight.get(socket) || 0) + 1);
+  res.on('close', () => { // answered, or the client went away
+    const n = inFlight.get(socket) - 1;
+    if (n > 0) {
+      inFlight.set(socket, n);
+      return;
+    }
+    inFlight.delete(socket);
+    if (stopping)
+      armIdle(socket);
+  });
+}
+
+function armIdle(socket) {
+  // Busy, or already closing (a "Connection: close" answer ends the socket).
+  if (inFlight.has(socket) || socket.destroyed || !socket.writable)
+    return;
+  clearTimeout(timers.get(socket));
+  const seen = socket.bytesRead;
+  timers.set(socket, setTimeout(() => {
+    if (inFlight.has(socket) || socket.destroyed || !socket.writable)
+      return;
+    if (socket.bytesRead !== seen) { // part of a request came in: wait for the rest
+      armIdle(socket);
+      return;
+    }
+    // end(), not destroy(): our FIN goes first and Node keeps reading until
+    // the client's, so a request that crosses the FIN is read and dropped
+    // rather than answered by a RST. destroy() only if the client never
+    // closes its side.
+    socket.end();
+    timers.set(socket, setTimeout(() => socket.destroy(), LINGER_MS));
+  }, STOP_IDLE_GRACE_MS));
+}
+
 const server = http.createServer(handle);
 server.requestTimeout = 0;
 server.on('error', (err) => {
   process.stderr.write(`app.js: ${err.message}\n`);
   process.exit(1);
 });
+server.on('connection', track);
 
 function stop() {
   if (stopping)
     return;
   stopping = true;
-  server.close(() => {
+  // net.Server's close(): stop accepting, keep the connections. (http.Server's
+  // close() would also destroy every idle keep-alive connection at once, the
+  // race that makes a client see errors during a rolling reload.)
+  net.Server.prototype.close.call(server, () => {
     process.stderr.write(`app.js: pid ${process.pid} slot ${slot} served ${served} requests\n`);
-    process.exit(0);
+    // A cluster worker leaves the cluster before it exits. With round-robin
+    // the primary may have handed it connections after it stopped accepting;
+    // such a connection arrives after the close and goes back to the primary
+    // for another worker, but only while this worker lives. Its own
+    // disconnect() completes once the primary has seen the close (the IPC
+    // channel is ordered), so exiting then loses none.
+    if (cluster.isWorker && cluster.worker.isConnected()) {
+      cluster.worker.once('disconnect', () => process.exit(0));
+      cluster.worker.disconnect();
+    } else {
+      process.exit(0);
+    }
   });
-  server.closeIdleConnections();
+  for (const socket of conns)
+    armIdle(socket);
 }
 
 process.on('SIGTERM', stop);

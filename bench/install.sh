@@ -3,6 +3,9 @@
 #   wrk and gnuplot-nox from apt, PM2 (pinned) from npm into bench/node_modules.
 #   bench/install.sh           everything
 #   bench/install.sh --no-pm2  apt packages only
+# The restart phase (bench/restart.py) boots systemd in a box like the
+# systemd tests do: it needs root and what they need (systemd, util-linux's
+# unshare/nsenter/setpriv, meson for `meson install`), nothing more.
 set -euo pipefail
 cd "$(dirname "$0")"
 PM2_VERSION=7.0.4

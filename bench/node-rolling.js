@@ -2,9 +2,13 @@
 // bench/node-rolling.js: the usual Node rolling-restart recipe, as a cluster
 // primary running WORKERS copies of bench/app.js on PORT. On SIGHUP it
 // replaces the workers one at a time, new before old: fork the new worker,
-// wait for its 'listening' event, then disconnect the old one (it stops
-// accepting, finishes what it has, exits). When every worker was replaced it
-// prints "rolled generation G" on stdout. A SIGHUP during a roll is queued.
+// wait for its 'listening' event, then send the old one SIGTERM (it stops
+// accepting, drains its connections, leaves the cluster and exits; see
+// bench/app.js). Not worker.disconnect(): in the worker, cluster's
+// disconnect calls http.Server's close(), which destroys idle keep-alive
+// connections at once and so bypasses the app's drain. When
+// every worker was replaced it prints "rolled generation G" on stdout. A
+// SIGHUP during a roll is queued.
 // SIGTERM/SIGINT stop everything.
 'use strict';
 
@@ -44,7 +48,7 @@ async function roll() {
       const next = fork(slot);
       await listening(next);
       slots[slot] = next;
-      old.disconnect();
+      old.process.kill('SIGTERM');
     }
     process.stdout.write(`rolled generation ${generation}\n`);
   }

@@ -19,10 +19,23 @@
  * HTTP/1.0 closes unless the client asks for keep-alive.
  *
  * SIGTERM or SIGINT (received through a signalfd, so no work happens in a
- * signal handler) start a graceful stop: send STOPPING=1, close the listening
- * sockets, close idle keep-alive connections at once, finish every request
- * already received or being received (pending /slow ones included) with
- * "Connection: close", and exit 0 when no connection is left. On exit a line
+ * signal handler) start a graceful stop: send STOPPING=1 and close the
+ * listening sockets (the manager keeps them, so nothing queued is lost), then
+ * drain every connection without racing its client:
+ *
+ *  - a request already received or being received (pending /slow ones
+ *    included) is finished and answered with "Connection: close";
+ *  - an idle keep-alive connection is not closed at once: its client may be
+ *    sending the next request right now, and would see the connection close
+ *    without an answer. It gets STOP_IDLE_GRACE_MS (2 s) to send one, which
+ *    is answered with "Connection: close"; only a connection that stays idle
+ *    that long is closed;
+ *  - these closes are polite: shutdown(SHUT_WR) sends our FIN, then input
+ *    is read and dropped until the client's FIN (or LINGER_MS, 2 s), so the
+ *    kernel never answers unread data with a RST.
+ *
+ * It exits 0 when no connection is left, at most about 4 s after the stop
+ * for idle connections. On exit a line
  * "hello-worker: pid <pid> slot <slot> served <n> requests" goes to stderr.
  *
  * Run it by hand with:
@@ -57,7 +70,7 @@
 #define HEADER_TIMEOUT_MS  30000   /* from first byte to complete headers */
 #define WRITE_TIMEOUT_MS   30000   /* without any write progress */
 #define LINGER_MS          2000    /* wait for the peer's FIN after our last byte */
-#define FRESH_STOP_GRACE_MS 3000   /* at stop: wait this long for the first request */
+#define STOP_IDLE_GRACE_MS 2000    /* at stop: an idle connection may still send one request */
 #define ACCEPT_BATCH       64      /* accepts per listening socket per round */
 #define ACCEPT_BACKOFF_MS  100     /* pause accepting after EMFILE and friends */
 
@@ -72,7 +85,6 @@ enum conn_state {
 struct conn {
         int fd;
         enum conn_state state;
-        bool fresh;             /* accepted, no request answered yet */
         int64_t deadline;       /* CLOCK_MONOTONIC ms; meaning depends on state */
 
         /* The request being answered. */
@@ -420,10 +432,6 @@ static bool conn_step_read(struct server *s, struct conn *c, int64_t now) {
                         conn_fail(s, c, 431, now);
                         return true;
                 }
-                if (c->in_len == 0 && s->stopping && !c->fresh) {
-                        conn_close(c);  /* idle at stop: no reason to stay */
-                        return false;
-                }
                 return false;
         }
 
@@ -456,15 +464,19 @@ static bool conn_step_write(struct server *s, struct conn *c, int64_t now) {
         }
 
         s->served++;
-        c->fresh = false;
-        if (!c->keep_alive || s->stopping) {
+        if (!c->keep_alive) {
                 conn_linger(c, now);
                 return false;
         }
+        /* Keep-alive: on to the next request. If a stop began after this
+         * answer was prepared, the answer still promised the client another
+         * request, so the connection gets the same grace as an idle one
+         * (and the next answer says "Connection: close"). */
         conn_consume(c, c->req_len);
         c->req_len = 0;
         c->state = CONN_READING;
-        c->deadline = now + (c->in_len > 0 ? HEADER_TIMEOUT_MS : IDLE_TIMEOUT_MS);
+        c->deadline = now + (c->in_len > 0 ? HEADER_TIMEOUT_MS :
+                             s->stopping ? STOP_IDLE_GRACE_MS : IDLE_TIMEOUT_MS);
         return true;
 }
 
@@ -546,6 +558,16 @@ static void conn_handle_deadline(struct server *s, struct conn *c, int64_t now) 
                 conn_run(s, c, now);
                 break;
         case CONN_READING:      /* idle or stalled request */
+                if (s->stopping && c->in_len == 0) {
+                        /* Idle through the stop grace: close, politely. A
+                         * request that crosses our FIN is read and dropped
+                         * (the client sees the FIN), never answered by a
+                         * RST. */
+                        conn_linger(c, now);
+                        break;
+                }
+                conn_close(c);
+                break;
         case CONN_WRITING:      /* client stopped reading */
         case CONN_DRAINING:     /* client never closed its side */
                 conn_close(c);
@@ -606,7 +628,6 @@ static void accept_connections(struct server *s, int lfd, int64_t now) {
                         return;
                 }
                 c->fd = fd;
-                c->fresh = true;
                 c->state = CONN_READING;
                 c->deadline = now + IDLE_TIMEOUT_MS;
                 s->conns[s->n_conns++] = c;
@@ -630,24 +651,18 @@ static void begin_stop(struct server *s, int64_t now) {
                 close(s->listen_fds[i]);
         s->n_listen = 0;
 
+        /* Idle connections, keep-alive ones and those accepted a moment ago
+         * alike, are not closed now: the client may be sending a request
+         * this very moment and would see the close instead of an answer
+         * (closing idle connections at once is what makes clients under
+         * load see errors during a rolling reload). Give each the grace
+         * period to send one more request; that request is answered with
+         * "Connection: close" and the connection closed after it. Requests
+         * being received or answered keep their own deadlines. */
         for (size_t i = 0; i < s->n_conns; i++) {
                 struct conn *c = s->conns[i];
-                if (c->state != CONN_READING || c->in_len > 0)
-                        continue;
-                if (c->fresh) {
-                        /* Accepted a moment ago, its first request still on
-                         * the way: the client has no reason to expect a
-                         * close, so give the request a little time. */
-                        if (c->deadline > now + FRESH_STOP_GRACE_MS)
-                                c->deadline = now + FRESH_STOP_GRACE_MS;
-                        continue;
-                }
-                /* Idle keep-alive connections go now (clients expect that
-                 * and retry), unless a request arrived just this moment:
-                 * read what is there, and close only if it is nothing. */
-                conn_read(s, c, now);
-                if (c->state == CONN_READING && c->in_len == 0)
-                        conn_close(c);
+                if (c->state == CONN_READING && c->in_len == 0 && c->deadline > now + STOP_IDLE_GRACE_MS)
+                        c->deadline = now + STOP_IDLE_GRACE_MS;
         }
 }
 

@@ -11,23 +11,28 @@
 //    400 and the connection is closed; headers over 8 KiB get 431;
 //  - reports readiness: Node cannot send on a unix datagram socket, so when
 //    NOTIFY_SOCKET is set it runs `systemd-notify --ready` once listening;
-//  - on SIGTERM or SIGINT stops accepting, closes idle keep-alive
-//    connections, lets requests in flight finish (answered with
-//    "Connection: close"), then prints
+//  - on SIGTERM or SIGINT stops accepting and drains without racing its
+//    clients: requests in flight finish, answered with "Connection: close";
+//    an idle keep-alive connection gets STOP_IDLE_GRACE_MS (2 s) to send one
+//    more request (answered with "Connection: close") and is closed, with
+//    our FIN first, only if it stays idle that long; then it prints
 //    "hello-worker(node): pid <pid> slot <slot> served <n> requests" to
-//    stderr and exits 0.
+//    stderr and exits 0. (See stop() for why not server.close().)
 //
 // Run it by hand with:
 //     systemd-socket-activate -l 127.0.0.1:8080 node examples/node/server.js
 'use strict';
 
 const http = require('node:http');
+const net = require('node:net');
 const { execFile } = require('node:child_process');
 
 const PROG = 'hello-worker(node)';
 const LISTEN_FDS_START = 3;
 const MAX_SLOW_MS = 600000;
 const MAX_HEADER_BYTES = 8192;
+const STOP_IDLE_GRACE_MS = 2000; // at stop: an idle connection may still send one request
+const LINGER_MS = 2000;          // after our FIN: wait this long for the client's
 
 const slot = process.env.SOCKHERD_SLOT || '-';
 const generation = process.env.SOCKHERD_GENERATION || '-';
@@ -103,6 +108,7 @@ function slowMs(query) {
 
 function handle(req, res) {
   res.on('finish', () => { served++; });
+  busy(req.socket, res);
 
   // Bodies are not supported; refuse them and close, since the body we did
   // not read would otherwise be taken for the next request.
@@ -140,6 +146,67 @@ function handle(req, res) {
   }
 }
 
+// ---- draining ------------------------------------------------------------
+//
+// Every connection is tracked, with the number of requests it has in flight
+// (kept lean: this runs for every connection and request). Once stopping, a
+// connection with none in flight is idle: it gets STOP_IDLE_GRACE_MS for one
+// more request (answered with "Connection: close", after which Node closes
+// it), and is ended after that only if nothing arrived meanwhile.
+const conns = new Set();
+const inFlight = new Map(); // socket -> requests being answered
+const timers = new Map();   // socket -> grace or linger timer, once stopping
+
+function untrack() {
+  conns.delete(this);
+  inFlight.delete(this);
+  clearTimeout(timers.get(this));
+  timers.delete(this);
+}
+
+function track(socket) {
+  conns.add(socket);
+  socket.on('close', untrack);
+  if (stopping)
+    armIdle(socket);
+}
+
+function busy(socket, res) {
+  inFlight.set(socket, (inFlight.get(socket) || 0) + 1);
+  res.on('close', () => { // answered, or the client went away
+    const n = inFlight.get(socket) - 1;
+    if (n > 0) {
+      inFlight.set(socket, n);
+      return;
+    }
+    inFlight.delete(socket);
+    if (stopping)
+      armIdle(socket);
+  });
+}
+
+function armIdle(socket) {
+  // Busy, or already closing (a "Connection: close" answer ends the socket).
+  if (inFlight.has(socket) || socket.destroyed || !socket.writable)
+    return;
+  clearTimeout(timers.get(socket));
+  const seen = socket.bytesRead;
+  timers.set(socket, setTimeout(() => {
+    if (inFlight.has(socket) || socket.destroyed || !socket.writable)
+      return;
+    if (socket.bytesRead !== seen) { // part of a request came in: wait for the rest
+      armIdle(socket);
+      return;
+    }
+    // end(), not destroy(): our FIN goes first and Node keeps reading until
+    // the client's, so a request that crosses the FIN is read and dropped
+    // rather than answered by a RST. destroy() only if the client never
+    // closes its side.
+    socket.end();
+    timers.set(socket, setTimeout(() => socket.destroy(), LINGER_MS));
+  }, STOP_IDLE_GRACE_MS));
+}
+
 const servers = [];
 let open = 0;
 
@@ -149,10 +216,17 @@ function stop(signal) {
   stopping = true;
   process.stderr.write(`${PROG}: pid ${process.pid} got ${signal}, finishing requests in flight\n`);
   for (const server of servers) {
-    server.close(); // stop accepting; 'close' fires once every connection is gone
-    if (typeof server.closeIdleConnections === 'function')
-      server.closeIdleConnections();
+    // Stop accepting; 'close' fires once every connection is gone. Not
+    // server.close(): since Node 19 http.Server's close() also destroys every
+    // idle keep-alive connection at once (closeIdleConnections()), and a
+    // client that is sending its next request on one sees the connection
+    // close without an answer -- the errors a rolling reload under
+    // keep-alive load would show. net.Server's close() only stops
+    // accepting; the connections drain as described above.
+    net.Server.prototype.close.call(server);
   }
+  for (const socket of conns)
+    armIdle(socket);
 }
 
 function main() {
@@ -168,6 +242,7 @@ function main() {
     // request timeout (5 minutes by default) cut it short.
     server.requestTimeout = 0;
     server.on('error', (err) => fail(`fd ${fd}: ${err.message}`));
+    server.on('connection', track);
     server.on('close', () => {
       if (--open === 0) {
         process.stderr.write(`${PROG}: pid ${process.pid} slot ${slot} served ${served} requests\n`);
