@@ -34,6 +34,7 @@ struct ControlClient {
 struct ControlServer {
         sd_event *event;
         int fd;
+        uid_t owner;
         gid_t group;
         sd_event_source *accept_source;
         ControlHandlers handlers;
@@ -248,7 +249,7 @@ static bool peer_allowed(ControlServer *s, int fd, struct ucred *cred) {
 
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, &len) < 0)
                 return false;
-        if (cred->uid == 0 || cred->uid == geteuid())
+        if (cred->uid == 0 || cred->uid == s->owner)
                 return true;
         if (s->group == (gid_t) -1)
                 return false;
@@ -344,14 +345,14 @@ static int on_accept(sd_event_source *src _unused_, int fd, uint32_t revents _un
         return 0;
 }
 
-int control_server_new(sd_event *e, int fd, gid_t group, const ControlHandlers *h, void *userdata,
+int control_server_new(sd_event *e, int fd, uid_t owner, gid_t group, const ControlHandlers *h, void *userdata,
                        ControlServer **ret) {
         ControlServer *s = calloc(1, sizeof(ControlServer));
         if (!s) {
                 safe_close(fd);
                 return -ENOMEM;
         }
-        *s = (ControlServer) { .event = sd_event_ref(e), .fd = fd, .group = group, .handlers = *h, .userdata = userdata,
+        *s = (ControlServer) { .event = sd_event_ref(e), .fd = fd, .owner = owner, .group = group, .handlers = *h, .userdata = userdata,
                                .reserve_fd = -1 };
         server_reserve_fill(s);
         int r = sd_event_add_io(e, &s->accept_source, fd, EPOLLIN, on_accept, s);

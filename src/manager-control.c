@@ -324,7 +324,7 @@ int manager_control_open(Manager *m, int passed_fd) {
                 m->control_path = TAKE_PTR(path);
                 log_info("control socket: %s", m->control_path);
         }
-        r = control_server_new(m->event, fd, m->config->control_gid, &handlers, m, &m->control);
+        r = control_server_new(m->event, fd, m->control_uid, m->config->control_gid, &handlers, m, &m->control);
         if (r < 0)
                 return log_error_errno(r, "cannot serve the control socket: %m");
         return 0;

@@ -72,6 +72,7 @@ struct Manager {
 
         ControlServer *control;
         char *control_path;     /* a socket file we created, removed at exit */
+        uid_t control_uid;      /* may use the control socket besides root: the uid we were started as */
         char reload_error[512]; /* the last reload's failure, "" after a success */
 
         sd_event_source *recycle_source;  /* checks max-lifetime and max-memory */

@@ -51,6 +51,7 @@ static int manager_build_state(Manager *m, State *s) {
                 .passed_in = m->sockets.passed_in,
                 .notify_fd = m->notify_fd,
                 .control_fd = m->control ? control_server_fd(m->control) : -1,
+                .control_uid = m->control_uid,
                 .n_slots = m->pool.n_slots,
         };
         snprintf(s->reload_error, sizeof(s->reload_error), "%s", m->reload_error);

@@ -1448,6 +1448,8 @@ int manager_new(ConfigSource *source, Config *config, ListenSet *sockets, int co
                 goto fail;
 
         m->config = config_ref(config);
+        /* before any drop of root (main.c): the uid we were started as, kept across re-execs */
+        m->control_uid = state && state->control_uid >= 0 ? (uid_t) state->control_uid : geteuid();
         r = manager_control_open(m, control_fd);
         control_fd = -1;
         if (r < 0)

@@ -59,6 +59,8 @@ int state_write(const State *s, FILE *f) {
         fprintf(f, "reload-error %s\n", esc(s->reload_error, a, sizeof(a)));
         fprintf(f, "notify %d %s\n", s->notify_fd, esc(s->notify_address, a, sizeof(a)));
         fprintf(f, "control %d %s\n", s->control_fd, esc(s->control_path, a, sizeof(a)));
+        if (s->control_uid >= 0)
+                fprintf(f, "control-uid %" PRId64 "\n", s->control_uid);
         for (size_t i = 0; i < s->n_sockets; i++)
                 fprintf(f, "socket %d %s %s\n", s->sockets[i].fd, esc(s->sockets[i].name, a, sizeof(a)),
                         esc(s->sockets[i].unlink_path, b, sizeof(b)));
@@ -126,7 +128,7 @@ static int parse_state_name(const char *name, WorkerState *ret) {
 #define FAIL(...) do { snprintf(err, err_size, __VA_ARGS__); r = -EBADMSG; goto fail; } while (0)
 
 int state_read(FILE *f, State *ret, char *err, size_t err_size) {
-        State s = { .notify_fd = -1, .control_fd = -1 };
+        State s = { .notify_fd = -1, .control_fd = -1, .control_uid = -1 };
         char line[STATE_STRING_MAX * 8], a[STATE_STRING_MAX * 4], b[STATE_STRING_MAX * 4], c[64];
         unsigned lineno = 0;
         bool ended = false, slots_seen = false;
@@ -179,6 +181,10 @@ int state_read(FILE *f, State *ret, char *err, size_t err_size) {
                         if (sscanf(rest, "%d %2047s", &s.control_fd, a) != 2)
                                 FAIL("state line %u: bad control record", lineno);
                         unesc(a, s.control_path, sizeof(s.control_path));
+                } else if (strcmp(type, "control-uid") == 0) {
+                        if (sscanf(rest, "%" SCNd64, &s.control_uid) != 1 || s.control_uid < 0 ||
+                            s.control_uid > UINT32_MAX - 1)
+                                FAIL("state line %u: bad control-uid record", lineno);
                 } else if (strcmp(type, "socket") == 0) {
                         StateSocket sock = {};
                         if (sscanf(rest, "%d %2047s %2047s", &sock.fd, a, b) != 3 || sock.fd < 0)

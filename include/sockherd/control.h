@@ -26,9 +26,11 @@ typedef struct ControlHandlers {
         void (*event)(const char *message, void *userdata);
 } ControlHandlers;
 
-/* Takes ownership of the listening fd. group: also let members of this
- * group in (-1: only root and our own uid). */
-int control_server_new(sd_event *e, int fd, gid_t group, const ControlHandlers *h, void *userdata,
+/* Takes ownership of the listening fd. Root and `owner` may connect;
+ * group: also members of this group (-1: nobody else). owner is the uid
+ * the manager was started as: a manager that dropped root to the workers'
+ * user does not let its workers in. */
+int control_server_new(sd_event *e, int fd, uid_t owner, gid_t group, const ControlHandlers *h, void *userdata,
                        ControlServer **ret);
 ControlServer *control_server_free(ControlServer *s);
 /* The listening fd (still owned by the server). */

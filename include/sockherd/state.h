@@ -70,6 +70,7 @@ typedef struct State {
         char notify_address[STATE_STRING_MAX];
         int control_fd;                         /* -1: none */
         char control_path[STATE_STRING_MAX];    /* "" unless we created the file */
+        int64_t control_uid;                    /* -1: not recorded (older writer) */
         StateSocket *sockets;
         size_t n_sockets;
         StateSlot *slots;

@@ -1,8 +1,8 @@
 """Privilege: what the manager keeps and what workers get.
 
 - Run as root with user=, the manager drops to that user once its sockets are
-  open (real, effective and saved ids, supplementary groups), and still
-  supervises: a killed worker is respawned, a reload and a re-exec work, root
+  open (real, effective and saved ids, supplementary groups), does not let
+  that user (its workers) use the control socket, and still supervises: a killed worker is respawned, a reload and a re-exec work, root
   can use the control socket, a reload that changes user= is refused.
 - With balance=reuseport it keeps root (sibling sockets of root's sockets)
   and says so.
@@ -128,6 +128,12 @@ def test_drop_to_user(tmp):
                 wait_for(lambda: os.path.exists(report.replace("%p", str(w))), what="respawned report")
                 check_worker_fds(w, 1, "respawned by the dropped manager")
 
+        # the workers' user may not use the control socket, even where the
+        # file would let it connect (a socket unit's default SocketMode=0666)
+        os.chmod(control, 0o666)
+        rc, out, err = ctl("--control", control, "status", user="nobody")
+        check(rc != 0 and "permission denied" in (out + err), f"nobody used the control socket: {rc} {out} {err}")
+
         # root may use the control socket; a reload works
         rc, out, err = ctl("--control", control, "reload", "--wait")
         check(rc == 0, f"reload as the dropped manager: {rc} {out} {err}")
@@ -153,6 +159,8 @@ def test_drop_to_user(tmp):
         check(rc == 0, f"reexec: {rc} {out} {err}")
         pool.wait_log("resumed after re-exec")
         check(proc_status(pool.pid)["Uid"] == [str(nobody.pw_uid)] * 4, "re-exec changed the user")
+        rc, out, err = ctl("--control", control, "status", user="nobody")
+        check(rc != 0 and "permission denied" in (out + err), f"after re-exec, nobody used the control socket: {rc} {out} {err}")
         victim = children_of(pool.pid)[0]
         os.kill(victim, signal.SIGKILL)
         wait_for(lambda: len(children_of(pool.pid)) == 2 and victim not in children_of(pool.pid),

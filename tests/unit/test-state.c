@@ -24,7 +24,7 @@ static int read_text(const char *text, State *s, char *err, size_t size) {
 static void test_round_trip(void **state) {
         State in = {
                 .generation = 7, .last_generation = 9, .requests = 12, .announced_ready = true,
-                .passed_in = false, .notify_fd = 5, .control_fd = 6, .n_slots = 3,
+                .passed_in = false, .notify_fd = 5, .control_fd = 6, .control_uid = 0, .n_slots = 3,
         };
         strcpy(in.reload_error, "app.conf:3: invalid value 'x y' for key 'workers'\nsecond line");
         strcpy(in.notify_address, "@sockherd/app/123/abc/notify");
@@ -69,6 +69,8 @@ static void test_round_trip(void **state) {
         assert_string_equal(out.notify_address, in.notify_address);
         assert_int_equal(out.control_fd, 6);
         assert_string_equal(out.control_path, in.control_path);
+        /* root here: a manager that dropped root still lets only root in */
+        assert_int_equal(out.control_uid, 0);
         assert_int_equal(out.n_sockets, 2);
         assert_int_equal(out.sockets[0].fd, 3);
         assert_string_equal(out.sockets[0].name, "listen");
@@ -115,6 +117,8 @@ static void test_unknown_records_are_skipped(void **state) {
         assert_int_equal(read_text(text, &s, err, sizeof(err)), 0);
         assert_int_equal(s.n_workers, 1);
         assert_int_equal(s.control_fd, -1);
+        /* an older writer had no control-uid: the reader says so */
+        assert_int_equal(s.control_uid, -1);
         state_done(&s);
 }
 
@@ -133,6 +137,7 @@ static void test_refusals(void **state) {
                 { "sockherd-state 1\nslots 1\nend\n", "lacks its notify" },
                 { "sockherd-state 1\nnotify x @n\nslots 1\nend\n", "line 2: bad notify" },
                 { "sockherd-state 1\nnotify 5 @n\nslots 99999\nend\n", "line 3: bad slots" },
+                { "sockherd-state 1\nnotify 5 @n\ncontrol-uid -3\nslots 1\nend\n", "line 3: bad control-uid" },
         };
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
                 State s;
