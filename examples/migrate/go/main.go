@@ -3,8 +3,11 @@
 // Before, it called http.ListenAndServe(":8080", handler), which binds the
 // port itself. Now it takes the listening socket from sockherd at fd 3 with
 // net.FileListener, sends READY=1 to NOTIFY_SOCKET once it has it, and on
-// SIGTERM lets srv.Shutdown stop accepting, close idle connections and wait
-// for the requests in flight, then exits 0. Build and run:
+// SIGTERM drains without racing keep-alive clients: it stops accepting,
+// answers from then on with "Connection: close", gives idle keep-alive
+// connections 2 s to send one more request, then lets srv.Shutdown close
+// what stayed idle and wait for the requests in flight, and exits 0. Build
+// and run:
 //
 //	cd examples/migrate/go && go build -o hello-go . && cd -
 //	sockherd -l 127.0.0.1:8080 -w 4 --ready notify -- examples/migrate/go/hello-go
@@ -21,6 +24,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -59,9 +63,17 @@ func notify(state string) {
 	}
 }
 
+// stopIdleGrace is how long, after SIGTERM, an idle keep-alive connection may
+// still send one request before it is closed.
+const stopIdleGrace = 2 * time.Second
+
 func main() {
 	slot, generation := os.Getenv("SOCKHERD_SLOT"), os.Getenv("SOCKHERD_GENERATION")
+	var draining atomic.Bool
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if draining.Load() {
+			w.Header().Set("Connection", "close") // net/http closes the connection after this answer
+		}
 		if r.URL.Path == "/slow" {
 			time.Sleep(time.Second)
 		}
@@ -74,8 +86,15 @@ func main() {
 	done := make(chan struct{})
 	go func() {
 		<-stop
-		// Shutdown closes the listener and idle connections at once and
-		// waits for requests in flight; sockherd's stop-timeout bounds it.
+		// Not srv.Shutdown at once: it closes every idle keep-alive
+		// connection right away, while its client may be sending the next
+		// request on it. Stop accepting, and give those clients the grace
+		// to send one more request (answered with "Connection: close").
+		draining.Store(true)
+		ln.Close() // Serve returns; open connections are still served
+		time.Sleep(stopIdleGrace)
+		// Now close what stayed idle and wait for the requests in flight;
+		// sockherd's stop-timeout bounds it.
 		if err := srv.Shutdown(context.Background()); err != nil {
 			log.Printf("shutdown: %v", err)
 		}
@@ -83,7 +102,7 @@ func main() {
 	}()
 
 	notify("READY=1")
-	if err := srv.Serve(ln); err != http.ErrServerClosed {
+	if err := srv.Serve(ln); !draining.Load() {
 		log.Fatalf("serve: %v", err)
 	}
 	<-done
