@@ -306,7 +306,11 @@ static _Noreturn void child_run(const SpawnPlan *p) {
                 child_fail(SPAWN_EXIT_SETUP, "sockherd: %s: PR_SET_NO_NEW_PRIVS: %s\n", cmd, strerror(errno));
 
         execvpe(cmd, p->argv, p->envp);
-        child_fail(SPAWN_EXIT_EXEC, "sockherd: cannot execute '%s': %s\n", cmd, strerror(errno));
+        int e = errno;
+        /* ENOENT for a file that is there: its #! interpreter is missing */
+        bool interpreter = e == ENOENT && strchr(cmd, '/') && access(cmd, F_OK) == 0;
+        child_fail(SPAWN_EXIT_EXEC, "sockherd: cannot execute '%s': %s%s\n", cmd, strerror(e),
+                   interpreter ? " (the file exists: its #! interpreter is missing)" : "");
 }
 
 int spawn_plan_exec(const SpawnPlan *p, pid_t *ret_pid) {

@@ -224,7 +224,8 @@ def exec_fails_at_start(tmp):
               f"{cpu:.2f}s of CPU (manager and its children)")
         check(rc == 2, f"ready={ready}: exit status {rc}, expected 2:\n{log}")
         check(f"cannot start any worker: '{script}' could not be executed" in log, log)
-        check(f"cannot execute '{script}': No such file or directory" in log, log)
+        check(f"cannot execute '{script}': No such file or directory (the file exists: its #! interpreter is missing)"
+              in log, log)
         check(f"exited with status 127 unexpectedly; '{script}' could not be executed" in log, log)
         # 3 per slot; a fourth in one slot if its backoff ran ahead of the other's
         check(6 <= starts <= 8, f"ready={ready}: {starts} attempts, expected 3 per slot:\n{log}")
