@@ -17,11 +17,8 @@
 'use strict';
 
 const http = require('node:http');
-const net = require('node:net');
 const cluster = require('node:cluster');
-
-const STOP_IDLE_GRACE_MS = 2000; // at stop: an idle connection may still send one request
-const LINGER_MS = 2000;          // after our FIN: wait this long for the client's
+const { Drain } = require('../examples/node/drain.js');
 
 const port = Number(process.env.PORT);
 if (!Number.isInteger(port) || port <= 0 || port > 65535) {
@@ -33,10 +30,10 @@ const slot = process.env.SLOT || process.env.NODE_APP_INSTANCE ||
 const generation = process.env.GENERATION || '-';
 
 let served = 0;
-let stopping = false;
+const drain = new Drain({ graceMs: 2000 }); // the same drain as examples/node/server.js
 
 function send(res, status, body, extraHeaders = {}) {
-  if (stopping)
+  if (drain.stopping)
     res.setHeader('Connection', 'close');
   res.writeHead(status, {
     'Content-Type': 'text/plain',
@@ -48,7 +45,7 @@ function send(res, status, body, extraHeaders = {}) {
 
 function handle(req, res) {
   res.on('finish', () => { served++; });
-  busy(req.socket, res);
+  drain.busy(req.socket, res);
   const cl = req.headers['content-length'];
   if (req.headers['transfer-encoding'] !== undefined || (cl !== undefined && !/^0+$/.test(cl))) {
     send(res, 400, 'bad request\n', { Connection: 'close' });
@@ -61,77 +58,19 @@ function handle(req, res) {
   send(res, 200, `hello from pid ${process.pid} slot ${slot} generation ${generation}\n`);
 }
 
-// Draining: the same code as in examples/node/server.js (see there).
-const conns = new Set();
-const inFlight = new Map(); // socket -> requests being answered
-const timers = new Map();   // socket -> grace or linger timer, once stopping
-
-function untrack() {
-  conns.delete(this);
-  inFlight.delete(this);
-  clearTimeout(timers.get(this));
-  timers.delete(this);
-}
-
-function track(socket) {
-  conns.add(socket);
-  socket.on('close', untrack);
-  if (stopping)
-    armIdle(socket);
-}
-
-function busy(socket, res) {
-  inFlight.set(socket, (inFlight.get(socket) || 0) + 1);
-  res.on('close', () => { // answered, or the client went away
-    const n = inFlight.get(socket) - 1;
-    if (n > 0) {
-      inFlight.set(socket, n);
-      return;
-    }
-    inFlight.delete(socket);
-    if (stopping)
-      armIdle(socket);
-  });
-}
-
-function armIdle(socket) {
-  // Busy, or already closing (a "Connection: close" answer ends the socket).
-  if (inFlight.has(socket) || socket.destroyed || !socket.writable)
-    return;
-  clearTimeout(timers.get(socket));
-  const seen = socket.bytesRead;
-  timers.set(socket, setTimeout(() => {
-    if (inFlight.has(socket) || socket.destroyed || !socket.writable)
-      return;
-    if (socket.bytesRead !== seen) { // part of a request came in: wait for the rest
-      armIdle(socket);
-      return;
-    }
-    // end(), not destroy(): our FIN goes first and Node keeps reading until
-    // the client's, so a request that crosses the FIN is read and dropped
-    // rather than answered by a RST. destroy() only if the client never
-    // closes its side.
-    socket.end();
-    timers.set(socket, setTimeout(() => socket.destroy(), LINGER_MS));
-  }, STOP_IDLE_GRACE_MS));
-}
-
 const server = http.createServer(handle);
 server.requestTimeout = 0;
 server.on('error', (err) => {
   process.stderr.write(`app.js: ${err.message}\n`);
   process.exit(1);
 });
-server.on('connection', track);
+server.on('connection', drain.track);
 
 function stop() {
-  if (stopping)
-    return;
-  stopping = true;
-  // net.Server's close(): stop accepting, keep the connections. (http.Server's
-  // close() would also destroy every idle keep-alive connection at once, the
-  // race that makes a client see errors during a rolling reload.)
-  net.Server.prototype.close.call(server, () => {
+  // drain.js: stop accepting, keep the connections (http.Server's close()
+  // would also destroy every idle keep-alive connection at once, the race
+  // that makes a client see errors during a rolling reload).
+  drain.stop([server], () => {
     process.stderr.write(`app.js: pid ${process.pid} slot ${slot} served ${served} requests\n`);
     // A cluster worker leaves the cluster before it exits. With round-robin
     // the primary may have handed it connections after it stopped accepting;
@@ -146,8 +85,6 @@ function stop() {
       process.exit(0);
     }
   });
-  for (const socket of conns)
-    armIdle(socket);
 }
 
 process.on('SIGTERM', stop);

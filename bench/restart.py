@@ -96,7 +96,7 @@ class Sockherd:
     unit = f"sockherd@{POOL}.service"
 
     def setup(self, box, port):
-        B.write_config(box, workers=WORKERS, command=f"/usr/bin/node {APP_DIR}/server.js", name=POOL)
+        B.write_config(box, workers=WORKERS, command=f"/usr/bin/node {APP_DIR}/examples/node/server.js", name=POOL)
         box.write(f"/etc/systemd/system/sockherd@{POOL}.socket.d/listen.conf",
                   f"[Socket]\nListenStream=\nListenStream=127.0.0.1:{port}\n")
         box.write(f"/etc/systemd/system/sockherd@{POOL}.service.d/bench.conf", NO_START_LIMIT)
@@ -123,7 +123,7 @@ class Plain:
                   "StartLimitIntervalSec=0\n\n"
                   "[Service]\nType=simple\n"
                   f"Environment=PORT={port}\n"
-                  f"ExecStart=/usr/bin/node {APP_DIR}/app.js\n"
+                  f"ExecStart=/usr/bin/node {APP_DIR}/bench/app.js\n"
                   "TimeoutStopSec=10s\n")
         box.systemctl("daemon-reload")
         box.systemctl("start", PLAIN)
@@ -187,8 +187,9 @@ def main():
                 f"{tool} not found (bench/install.sh installs it)")
     with B.Box("bench") as box:
         box.install_sockherd()
-        box.copy_in(os.path.join(ROOT, "examples", "node", "server.js"), f"{APP_DIR}/server.js", 0o644)
-        box.copy_in(os.path.join(BENCH, "app.js"), f"{APP_DIR}/app.js", 0o644)
+        # the same layout as the tree: both apps require examples/node/drain.js
+        for rel in ("examples/node/server.js", "examples/node/drain.js", "bench/app.js"):
+            box.copy_in(os.path.join(ROOT, rel), f"{APP_DIR}/{rel}", 0o644)
         for svc in (Sockherd(), Plain()):
             port = B.free_port()
             svc.setup(box, port)

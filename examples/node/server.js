@@ -15,7 +15,7 @@
 //    clients: requests in flight finish, answered with "Connection: close";
 //    an idle keep-alive connection gets STOP_IDLE_GRACE_MS (2 s) to send one
 //    more request (answered with "Connection: close") and is closed, with
-//    our FIN first, only if it stays idle that long; then it prints
+//    our FIN first, only if it stays idle that long (drain.js); then it prints
 //    "hello-worker(node): pid <pid> slot <slot> served <n> requests" to
 //    stderr and exits 0. (See stop() for why not server.close().)
 //
@@ -24,15 +24,14 @@
 'use strict';
 
 const http = require('node:http');
-const net = require('node:net');
 const { execFile } = require('node:child_process');
+const { Drain } = require('./drain.js');
 
 const PROG = 'hello-worker(node)';
 const LISTEN_FDS_START = 3;
 const MAX_SLOW_MS = 600000;
 const MAX_HEADER_BYTES = 8192;
 const STOP_IDLE_GRACE_MS = 2000; // at stop: an idle connection may still send one request
-const LINGER_MS = 2000;          // after our FIN: wait this long for the client's
 
 const slot = process.env.SOCKHERD_SLOT || '-';
 const generation = process.env.SOCKHERD_GENERATION || '-';
@@ -80,10 +79,10 @@ function notifyReady() {
 }
 
 let served = 0;
-let stopping = false;
+const drain = new Drain({ graceMs: STOP_IDLE_GRACE_MS });
 
 function send(res, status, body, extraHeaders = {}) {
-  if (stopping)
+  if (drain.stopping)
     res.setHeader('Connection', 'close');
   res.writeHead(status, {
     'Content-Type': 'text/plain',
@@ -108,7 +107,7 @@ function slowMs(query) {
 
 function handle(req, res) {
   res.on('finish', () => { served++; });
-  busy(req.socket, res);
+  drain.busy(req.socket, res);
 
   // Bodies are not supported; refuse them and close, since the body we did
   // not read would otherwise be taken for the next request.
@@ -146,87 +145,20 @@ function handle(req, res) {
   }
 }
 
-// ---- draining ------------------------------------------------------------
-//
-// Every connection is tracked, with the number of requests it has in flight
-// (kept lean: this runs for every connection and request). Once stopping, a
-// connection with none in flight is idle: it gets STOP_IDLE_GRACE_MS for one
-// more request (answered with "Connection: close", after which Node closes
-// it), and is ended after that only if nothing arrived meanwhile.
-const conns = new Set();
-const inFlight = new Map(); // socket -> requests being answered
-const timers = new Map();   // socket -> grace or linger timer, once stopping
-
-function untrack() {
-  conns.delete(this);
-  inFlight.delete(this);
-  clearTimeout(timers.get(this));
-  timers.delete(this);
-}
-
-function track(socket) {
-  conns.add(socket);
-  socket.on('close', untrack);
-  if (stopping)
-    armIdle(socket);
-}
-
-function busy(socket, res) {
-  inFlight.set(socket, (inFlight.get(socket) || 0) + 1);
-  res.on('close', () => { // answered, or the client went away
-    const n = inFlight.get(socket) - 1;
-    if (n > 0) {
-      inFlight.set(socket, n);
-      return;
-    }
-    inFlight.delete(socket);
-    if (stopping)
-      armIdle(socket);
-  });
-}
-
-function armIdle(socket) {
-  // Busy, or already closing (a "Connection: close" answer ends the socket).
-  if (inFlight.has(socket) || socket.destroyed || !socket.writable)
-    return;
-  clearTimeout(timers.get(socket));
-  const seen = socket.bytesRead;
-  timers.set(socket, setTimeout(() => {
-    if (inFlight.has(socket) || socket.destroyed || !socket.writable)
-      return;
-    if (socket.bytesRead !== seen) { // part of a request came in: wait for the rest
-      armIdle(socket);
-      return;
-    }
-    // end(), not destroy(): our FIN goes first and Node keeps reading until
-    // the client's, so a request that crosses the FIN is read and dropped
-    // rather than answered by a RST. destroy() only if the client never
-    // closes its side.
-    socket.end();
-    timers.set(socket, setTimeout(() => socket.destroy(), LINGER_MS));
-  }, STOP_IDLE_GRACE_MS));
-}
-
 const servers = [];
 let open = 0;
 
+// Stop accepting and drain (drain.js), then exit once every connection is
+// gone. Not server.close(): since Node 19 http.Server's close() also
+// destroys every idle keep-alive connection at once (closeIdleConnections()),
+// and a client that is sending its next request on one sees the connection
+// close without an answer -- the errors a rolling reload under keep-alive
+// load would show.
 function stop(signal) {
-  if (stopping)
+  if (drain.stopping)
     return; // a repeated signal changes nothing
-  stopping = true;
   process.stderr.write(`${PROG}: pid ${process.pid} got ${signal}, finishing requests in flight\n`);
-  for (const server of servers) {
-    // Stop accepting; 'close' fires once every connection is gone. Not
-    // server.close(): since Node 19 http.Server's close() also destroys every
-    // idle keep-alive connection at once (closeIdleConnections()), and a
-    // client that is sending its next request on one sees the connection
-    // close without an answer -- the errors a rolling reload under
-    // keep-alive load would show. net.Server's close() only stops
-    // accepting; the connections drain as described above.
-    net.Server.prototype.close.call(server);
-  }
-  for (const socket of conns)
-    armIdle(socket);
+  drain.stop(servers);
 }
 
 function main() {
@@ -242,7 +174,7 @@ function main() {
     // request timeout (5 minutes by default) cut it short.
     server.requestTimeout = 0;
     server.on('error', (err) => fail(`fd ${fd}: ${err.message}`));
-    server.on('connection', track);
+    server.on('connection', drain.track);
     server.on('close', () => {
       if (--open === 0) {
         process.stderr.write(`${PROG}: pid ${process.pid} slot ${slot} served ${served} requests\n`);

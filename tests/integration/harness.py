@@ -207,6 +207,27 @@ def read_report(path):
     return report
 
 
+def proc_status(pid):
+    """/proc/PID/status as {key: [words]}."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            out[key] = value.split()
+    return out
+
+
+def open_fds(pid):
+    """fd -> readlink target of a running process, read from outside."""
+    out = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            out[int(fd)] = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:
+            pass
+    return out
+
+
 def pid_alive(pid):
     try:
         os.kill(pid, 0)

@@ -7,16 +7,7 @@ import os
 import pwd
 import tempfile
 
-from harness import PROBE_WORKER, Pool, check, free_port, read_report, run, wait_for, SKIP
-
-
-def proc_status(pid):
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            out[key] = value.split()
-    return out
+from harness import PROBE_WORKER, Pool, check, free_port, proc_status, read_report, run, wait_for, SKIP
 
 
 def main():

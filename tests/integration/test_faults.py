@@ -35,7 +35,7 @@ import time
 
 import harness
 from harness import (HELLO_WORKER, PROBE_WORKER, SKIP, SOCKHERD, Pool, TestFailure, all_workers_serve, check,
-                     children_of, ctl, free_port, http_get, pid_alive, run, wait_for)
+                     children_of, ctl, free_port, http_get, open_fds, pid_alive, run, wait_for)
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 IDLE_CPU_MAX = 0.2      # seconds of manager CPU allowed in a failure window
@@ -294,16 +294,6 @@ def exec_fails_while_running(tmp):
 
 # ---- 3. out of file descriptors ----
 
-def open_fds(pid):
-    out = {}
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            out[int(fd)] = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except FileNotFoundError:
-            pass
-    return out
-
-
 def timed_status(control):
     t = time.monotonic()
     rc, out, err = ctl("--control", control, "status", timeout=60)
@@ -423,7 +413,7 @@ while True:
     except BlockingIOError:
         continue
     n += 1
-    if counter and (n == 1 or n % 100 == 0):
+    if counter and (n == 1 or n % 10 == 0):
         with open(counter + ".tmp", "w") as f:
             f.write(str(n))
         os.rename(counter + ".tmp", counter)

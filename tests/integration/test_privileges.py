@@ -24,16 +24,7 @@ import tempfile
 import time
 
 from harness import (HELLO_WORKER, PROBE_WORKER, SKIP, SOCKHERD, Pool, check, children_of, ctl, free_port,
-                     http_get, read_report, run, wait_for)
-
-
-def proc_status(pid):
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            out[key] = value.split()
-    return out
+                     http_get, open_fds, proc_status, read_report, run, wait_for)
 
 
 def proc_environ(pid):
@@ -41,25 +32,14 @@ def proc_environ(pid):
         return dict(e.decode().split("=", 1) for e in f.read().split(b"\0") if b"=" in e)
 
 
-def worker_fds(pid):
-    """fd -> target for a running worker, read from outside."""
-    out = {}
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            out[int(fd)] = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except FileNotFoundError:
-            pass
-    return out
-
-
 def check_worker_fds(pid, n_sockets, what):
     """A probe-worker has its report file open for a moment after it
     starts: allow that to pass, a leaked fd stays."""
     expected = list(range(3 + n_sockets))
     deadline = time.monotonic() + 5
-    while sorted(worker_fds(pid)) != expected and time.monotonic() < deadline:
+    while sorted(open_fds(pid)) != expected and time.monotonic() < deadline:
         time.sleep(0.05)
-    fds = worker_fds(pid)
+    fds = open_fds(pid)
     check(sorted(fds) == list(range(3 + n_sockets)), f"{what}: worker {pid} holds fds {fds}")
     for fd in range(3, 3 + n_sockets):
         check(fds[fd].startswith("socket:"), f"{what}: fd {fd} is {fds[fd]}")
