@@ -84,7 +84,9 @@ def main():
             for _ in range(20):
                 send_as_outsider(address, "STATUS=x", fds=[rfd, wfd])
             time.sleep(0.3)
-            check(count_fds(pool.pid) == before, f"manager fds {before} -> {count_fds(pool.pid)}")
+            # 40 fds were attached: kept, they would show; one fewer is the
+            # manager closing something of its own meanwhile, not a leak
+            check(count_fds(pool.pid) <= before, f"manager fds {before} -> {count_fds(pool.pid)}")
             os.close(rfd)
             os.close(wfd)
             check(not up.has("READY=1"), "pool became ready without any worker being ready")
