@@ -589,6 +589,14 @@ def wait_status(box, text, timeout=15.0, unit=SERVICE):
         raise TestFailure(f"{e} (last: {box.show(unit, 'StatusText')!r})") from None
 
 
+def start_pool(box, port):
+    """Enable sockherd@app.socket (see setup_pool), start the service with a
+    first request and wait until its 4 workers are ready."""
+    box.systemctl("enable", "--now", SOCKET)
+    check(http_get(port)[0] == 200, "first request failed")
+    wait_status(box, "4/4 workers ready, generation 1")
+
+
 def wait_active(box, unit=SERVICE, timeout=15.0):
     wait_for(lambda: box.show(unit, "ActiveState") == "active", timeout, 0.05, f"{unit} to be active")
 

@@ -9,7 +9,7 @@ import threading
 import time
 
 from box import (SERVICE, SOCKET, Box, Load, check, free_port, http_get, log, run, setup_pool,
-                 wait_for, wait_status)
+                 start_pool, wait_for, wait_status)
 
 N_SLOW = 3
 
@@ -19,9 +19,7 @@ def main():
         box.install_sockherd()
         port = free_port()
         setup_pool(box, port)
-        box.systemctl("enable", "--now", SOCKET)
-        check(http_get(port)[0] == 200, "first request failed")
-        wait_status(box, "4/4 workers ready, generation 1")
+        start_pool(box, port)
         old_main = int(box.show(SERVICE, "MainPID"))
         old_workers = sorted(set(box.unit_pids(SERVICE)) - {old_main})
         check(len(old_workers) == 4, f"workers {old_workers}")

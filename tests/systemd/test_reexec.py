@@ -14,8 +14,8 @@ WATCHDOG=1 from the re-executed image. Then `systemctl reload` still works
 generation 2 with four new workers."""
 import time
 
-from box import (SERVICE, SOCKET, Box, Load, check, ctl, ctl_status, free_port, http_get, log,
-                 main_pid, messages, parse_hello, run, setup_pool, wait_for, wait_status,
+from box import (SERVICE, Box, Load, check, ctl, ctl_status, free_port, http_get, log, main_pid,
+                 messages, parse_hello, run, setup_pool, start_pool, wait_for, wait_status,
                  worker_pids)
 
 MIN_SENT = 2000
@@ -35,9 +35,7 @@ def main():
         # a short watchdog, to see that the re-executed image keeps pinging
         box.write(f"/etc/systemd/system/{SERVICE}.d/watchdog.conf", f"[Service]\nWatchdogSec={WATCHDOG_SEC}s\n")
         box.systemctl("daemon-reload")
-        box.systemctl("enable", "--now", SOCKET)
-        check(http_get(port)[0] == 200, "first request failed")
-        wait_status(box, "4/4 workers ready, generation 1")
+        start_pool(box, port)
         main = main_pid(box)
         workers = worker_pids(box)
         check(len(workers) == 4, f"workers {workers}")

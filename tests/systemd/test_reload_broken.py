@@ -16,8 +16,8 @@ generation 1 and the failures above (2, 3, none), fixing the config and
 reloading again gives generation 4, and the failure note disappears."""
 import time
 
-from box import (SERVICE, SOCKET, Box, Load, check, ctl_status, free_port, http_get, log,
-                 main_pid, messages, parse_hello, run, setup_pool, wait_for, wait_status, worker_pids,
+from box import (SERVICE, Box, Load, check, ctl_status, free_port, http_get, log, main_pid,
+                 messages, parse_hello, run, setup_pool, start_pool, wait_for, worker_pids,
                  write_config)
 
 MIN_SENT = 2000
@@ -36,9 +36,7 @@ def main():
         box.install_sockherd()
         port = free_port()
         setup_pool(box, port)
-        box.systemctl("enable", "--now", SOCKET)
-        check(http_get(port)[0] == 200, "first request failed")
-        wait_status(box, "4/4 workers ready, generation 1")
+        start_pool(box, port)
         main = main_pid(box)
         workers = worker_pids(box)
         check(len(workers) == 4, f"workers {workers}")

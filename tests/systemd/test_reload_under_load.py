@@ -15,9 +15,9 @@ Expect 0 failed, 0 refused, 0 errors."""
 import threading
 import time
 
-from box import (SERVICE, SOCKET, Box, Load, check, ctl_status, free_port, http_get, log,
-                 main_pid, messages, parse_hello, run, setup_pool, wait_for, wait_status,
-                 worker_pids, write_config)
+from box import (SERVICE, Box, Load, check, ctl_status, free_port, http_get, log, main_pid,
+                 messages, parse_hello, run, setup_pool, start_pool, wait_for, worker_pids,
+                 write_config)
 
 RELOADS = 3
 MIN_SENT = 2000
@@ -40,9 +40,7 @@ def main():
         setup_pool(box, port)
         box.write("/usr/local/bin/slow-start-worker", WRAPPER, 0o755)
         write_config(box, command="/usr/local/bin/slow-start-worker")
-        box.systemctl("enable", "--now", SOCKET)
-        check(http_get(port)[0] == 200, "first request failed")
-        wait_status(box, "4/4 workers ready, generation 1")
+        start_pool(box, port)
         main = main_pid(box)
         check(len(worker_pids(box)) == 4, f"workers {worker_pids(box)}")
 

@@ -5,7 +5,7 @@ wait in the backlog instead of being refused, and the old workers finish
 what they accepted before they exit. Expect 0 refused, 0 failed, 0 errors."""
 import time
 
-from box import (SERVICE, SOCKET, Box, Load, check, free_port, http_get, log, run, setup_pool,
+from box import (SERVICE, Box, Load, check, free_port, log, run, setup_pool, start_pool,
                  wait_status)
 
 RESTARTS = 3
@@ -17,9 +17,7 @@ def main():
         box.install_sockherd()
         port = free_port()
         setup_pool(box, port)
-        box.systemctl("enable", "--now", SOCKET)
-        check(http_get(port)[0] == 200, "first request failed")
-        wait_status(box, "4/4 workers ready, generation 1")
+        start_pool(box, port)
 
         main_pids = [int(box.show(SERVICE, "MainPID"))]
         with Load(port, concurrency=8, rate=1500) as load:

@@ -11,7 +11,7 @@ import threading
 import time
 
 from box import (SERVICE, SOCKET, Box, check, free_port, http_get, log, parse_hello, run,
-                 setup_pool, wait_status)
+                 setup_pool, start_pool, wait_status)
 
 SLOW_MS = 2000
 N_SLOW = 6
@@ -22,9 +22,7 @@ def main():
         box.install_sockherd()
         port = free_port()
         setup_pool(box, port)
-        box.systemctl("enable", "--now", SOCKET)
-        check(http_get(port)[0] == 200, "first request failed")
-        wait_status(box, "4/4 workers ready, generation 1")
+        start_pool(box, port)
         cgroup = box.show(SERVICE, "ControlGroup")
         main_pid = int(box.show(SERVICE, "MainPID"))
         log(f"ControlGroup {cgroup}, MainPID {main_pid}, pids {box.unit_pids(SERVICE)}")

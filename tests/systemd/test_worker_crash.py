@@ -5,8 +5,8 @@ that worker carry SOCKHERD_SLOT, SOCKHERD_WORKER_PID and
 SOCKHERD_GENERATION -- the "killed by signal KILL" line included."""
 import time
 
-from box import (SERVICE, SOCKET, Box, check, free_port, http_get, log, run, setup_pool, wait_for,
-                 wait_status)
+from box import (SERVICE, Box, check, free_port, http_get, log, run, setup_pool, start_pool,
+                 wait_for, wait_status)
 
 
 def main():
@@ -14,9 +14,7 @@ def main():
         box.install_sockherd()
         port = free_port()
         setup_pool(box, port)
-        box.systemctl("enable", "--now", SOCKET)
-        check(http_get(port)[0] == 200, "first request failed")
-        wait_status(box, "4/4 workers ready, generation 1")
+        start_pool(box, port)
         main_pid = int(box.show(SERVICE, "MainPID"))
         workers = sorted(set(box.unit_pids(SERVICE)) - {main_pid})
         check(len(workers) == 4, f"workers {workers}")
