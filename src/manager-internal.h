@@ -57,6 +57,7 @@ struct Manager {
 
         int notify_fd;
         char *notify_address;
+        gid_t notify_gid;       /* the group that may reach notify_address's directory */
         sd_event_source *notify_source;
 
         int upstream_fd;        /* to systemd's $NOTIFY_SOCKET, or -1 (see manager_notifyf()) */

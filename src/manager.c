@@ -26,10 +26,12 @@
 #include "sockherd/parse.h"
 #include "sockherd/pool.h"
 #include "sockherd/procfs.h"
+#include "sockherd/control.h"
 #include "sockherd/fdstore.h"
 #include "sockherd/reuseport.h"
 #include "sockherd/reload.h"
 #include "sockherd/spawn.h"
+#include "sockherd/subreaper.h"
 #include "sockherd/util.h"
 #include "sockherd/worker.h"
 
@@ -512,6 +514,8 @@ static void worker_apply(Manager *m, Worker *w, WorkerEvent event) {
 }
 
 static int manager_spawn(Manager *m, unsigned slot, Config *config, uint64_t generation, bool incoming);
+static void manager_read_notify(Manager *m, unsigned max);
+static void manager_notify_follow_group(Manager *m, const Config *c);
 
 static int on_restart_timer(sd_event_source *s, uint64_t usec _unused_, void *userdata) {
         Manager *m = userdata;
@@ -628,9 +632,17 @@ static void manager_give_up_start(Manager *m, const Config *c, int status) {
         sd_event_exit(m->event, EXIT_USAGE_CODE);
 }
 
+/* Up to this many pending notify messages are read before a worker's exit
+ * is handled: its last READY=1 or STATUS= was sent before it died, and the
+ * notify source may be waiting behind others or its rate limit. */
+#define NOTIFY_BEFORE_EXIT 1024
+
 static int on_child_exit(sd_event_source *s _unused_, const siginfo_t *si, void *userdata) {
         Worker *w = userdata;
         Manager *m = w->userdata;
+
+        manager_read_notify(m, NOTIFY_BEFORE_EXIT);
+
         unsigned slot = w->slot;
         uint64_t ran = manager_now_usec() - w->started_usec;
         bool before_run = exited_before_run(si);
@@ -753,6 +765,7 @@ static int manager_spawn(Manager *m, unsigned slot, Config *config, uint64_t gen
         pid_t pid;
         int r;
 
+        manager_notify_follow_group(m, config);
         r = spawn_plan_build(config, &m->sockets, sl->fds, slot, generation, m->notify_address, environ, &plan);
         if (r < 0)
                 log_error_errno(r, "slot %u: cannot start a worker: %m", slot);
@@ -1246,13 +1259,31 @@ static bool is_worker_pid(pid_t pid, void *userdata) {
         return pool_find(userdata, pid) != NULL;
 }
 
-static void manager_handle_notify(Manager *m, pid_t sender, const NotifyMessage *msg) {
-        pid_t pid = notify_find_worker(sender, is_worker_pid, &m->pool);
-        Worker *w = pid > 0 ? pool_find(&m->pool, pid) : NULL;
+/* Whether a message from uid can come from a worker at all: root, our own
+ * uid, or the uid some worker runs as. Checked before anything that costs
+ * (the walk up /proc for a worker's descendants). */
+static bool uid_may_be_worker(Manager *m, uid_t uid) {
+        if (uid == 0 || uid == geteuid() || uid == m->config->uid)
+                return true;
+        if (m->reload && uid == m->reload->config->uid)
+                return true;
+        for (unsigned i = 0; i < m->pool.n_slots; i++)
+                if (m->pool.slots[i].config && uid == m->pool.slots[i].config->uid)
+                        return true;
+        return false;
+}
 
+static void manager_handle_notify(Manager *m, const struct ucred *sender, const NotifyMessage *msg) {
+        Worker *w = NULL;
+
+        if (uid_may_be_worker(m, sender->uid)) {
+                pid_t pid = notify_find_worker(sender->pid, is_worker_pid, &m->pool);
+                w = pid > 0 ? pool_find(&m->pool, pid) : NULL;
+        }
         if (!w) {
                 if (ratelimit_allow(&m->notify_drops))
-                        log_warning("ignoring notify message from pid %d: not a worker of this pool", (int) sender);
+                        log_warning("ignoring notify message from pid %d (uid %u): not a worker of this pool",
+                                    (int) sender->pid, (unsigned) sender->uid);
                 return;
         }
         m->command_ran = true; /* it talks: it runs */
@@ -1266,16 +1297,14 @@ static void manager_handle_notify(Manager *m, pid_t sender, const NotifyMessage 
                 worker_apply(m, w, WORKER_EVENT_NOTIFY_STOPPING);
 }
 
-static int on_notify(sd_event_source *s _unused_, int fd, uint32_t revents _unused_, void *userdata) {
-        Manager *m = userdata;
-
-        /* a bounded batch per wake-up, so a flood cannot starve other sources */
-        for (unsigned i = 0; i < 64; i++) {
+/* Read and handle up to max datagrams; stops early when none is left. */
+static void manager_read_notify(Manager *m, unsigned max) {
+        for (unsigned i = 0; i < max; i++) {
                 NotifyMessage msg;
-                pid_t sender = 0;
+                struct ucred sender;
                 const char *reason = NULL;
 
-                int r = notify_receive(fd, &sender, &msg, &reason);
+                int r = notify_receive(m->notify_fd, &sender, &msg, &reason);
                 if (r == NOTIFY_NOTHING)
                         break;
                 if (r < 0) {
@@ -1284,11 +1313,84 @@ static int on_notify(sd_event_source *s _unused_, int fd, uint32_t revents _unus
                 }
                 if (r == NOTIFY_DROPPED) {
                         if (ratelimit_allow(&m->notify_drops))
-                                log_warning("dropped a notify message from pid %d: %s", (int) sender, reason);
+                                log_warning("dropped a notify message from pid %d: %s", (int) sender.pid, reason);
                         continue;
                 }
-                manager_handle_notify(m, sender, &msg);
+                manager_handle_notify(m, &sender, &msg);
         }
+}
+
+/* A bounded batch per wake-up, at normal priority and rate-limited (see
+ * manager_new()), so a flood shares the loop with everything else. */
+#define NOTIFY_BATCH 64
+#define NOTIFY_RATE_INTERVAL (100 * USEC_PER_MSEC)
+#define NOTIFY_RATE_BURST 10
+static int on_notify(sd_event_source *s _unused_, int fd _unused_, uint32_t revents _unused_, void *userdata) {
+        manager_read_notify(userdata, NOTIFY_BATCH);
+        return 0;
+}
+
+/* Where the notify socket's private directory goes: systemd's
+ * RuntimeDirectory=, else sockherd's runtime directory (/run/sockherd as
+ * root, $XDG_RUNTIME_DIR/sockherd otherwise), else $TMPDIR or /tmp. */
+static int manager_notify_open(Manager *m, const Config *c) {
+        const char *rd = getenv("RUNTIME_DIRECTORY"), *tmp = getenv("TMPDIR");
+        char *bases[4] = {};
+        size_t n = 0;
+        int r = -ENOENT;
+
+        if (rd && *rd == '/')
+                bases[n++] = strndup(rd, strcspn(rd, ":")); /* the first of a ':'-separated list */
+        bases[n++] = control_dir(geteuid() == 0);
+        bases[n++] = strdup(tmp && *tmp == '/' ? tmp : "/tmp");
+        /* the workers' group may reach it */
+        gid_t group = c->gid != (gid_t) -1 ? c->gid : getegid();
+        for (size_t i = 0; i < n; i++) {
+                if (!bases[i])
+                        continue;
+                if (r < 0) {
+                        unsigned swept = notify_sweep(bases[i]);
+                        if (swept > 0)
+                                log_info("removed %u notify socket directories that earlier managers left in %s",
+                                         swept, bases[i]);
+                        r = notify_socket_open(bases[i], group, &m->notify_address);
+                        if (r < 0)
+                                log_warning_errno(r, "cannot create the notify socket under %s: %m", bases[i]);
+                }
+                free(bases[i]);
+        }
+        if (r < 0)
+                return r;
+        m->notify_fd = r;
+        m->notify_gid = group;
+        return 0;
+}
+
+/* A reload to workers of another group: they must reach the socket. */
+static void manager_notify_follow_group(Manager *m, const Config *c) {
+        gid_t group = c->gid != (gid_t) -1 ? c->gid : getegid();
+        if (group == m->notify_gid)
+                return;
+        int r = notify_socket_set_group(m->notify_address, group);
+        if (r < 0 && r != -EINVAL)
+                log_warning_errno(r, "cannot give the notify socket to group %u: %m", (unsigned) group);
+        else
+                m->notify_gid = group;
+}
+
+/* ---- what workers leave behind ---- */
+
+static bool is_tracked_child(pid_t pid, void *userdata) {
+        return pool_find(userdata, pid) != NULL;
+}
+
+/* As a subreaper we inherit the descendants a worker leaves behind when
+ * they escaped its process group (setsid) and their parent died. */
+static int on_sigchld(sd_event_source *s _unused_, const struct signalfd_siginfo *si _unused_, void *userdata) {
+        Manager *m = userdata;
+        int r = subreaper_reap(is_tracked_child, &m->pool);
+        if (r < 0 && ratelimit_allow(&m->notify_drops))
+                log_warning_errno(r, "cannot list the manager's children: %m");
         return 0;
 }
 
@@ -1414,6 +1516,12 @@ int manager_new(ConfigSource *source, Config *config, ListenSet *sockets, int co
                 r = sd_event_add_signal(m->event, NULL, SIGTTIN | SD_EVENT_SIGNAL_PROCMASK, on_scale_signal, m);
         if (r >= 0)
                 r = sd_event_add_signal(m->event, NULL, SIGTTOU | SD_EVENT_SIGNAL_PROCMASK, on_scale_signal, m);
+        /* workers have their own child sources; this one reaps what they leave */
+        if (r >= 0)
+                r = sd_event_add_signal(m->event, NULL, SIGCHLD | SD_EVENT_SIGNAL_PROCMASK, on_sigchld, m);
+        if (r < 0)
+                goto fail;
+        r = subreaper_enable();
         if (r < 0)
                 goto fail;
         r = upstream_open(m);
@@ -1431,19 +1539,25 @@ int manager_new(ConfigSource *source, Config *config, ListenSet *sockets, int co
                         r = -ENOMEM;
                         goto fail;
                 }
+                m->notify_gid = (gid_t) -1; /* unknown: set at the first spawn */
         } else {
-                r = notify_socket_open(config->name, &m->notify_address);
-                if (r < 0)
+                r = manager_notify_open(m, config);
+                if (r < 0) {
+                        log_error_errno(r, "cannot create the worker-notify socket: %m");
                         goto fail;
-                m->notify_fd = r;
+                }
         }
         m->argv = argv;
         m->exe_path = realpath("/proc/self/exe", NULL);
         r = sd_event_add_io(m->event, &m->notify_source, m->notify_fd, EPOLLIN, on_notify, m);
         if (r < 0)
                 goto fail;
-        /* before child exits, so a worker's last message is read before its death */
-        r = sd_event_source_set_priority(m->notify_source, SD_EVENT_PRIORITY_IMPORTANT);
+        /* Normal priority, and at most NOTIFY_RATE_BURST batches per
+         * NOTIFY_RATE_INTERVAL: a flood from a worker cannot starve signals,
+         * child exits, timers or control clients, and costs a bounded share
+         * of CPU. A worker's last message before its death is not lost to
+         * this: on_child_exit() reads what is pending first. */
+        r = sd_event_source_set_ratelimit(m->notify_source, NOTIFY_RATE_INTERVAL, NOTIFY_RATE_BURST);
         if (r < 0)
                 goto fail;
 
@@ -1491,6 +1605,8 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->reexec_source);
         free(m->exe_path);
         safe_close(m->notify_fd);
+        /* (a re-exec keeps it: exec does not come back here) */
+        notify_socket_remove(m->notify_address);
         free(m->notify_address);
         sd_event_unref(m->event);
         listen_set_clear(&m->sockets);
@@ -1568,5 +1684,14 @@ int manager_run(Manager *m) {
         manager_update_recycling(m);
         manager_metrics_update(m);
 
-        return sd_event_loop(m->event);
+        int r = sd_event_loop(m->event);
+
+        /* nothing of the pool outlives it: what escaped the workers' process
+         * groups (setsid) and was handed to us goes too */
+        int killed = subreaper_end_others(is_tracked_child, &m->pool, USEC_PER_SEC);
+        if (killed > 0)
+                log_warning("killed %d processes that workers had left running outside their process group", killed);
+        else if (killed < 0)
+                log_warning_errno(killed, "cannot list what the workers left running: %m");
+        return r;
 }

@@ -72,3 +72,28 @@ int proc_stat_parse(const char *text, pid_t *ret_pgrp, uint64_t *ret_utime, uint
         *ret_stime = stime;
         return 0;
 }
+
+int proc_children(pid_t pid, pid_t **ret, size_t *ret_n) {
+        char path[64];
+        /* a single-threaded process: its children hang off its main thread */
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int) pid, (int) pid);
+        _cleanup_fclose_ FILE *f = fopen(path, "re");
+        if (!f)
+                return -errno;
+        _cleanup_free_ pid_t *list = NULL;
+        size_t n = 0, allocated = 0;
+        for (int child; fscanf(f, "%d", &child) == 1;) {
+                if (n == allocated) {
+                        size_t more = allocated ? allocated * 2 : 64;
+                        pid_t *p = reallocarray(list, more, sizeof(pid_t));
+                        if (!p)
+                                return -ENOMEM;
+                        list = p;
+                        allocated = more;
+                }
+                list[n++] = (pid_t) child;
+        }
+        *ret = TAKE_PTR(list);
+        *ret_n = n;
+        return 0;
+}

@@ -5,6 +5,7 @@ WATCHDOG_* and NOTIFY_SOCKET not passed on, an empty signal mask and default
 dispositions, its own process group, and the configured environment (the
 manager's own variables only when on the allow-list)."""
 import os
+import re
 import socket
 import tempfile
 
@@ -43,7 +44,7 @@ def main():
                 check(e.get("LISTEN_FDNAMES") == "listen:listen", f"LISTEN_FDNAMES {e}")
                 check(e.get("SOCKHERD_SLOT") == slot, f"SOCKHERD_SLOT {e}")
                 check(e.get("SOCKHERD_GENERATION") == "1", f"SOCKHERD_GENERATION {e}")
-                check(e.get("NOTIFY_SOCKET", "").startswith("@sockherd/"), f"NOTIFY_SOCKET {e}")
+                check(re.fullmatch(r"/.+/notify\.\w{6}/notify", e.get("NOTIFY_SOCKET", "")), f"NOTIFY_SOCKET {e}")
                 check(e.get("NOTIFY_SOCKET") != upstream, "the manager's own NOTIFY_SOCKET leaked")
                 for name in ("WATCHDOG_PID", "WATCHDOG_USEC", "LISTEN_PIDFDID"):
                     check(name in r["unset"], f"{name} was passed to the worker")

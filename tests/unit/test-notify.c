@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -151,8 +152,9 @@ static void test_parse_long_status_truncated(void **state) {
 /* ---- the socket ---- */
 
 typedef struct Peer {
+        char base[64];          /* a scratch directory the socket's directory goes into */
         int fd;                 /* the manager side, from notify_socket_open */
-        char *address;          /* "@..." */
+        char *address;          /* BASE/notify.XXXXXX/notify */
         struct sockaddr_un sa;
         socklen_t sa_len;
         int client;             /* an unbound SOCK_DGRAM socket to send from */
@@ -162,15 +164,16 @@ static int peer_setup(void **state) {
         Peer *p = calloc(1, sizeof(Peer));
         if (!p)
                 return -1;
-        p->fd = notify_socket_open("t", &p->address);
-        if (p->fd < 0 || !p->address || p->address[0] != '@')
+        snprintf(p->base, sizeof(p->base), "/tmp/test-notify-XXXXXX");
+        if (!mkdtemp(p->base))
+                return -1;
+        p->fd = notify_socket_open(p->base, (gid_t) -1, &p->address);
+        if (p->fd < 0 || !p->address || p->address[0] != '/')
                 return -1;
 
-        size_t n = strlen(p->address + 1);
         p->sa.sun_family = AF_UNIX;
-        p->sa.sun_path[0] = '\0';
-        memcpy(p->sa.sun_path + 1, p->address + 1, n);
-        p->sa_len = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + 1 + n);
+        snprintf(p->sa.sun_path, sizeof(p->sa.sun_path), "%s", p->address);
+        p->sa_len = (socklen_t) sizeof(p->sa);
 
         p->client = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
         if (p->client < 0)
@@ -184,6 +187,8 @@ static int peer_teardown(void **state) {
         if (p) {
                 safe_close(p->fd);
                 safe_close(p->client);
+                notify_socket_remove(p->address);
+                (void) rmdir(p->base);
                 free(p->address);
                 free(p);
         }
@@ -234,11 +239,22 @@ static unsigned count_fds(void) {
 
 static void test_socket_address(void **state) {
         Peer *p = *state;
-        char prefix[64];
+        char prefix[128], dir[128];
+        struct stat st;
 
-        assert_int_equal(p->address[0], '@');
-        snprintf(prefix, sizeof(prefix), "@sockherd/t/%d/", (int) getpid());
+        snprintf(prefix, sizeof(prefix), "%s/notify.", p->base);
         assert_int_equal(strncmp(p->address, prefix, strlen(prefix)), 0);
+        assert_non_null(strstr(p->address + strlen(prefix), "/notify"));
+
+        /* the directory is the gate: ours, 0710, nothing for others */
+        snprintf(dir, sizeof(dir), "%s", p->address);
+        *strrchr(dir, '/') = '\0';
+        assert_int_equal(lstat(dir, &st), 0);
+        assert_true(S_ISDIR(st.st_mode));
+        assert_int_equal(st.st_mode & 07777, 0710);
+        assert_int_equal(st.st_uid, geteuid());
+        assert_int_equal(lstat(p->address, &st), 0);
+        assert_true(S_ISSOCK(st.st_mode));
 
         /* non-blocking and close-on-exec, as the manager's loop needs */
         int fl = fcntl(p->fd, F_GETFL);
@@ -255,34 +271,79 @@ static void test_socket_address(void **state) {
         assert_int_equal(getsockopt(p->fd, SOL_SOCKET, SO_TYPE, &type, &optlen), 0);
         assert_int_equal(type, SOCK_DGRAM);
 
-        /* it is bound to exactly that abstract address */
+        /* it is bound to exactly that path */
         struct sockaddr_un sa = {};
         socklen_t len = sizeof(sa);
         assert_int_equal(getsockname(p->fd, (struct sockaddr *) &sa, &len), 0);
-        assert_int_equal(len, p->sa_len);
-        assert_memory_equal(sa.sun_path, p->sa.sun_path, len - offsetof(struct sockaddr_un, sun_path));
+        assert_string_equal(sa.sun_path, p->address);
 
         /* two managers get two different addresses */
         char *other = NULL;
-        int fd2 = notify_socket_open("t", &other);
+        int fd2 = notify_socket_open(p->base, (gid_t) -1, &other);
         assert_true(fd2 >= 0);
         assert_string_not_equal(other, p->address);
         close(fd2);
+        notify_socket_remove(other);
         free(other);
+}
+
+static void test_socket_group(void **state) {
+        Peer *p = *state;
+        char dir[128];
+        struct stat st;
+        gid_t other = 65534; /* nogroup */
+
+        if (geteuid() != 0)
+                skip();
+        snprintf(dir, sizeof(dir), "%s", p->address);
+        *strrchr(dir, '/') = '\0';
+        assert_int_equal(notify_socket_set_group(p->address, other), 0);
+        assert_int_equal(lstat(dir, &st), 0);
+        assert_int_equal(st.st_gid, other);
+        assert_int_equal(st.st_mode & 07777, 0710);
+        /* an abstract address has no directory */
+        assert_int_equal(notify_socket_set_group("@old/notify", other), -EINVAL);
+}
+
+/* What a crashed manager leaves is swept; a live socket is not. */
+static void test_sweep(void **state) {
+        Peer *p = *state;
+        char *dead = NULL;
+        struct stat st;
+
+        int fd = notify_socket_open(p->base, (gid_t) -1, &dead);
+        assert_true(fd >= 0);
+        close(fd); /* the manager is gone, its directory is not */
+        assert_int_equal(lstat(dead, &st), 0);
+
+        assert_int_equal(notify_sweep(p->base), 1);
+        assert_int_equal(lstat(dead, &st), -1);
+        assert_int_equal(lstat(p->address, &st), 0); /* the live one stays */
+        assert_int_equal(notify_sweep(p->base), 0);
+
+        /* nothing is swept in a directory others can write to */
+        assert_int_equal(chmod(p->base, 0777), 0);
+        fd = notify_socket_open(p->base, (gid_t) -1, &dead);
+        close(fd);
+        assert_int_equal(notify_sweep(p->base), 0);
+        assert_int_equal(chmod(p->base, 0700), 0);
+        assert_int_equal(notify_sweep(p->base), 1);
+        free(dead);
 }
 
 static void test_socket_name_too_long(void **state) {
         char name[200];
         char *address = NULL;
         memset(name, 'n', sizeof(name) - 1);
+        name[0] = '/';
         name[sizeof(name) - 1] = '\0';
-        assert_int_equal(notify_socket_open(name, &address), -ENAMETOOLONG);
+        assert_int_equal(notify_socket_open(name, (gid_t) -1, &address), -ENAMETOOLONG);
         assert_null(address);
 }
 
 static void test_receive_nothing(void **state) {
         Peer *p = *state;
-        pid_t pid = -7;
+        struct ucred pid = { .pid = -7 };
         NotifyMessage m;
         const char *reason = NULL;
         assert_int_equal(notify_receive(p->fd, &pid, &m, &reason), NOTIFY_NOTHING);
@@ -290,13 +351,14 @@ static void test_receive_nothing(void **state) {
 
 static void test_receive_message(void **state) {
         Peer *p = *state;
-        pid_t pid = 0;
+        struct ucred pid = {};
         NotifyMessage m;
         const char *reason = NULL;
 
         peer_send(p, "READY=1\nSTATUS=listening on 2 sockets", strlen("READY=1\nSTATUS=listening on 2 sockets"));
         assert_int_equal(notify_receive(p->fd, &pid, &m, &reason), NOTIFY_RECEIVED);
-        assert_int_equal(pid, getpid());
+        assert_int_equal(pid.pid, getpid());
+        assert_int_equal(pid.uid, geteuid());
         assert_true(m.ready);
         assert_true(m.has_status);
         assert_string_equal(m.status, "listening on 2 sockets");
@@ -316,24 +378,26 @@ static void test_receive_message(void **state) {
 
 static void test_receive_drops_bad_datagrams(void **state) {
         Peer *p = *state;
-        pid_t pid = 0;
+        struct ucred pid = {};
         NotifyMessage m;
         const char *reason = NULL;
 
         static const char with_nul[] = "READY=1\0";
         peer_send(p, with_nul, sizeof(with_nul) - 1);
         assert_int_equal(notify_receive(p->fd, &pid, &m, &reason), NOTIFY_DROPPED);
-        assert_int_equal(pid, getpid());
+        assert_int_equal(pid.pid, getpid());
+        assert_int_equal(pid.uid, geteuid());
         assert_non_null(reason);
 
         char big[NOTIFY_MESSAGE_MAX + 100];
         memset(big, 'x', sizeof(big));
         memcpy(big, "READY=1\n", 8);
-        pid = 0;
+        pid = (struct ucred) {};
         reason = NULL;
         peer_send(p, big, sizeof(big));
         assert_int_equal(notify_receive(p->fd, &pid, &m, &reason), NOTIFY_DROPPED);
-        assert_int_equal(pid, getpid());
+        assert_int_equal(pid.pid, getpid());
+        assert_int_equal(pid.uid, geteuid());
         assert_non_null(reason);
 
         /* exactly NOTIFY_MESSAGE_MAX bytes are accepted */
@@ -347,7 +411,7 @@ static void test_receive_drops_bad_datagrams(void **state) {
 
 static void test_receive_closes_passed_fds(void **state) {
         Peer *p = *state;
-        pid_t pid = 0;
+        struct ucred pid = {};
         NotifyMessage m;
         const char *reason = NULL;
         int pipefd[2];
@@ -363,7 +427,8 @@ static void test_receive_closes_passed_fds(void **state) {
         assert_int_equal(errno, EAGAIN);
 
         assert_int_equal(notify_receive(p->fd, &pid, &m, &reason), NOTIFY_RECEIVED);
-        assert_int_equal(pid, getpid());
+        assert_int_equal(pid.pid, getpid());
+        assert_int_equal(pid.uid, geteuid());
         assert_true(m.ready);
 
         /* the manager's copy was closed: the read end sees EOF */
@@ -374,7 +439,7 @@ static void test_receive_closes_passed_fds(void **state) {
 
 static void test_receive_closes_fds_of_dropped_message(void **state) {
         Peer *p = *state;
-        pid_t pid = 0;
+        struct ucred pid = {};
         NotifyMessage m;
         const char *reason = NULL;
         int a[2], b[2];
@@ -392,7 +457,8 @@ static void test_receive_closes_fds_of_dropped_message(void **state) {
         close(b[1]);
 
         assert_int_equal(notify_receive(p->fd, &pid, &m, &reason), NOTIFY_DROPPED);
-        assert_int_equal(pid, getpid());
+        assert_int_equal(pid.pid, getpid());
+        assert_int_equal(pid.uid, geteuid());
         assert_non_null(reason);
         assert_int_equal(read(a[0], &c, 1), 0);
         assert_int_equal(read(b[0], &c, 1), 0);
@@ -402,7 +468,7 @@ static void test_receive_closes_fds_of_dropped_message(void **state) {
 }
 
 static void test_receive_bad_fd(void **state) {
-        pid_t pid = 0;
+        struct ucred pid = {};
         NotifyMessage m;
         const char *reason = NULL;
         assert_int_equal(notify_receive(-1, &pid, &m, &reason), -EBADF);
@@ -506,6 +572,8 @@ int main(void) {
                 cmocka_unit_test(test_parse_status_control_characters),
                 cmocka_unit_test(test_parse_long_status_truncated),
                 cmocka_unit_test_setup_teardown(test_socket_address, peer_setup, peer_teardown),
+                cmocka_unit_test_setup_teardown(test_socket_group, peer_setup, peer_teardown),
+                cmocka_unit_test_setup_teardown(test_sweep, peer_setup, peer_teardown),
                 cmocka_unit_test(test_socket_name_too_long),
                 cmocka_unit_test_setup_teardown(test_receive_nothing, peer_setup, peer_teardown),
                 cmocka_unit_test_setup_teardown(test_receive_message, peer_setup, peer_teardown),
