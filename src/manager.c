@@ -514,7 +514,7 @@ static void worker_apply(Manager *m, Worker *w, WorkerEvent event) {
 }
 
 static int manager_spawn(Manager *m, unsigned slot, Config *config, uint64_t generation, bool incoming);
-static void manager_read_notify(Manager *m, unsigned max);
+static void manager_read_notify(Manager *m, unsigned max, uint64_t budget_usec);
 static void manager_notify_follow_group(Manager *m, const Config *c);
 
 static int on_restart_timer(sd_event_source *s, uint64_t usec _unused_, void *userdata) {
@@ -632,16 +632,18 @@ static void manager_give_up_start(Manager *m, const Config *c, int status) {
         sd_event_exit(m->event, EXIT_USAGE_CODE);
 }
 
-/* Up to this many pending notify messages are read before a worker's exit
- * is handled: its last READY=1 or STATUS= was sent before it died, and the
- * notify source may be waiting behind others or its rate limit. */
+/* Pending notify messages are read before a worker's exit is handled (up
+ * to 1024, or 20 ms under a flood): its last READY=1 or STATUS= was sent
+ * before it died, and the notify source may be waiting behind others or
+ * its rate limit. */
 #define NOTIFY_BEFORE_EXIT 1024
+#define NOTIFY_BEFORE_EXIT_USEC (20 * USEC_PER_MSEC)
 
 static int on_child_exit(sd_event_source *s _unused_, const siginfo_t *si, void *userdata) {
         Worker *w = userdata;
         Manager *m = w->userdata;
 
-        manager_read_notify(m, NOTIFY_BEFORE_EXIT);
+        manager_read_notify(m, NOTIFY_BEFORE_EXIT, NOTIFY_BEFORE_EXIT_USEC);
 
         unsigned slot = w->slot;
         uint64_t ran = manager_now_usec() - w->started_usec;
@@ -1297,9 +1299,13 @@ static void manager_handle_notify(Manager *m, const struct ucred *sender, const 
                 worker_apply(m, w, WORKER_EVENT_NOTIFY_STOPPING);
 }
 
-/* Read and handle up to max datagrams; stops early when none is left. */
-static void manager_read_notify(Manager *m, unsigned max) {
+/* Read and handle up to max datagrams, for at most budget_usec; stops
+ * early when none is left. */
+static void manager_read_notify(Manager *m, unsigned max, uint64_t budget_usec) {
+        uint64_t start = manager_now_usec();
         for (unsigned i = 0; i < max; i++) {
+                if (i > 0 && manager_now_usec() - start >= budget_usec)
+                        break;
                 NotifyMessage msg;
                 struct ucred sender;
                 const char *reason = NULL;
@@ -1320,13 +1326,16 @@ static void manager_read_notify(Manager *m, unsigned max) {
         }
 }
 
-/* A bounded batch per wake-up, at normal priority and rate-limited (see
- * manager_new()), so a flood shares the loop with everything else. */
+/* A bounded batch per wake-up (64 messages or 2 ms), at normal priority
+ * and at most 10 batches per 100 ms (see manager_new()): a flood shares the
+ * loop with everything else and costs at most about a fifth of a CPU,
+ * whatever each message costs (a descendant's costs a walk up /proc). */
 #define NOTIFY_BATCH 64
+#define NOTIFY_BATCH_USEC (2 * USEC_PER_MSEC)
 #define NOTIFY_RATE_INTERVAL (100 * USEC_PER_MSEC)
 #define NOTIFY_RATE_BURST 10
 static int on_notify(sd_event_source *s _unused_, int fd _unused_, uint32_t revents _unused_, void *userdata) {
-        manager_read_notify(userdata, NOTIFY_BATCH);
+        manager_read_notify(userdata, NOTIFY_BATCH, NOTIFY_BATCH_USEC);
         return 0;
 }
 
