@@ -101,8 +101,10 @@ static int probe_run(const char *exe, char **argv, int *ret_status, char *out, s
                 (void) sigprocmask(SIG_SETMASK, &none, NULL);
                 (void) signal(SIGPIPE, SIG_DFL);
                 (void) setpgid(0, 0);
-                if (dup2(null_fd, STDIN_FILENO) < 0 || dup2(fds[1], STDOUT_FILENO) < 0 ||
-                    dup2(fds[1], STDERR_FILENO) < 0)
+                /* above 2 first: dup2() onto itself would keep CLOEXEC */
+                int in = fcntl(null_fd, F_DUPFD_CLOEXEC, 3), wr = fcntl(fds[1], F_DUPFD_CLOEXEC, 3);
+                if (in < 0 || wr < 0 || dup2(in, STDIN_FILENO) < 0 || dup2(wr, STDOUT_FILENO) < 0 ||
+                    dup2(wr, STDERR_FILENO) < 0)
                         _exit(126);
                 execv(exe, argv);
                 dprintf(STDERR_FILENO, "cannot execute: %s\n", strerror(errno));
@@ -125,9 +127,9 @@ static int probe_run(const char *exe, char **argv, int *ret_status, char *out, s
                 struct pollfd p[2] = { { .fd = pidfd, .events = POLLIN }, { .fd = read_fd, .events = POLLIN } };
                 /* once it exited, only what is in the pipe already: a
                  * background child of a script may hold it open */
-                int timeout = exited ? 0 : now >= deadline ? -2 : (int) ((deadline - now + 999) / 1000);
-                if (timeout == -2 || (exited && read_fd < 0))
+                if (now >= deadline || (exited && read_fd < 0))
                         break;
+                int timeout = exited ? 0 : (int) ((deadline - now + 999) / 1000);
                 int n = poll(p, read_fd >= 0 ? 2 : 1, timeout);
                 if (n < 0 && errno != EINTR)
                         break;
@@ -168,13 +170,13 @@ static const char *first_line(char *out) {
 /* 0 when the probe exited 0, else -EINVAL with why filled. */
 static int probe_verdict(const char *exe, const char *option, int status, char *out, char *why, size_t why_size) {
         if (status == -1)
-                snprintf(why, why_size, "%s %s did not finish within %llu s; not re-executing into it", exe, option,
+                snprintf(why, why_size, "%s %s did not finish within %llu s", exe, option,
                          (unsigned long long) (PROBE_TIMEOUT_USEC / USEC_PER_SEC));
         else if (WIFSIGNALED(status))
-                snprintf(why, why_size, "%s %s was killed by SIG%s; not re-executing into it", exe, option,
+                snprintf(why, why_size, "%s %s was killed by SIG%s", exe, option,
                          sigabbrev_np(WTERMSIG(status)) ?: "?");
         else if (WEXITSTATUS(status) != 0)
-                snprintf(why, why_size, "%s %s failed with exit status %d%s%s; not re-executing into it", exe,
+                snprintf(why, why_size, "%s %s failed with exit status %d%s%s", exe,
                          option, WEXITSTATUS(status), *out ? ": " : "", first_line(out));
         else
                 return 0;
@@ -194,10 +196,10 @@ int manager_reexec_probe(Manager *m, char *why, size_t why_size) {
                 return r;
         unsigned version;
         size_t digits = strspn(out, "0123456789");
-        if (digits == 0 || digits > 9 || strcmp(out + digits, digits ? "\n" : "") != 0 ||
+        if (digits == 0 || digits > 9 || strcmp(out + digits, "\n") != 0 ||
             sscanf(out, "%u", &version) != 1)
-                return snprintf(why, why_size, "%s --state-version printed '%s', not a state version; not "
-                                "re-executing into it", m->exe_path, first_line(out)), -EPROTO;
+                return snprintf(why, why_size, "%s --state-version printed '%s', not a state version",
+                                m->exe_path, first_line(out)), -EPROTO;
         if (version != STATE_VERSION)
                 return snprintf(why, why_size, "%s reads state version %u, this manager writes version %d: "
                                 "restart the pool instead", m->exe_path, version, STATE_VERSION), -EPROTO;
