@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/pidfd.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -101,6 +102,7 @@ static int probe_run(const char *exe, char **argv, int *ret_status, char *out, s
                 (void) sigprocmask(SIG_SETMASK, &none, NULL);
                 (void) signal(SIGPIPE, SIG_DFL);
                 (void) setpgid(0, 0);
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
                 /* above 2 first: dup2() onto itself would keep CLOEXEC */
                 int in = fcntl(null_fd, F_DUPFD_CLOEXEC, 3), wr = fcntl(fds[1], F_DUPFD_CLOEXEC, 3);
                 if (in < 0 || wr < 0 || dup2(in, STDIN_FILENO) < 0 || dup2(wr, STDOUT_FILENO) < 0 ||
