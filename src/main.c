@@ -5,6 +5,7 @@
  *   exit 2  usage or configuration error */
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <getopt.h>
 #include <signal.h>
@@ -73,6 +74,7 @@ enum {
         OPT_RESTART_DELAY, OPT_RESTART_DELAY_MAX, OPT_RESTART_STABLE, OPT_USER,
         OPT_GROUP, OPT_WORKING_DIRECTORY, OPT_NAME, OPT_BACKLOG, OPT_CHECK_CONFIG,
         OPT_VERSION, OPT_RELOAD_BATCH, OPT_CONTROL, OPT_CONTROL_GROUP, OPT_DESERIALIZE, OPT_BALANCE, OPT_BIND_RETRY,
+        OPT_STATE_VERSION,
 };
 
 static const struct option options[] = {
@@ -102,6 +104,8 @@ static const struct option options[] = {
         { "version",           no_argument,       NULL, OPT_VERSION },
         /* hidden: the state handed over by a re-exec */
         { "deserialize",       required_argument, NULL, OPT_DESERIALIZE },
+        /* hidden: asked by a running manager before it re-executes into us */
+        { "state-version",     no_argument,       NULL, OPT_STATE_VERSION },
         {}
 };
 
@@ -126,6 +130,7 @@ static int parse_argv(int argc, char **argv, ConfigSource *src, bool *ret_check)
                 case 'h': help(); exit(0);
                 case OPT_VERSION: printf("sockherd %s\n", SOCKHERD_VERSION); exit(0);
                 case OPT_CHECK_CONFIG: *ret_check = true; continue;
+                case OPT_STATE_VERSION: printf("%d\n", STATE_VERSION); exit(0);
                 case OPT_DESERIALIZE: {
                         unsigned fd;
                         if (parse_uint_range(optarg, 3, 65535, &fd) < 0) {
@@ -220,6 +225,12 @@ static int bind_with_retry(Config *c, ListenSet *set, size_t i) {
  * kept open for us (CLOEXEC again from here on). */
 static int restore_sockets(int fd, State *state, ListenSet *set, int *ret_control_fd) {
         char err[256] = "";
+        /* the old image seals it (manager-reexec.c); one from before
+         * sealing was added is still taken, or that upgrade would lose the
+         * pool */
+        int seals = fcntl(fd, F_GET_SEALS);
+        if (seals < 0 || (seals & STATE_SEALS) != STATE_SEALS)
+                log_warning("re-exec: the state (fd %d) is not sealed against writes; an older sockherd wrote it?", fd);
         FILE *f = fdopen(fd, "r");
         if (!f)
                 return log_error_errno(-errno, "re-exec: cannot read the state: %m");
@@ -377,6 +388,16 @@ int main(int argc, char **argv) {
         bool check_only;
         sigset_t mask;
         int r;
+
+        /* Never dumpable, in every image: after the drop to user= the
+         * workers share our uid, and a dumpable manager would let them
+         * ptrace it, read /proc/PID/environ and take its sockets with
+         * pidfd_getfd(). The drop clears the flag, but execve() sets it
+         * again, so a re-exec (which runs this again) would undo that. */
+        if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
+                fprintf(stderr, "sockherd: cannot make the process non-dumpable: %s\n", strerror(errno));
+                return EXIT_RUNTIME;
+        }
 
         /* sd-event needs SIGCHLD blocked before any child exists */
         sigemptyset(&mask);

@@ -239,13 +239,13 @@ static int on_reexec_deferred(sd_event_source *s, void *userdata) {
 }
 
 static void command_reexec(Manager *m, ControlClient *c, int argc) {
-        char why[256];
+        char why[512];
 
         if (argc != 1) {
                 control_client_reply_error(c, "usage: reexec");
                 return;
         }
-        if (manager_reexec_check(m, why, sizeof(why)) < 0) {
+        if (manager_reexec_check(m, why, sizeof(why)) < 0 || manager_reexec_probe(m, why, sizeof(why)) < 0) {
                 control_client_reply_error(c, why);
                 return;
         }

@@ -92,6 +92,7 @@ struct Manager {
                                  * manager_cannot_start() in manager.c) */
         char last_status[512];
         RateLimit notify_drops;
+        RateLimit signal_drops;   /* signals from senders we do not take orders from */
 };
 
 
@@ -119,6 +120,11 @@ void worker_retire_stop(Manager *m, Worker *w);
 /* manager-reexec.c */
 /* Check that a re-exec can go ahead now; on refusal, why says why. */
 int manager_reexec_check(Manager *m, char *why, size_t why_size);
+/* Run the program on disk as it will be re-executed (--state-version, then
+ * --check-config with our arguments), each for at most a few seconds and
+ * synchronously; refuse, saying why, unless it runs, reads our state
+ * version and accepts the configuration. */
+int manager_reexec_probe(Manager *m, char *why, size_t why_size);
 /* Write the state and exec; returns only on failure (logged). */
 int manager_reexec(Manager *m);
 

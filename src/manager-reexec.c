@@ -4,13 +4,26 @@
  * socket survive with CLOEXEC cleared for the moment of the exec; workers
  * stay our children. The new image finds all of it through the hidden
  * --deserialize=FD option and goes on supervising. If exec fails, the old
- * image keeps running and says why. */
+ * image keeps running and says why.
+ *
+ * An exec that succeeds into a program that then cannot take over (a
+ * half-finished upgrade, a binary for another machine, one that reads
+ * another state format) would orphan every worker, so first the program on
+ * disk must prove it can: manager_reexec_probe() runs it with
+ * --state-version and with our arguments plus --check-config. The state
+ * memfd is sealed before the exec: nobody who got hold of it can change
+ * what the new image reads. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/pidfd.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -40,6 +53,166 @@ int manager_reexec_check(Manager *m, char *why, size_t why_size) {
         if (config_source_load(&m->source, online_cpus(), &config, &err) < 0)
                 return snprintf(why, why_size, "the configuration does not load: %s", err.message), -EINVAL;
         return 0;
+}
+
+/* Our command line for the new image, with `option` right after argv[0]
+ * (options must come before the command), without the --deserialize that
+ * an earlier re-exec put there. The strings are borrowed; NULL when out of
+ * memory. */
+static char **reexec_argv(Manager *m, char *option) {
+        size_t n = strv_length(m->argv), k = 0;
+        char **argv = calloc(n + 2, sizeof(char *));
+        if (!argv)
+                return NULL;
+        argv[k++] = m->argv[0];
+        argv[k++] = option;
+        for (size_t i = 1; i < n; i++)
+                if (!(i == 1 && m->restored && strncmp(m->argv[i], "--deserialize=", 14) == 0))
+                        argv[k++] = m->argv[i];
+        argv[k] = NULL;
+        return argv;
+}
+
+#define PROBE_TIMEOUT_USEC (5 * USEC_PER_SEC)
+
+/* Run exe with argv in its own process group: stdin /dev/null, stdout and
+ * stderr into a pipe whose first out_size - 1 bytes land in out. Waits at
+ * most PROBE_TIMEOUT_USEC, then kills the group. Synchronous: the event
+ * loop waits meanwhile, and since every other source is idle, waitpid() on
+ * this pid alone reaps it. *ret_status is the wait status, or -1 after a
+ * timeout. Every fd of ours is CLOEXEC, so the child gets none of them. */
+static int probe_run(const char *exe, char **argv, int *ret_status, char *out, size_t out_size) {
+        _cleanup_close_ int null_fd = -1, read_fd = -1, pidfd = -1;
+        int fds[2], status = -1, r;
+        size_t len = 0;
+
+        null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (null_fd < 0 || pipe2(fds, O_CLOEXEC) < 0)
+                return -errno;
+        read_fd = fds[0];
+        pid_t pid = fork();
+        if (pid < 0) {
+                r = -errno;
+                safe_close(fds[1]);
+                return r;
+        }
+        if (pid == 0) {
+                sigset_t none;
+                sigemptyset(&none);
+                (void) sigprocmask(SIG_SETMASK, &none, NULL);
+                (void) signal(SIGPIPE, SIG_DFL);
+                (void) setpgid(0, 0);
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                /* above 2 first: dup2() onto itself would keep CLOEXEC */
+                int in = fcntl(null_fd, F_DUPFD_CLOEXEC, 3), wr = fcntl(fds[1], F_DUPFD_CLOEXEC, 3);
+                if (in < 0 || wr < 0 || dup2(in, STDIN_FILENO) < 0 || dup2(wr, STDOUT_FILENO) < 0 ||
+                    dup2(wr, STDERR_FILENO) < 0)
+                        _exit(126);
+                execv(exe, argv);
+                dprintf(STDERR_FILENO, "cannot execute: %s\n", strerror(errno));
+                _exit(127);
+        }
+        safe_close(fds[1]);
+        (void) setpgid(pid, pid);
+        pidfd = pidfd_open(pid, 0);
+        if (pidfd < 0) {
+                r = -errno;
+                (void) kill(pid, SIGKILL);
+                (void) waitpid(pid, NULL, 0);
+                return r;
+        }
+
+        bool exited = false;
+        uint64_t deadline = manager_now_usec() + PROBE_TIMEOUT_USEC;
+        for (;;) {
+                uint64_t now = manager_now_usec();
+                struct pollfd p[2] = { { .fd = pidfd, .events = POLLIN }, { .fd = read_fd, .events = POLLIN } };
+                /* once it exited, only what is in the pipe already: a
+                 * background child of a script may hold it open */
+                if (now >= deadline || (exited && read_fd < 0))
+                        break;
+                int timeout = exited ? 0 : (int) ((deadline - now + 999) / 1000);
+                int n = poll(p, read_fd >= 0 ? 2 : 1, timeout);
+                if (n < 0 && errno != EINTR)
+                        break;
+                if (n == 0 && exited)
+                        break;
+                if (read_fd >= 0 && p[1].revents) {
+                        char buf[512];
+                        ssize_t k = read(read_fd, buf, sizeof(buf));
+                        if (k <= 0)
+                                read_fd = safe_close(read_fd);
+                        for (ssize_t i = 0; i < k && len + 1 < out_size; i++)
+                                out[len++] = buf[i];
+                }
+                if (p[0].revents & POLLIN)
+                        exited = true;
+        }
+        if (!exited)
+                (void) kill(-pid, SIGKILL);
+        (void) kill(pid, SIGKILL); /* in case setpgid() lost a race */
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                ;
+        out[len] = '\0';
+        *ret_status = exited ? status : -1;
+        return 0;
+}
+
+/* The first line of a probe's output, printable, for a message. */
+static const char *first_line(char *out) {
+        out[strcspn(out, "\n")] = '\0';
+        for (char *p = out; *p; p++)
+                if ((unsigned char) *p < 0x20 || (unsigned char) *p >= 0x7f)
+                        *p = '?';
+        if (strlen(out) > 160)
+                strcpy(out + 157, "...");
+        return out;
+}
+
+/* 0 when the probe exited 0, else -EINVAL with why filled. */
+static int probe_verdict(const char *exe, const char *option, int status, char *out, char *why, size_t why_size) {
+        if (status == -1)
+                snprintf(why, why_size, "%s %s did not finish within %llu s", exe, option,
+                         (unsigned long long) (PROBE_TIMEOUT_USEC / USEC_PER_SEC));
+        else if (WIFSIGNALED(status))
+                snprintf(why, why_size, "%s %s was killed by SIG%s", exe, option,
+                         sigabbrev_np(WTERMSIG(status)) ?: "?");
+        else if (WEXITSTATUS(status) != 0)
+                snprintf(why, why_size, "%s %s failed with exit status %d%s%s", exe,
+                         option, WEXITSTATUS(status), *out ? ": " : "", first_line(out));
+        else
+                return 0;
+        return -EINVAL;
+}
+
+int manager_reexec_probe(Manager *m, char *why, size_t why_size) {
+        char out[256], *version_argv[] = { m->exe_path, (char *) "--state-version", NULL };
+        int status, r;
+
+        /* manager_reexec_check() found m->exe_path */
+        r = probe_run(m->exe_path, version_argv, &status, out, sizeof(out));
+        if (r < 0)
+                return snprintf(why, why_size, "cannot run %s: %s", m->exe_path, strerror(-r)), r;
+        r = probe_verdict(m->exe_path, "--state-version", status, out, why, why_size);
+        if (r < 0)
+                return r;
+        unsigned version;
+        size_t digits = strspn(out, "0123456789");
+        if (digits == 0 || digits > 9 || strcmp(out + digits, "\n") != 0 ||
+            sscanf(out, "%u", &version) != 1)
+                return snprintf(why, why_size, "%s --state-version printed '%s', not a state version",
+                                m->exe_path, first_line(out)), -EPROTO;
+        if (version != STATE_VERSION)
+                return snprintf(why, why_size, "%s reads state version %u, this manager writes version %d: "
+                                "restart the pool instead", m->exe_path, version, STATE_VERSION), -EPROTO;
+
+        _cleanup_free_ char **argv = reexec_argv(m, (char *) "--check-config");
+        if (!argv)
+                return snprintf(why, why_size, "out of memory"), -ENOMEM;
+        r = probe_run(m->exe_path, argv, &status, out, sizeof(out));
+        if (r < 0)
+                return snprintf(why, why_size, "cannot run %s: %s", m->exe_path, strerror(-r)), r;
+        return probe_verdict(m->exe_path, "--check-config", status, out, why, why_size);
 }
 
 static int manager_build_state(Manager *m, State *s) {
@@ -122,7 +295,7 @@ int manager_reexec(Manager *m) {
                 state_done(&state);
                 return log_error_errno(r, "re-exec: cannot record the state: %m");
         }
-        memfd = memfd_create("sockherd-state", MFD_CLOEXEC);
+        memfd = memfd_create("sockherd-state", MFD_CLOEXEC | MFD_ALLOW_SEALING);
         if (memfd < 0) {
                 r = -errno;
                 state_done(&state);
@@ -141,22 +314,19 @@ int manager_reexec(Manager *m) {
                 state_done(&state);
                 return log_error_errno(r < 0 ? r : -errno, "re-exec: cannot write the state: %m");
         }
+        /* no writer, not even us, can change it from here on */
+        if (fcntl(memfd, F_ADD_SEALS, STATE_SEALS) < 0) {
+                r = -errno;
+                state_done(&state);
+                return log_error_errno(r, "re-exec: cannot seal the state: %m");
+        }
 
-        /* argv: ours, without an earlier --deserialize, plus the new one */
-        size_t n = strv_length(m->argv), k = 0;
-        char **argv = calloc(n + 2, sizeof(char *));
+        snprintf(arg, sizeof(arg), "--deserialize=%d", memfd);
+        char **argv = reexec_argv(m, arg);
         if (!argv) {
                 state_done(&state);
                 return log_error_errno(-ENOMEM, "re-exec: out of memory");
         }
-        for (size_t i = 0; i < n; i++)
-                if (strncmp(m->argv[i], "--deserialize=", 14) != 0)
-                        argv[k++] = m->argv[i];
-        snprintf(arg, sizeof(arg), "--deserialize=%d", memfd);
-        /* options must come before the command: put ours right after argv[0] */
-        memmove(argv + 2, argv + 1, (k - 1) * sizeof(char *));
-        argv[1] = arg;
-        argv[k + 1] = NULL;
 
         log_info("re-executing %s with %zu workers (pid %d stays)", m->exe_path, state.n_workers, (int) getpid());
         (void) sd_notify(0, "STATUS=re-executing");

@@ -1441,9 +1441,40 @@ static void manager_for_each_worker(Manager *m, void (*fn)(Worker *w, int sig), 
                 fn(m->pool.retiring[i], sig);
 }
 
+/* After the drop to user=, the manager shares its uid with the workers,
+ * which may then signal it: only the kernel (a terminal's ^C or hang-up),
+ * root and the uid we were started as (m->control_uid) may stop, reload,
+ * re-exec or scale the pool. The kernel vouches for ssi_uid only for
+ * kill() and tgkill() (SI_USER, SI_TKILL); a sigqueue()-style sender
+ * (rt_sigqueueinfo, SI_QUEUE and other negative codes) writes its own
+ * ssi_pid and ssi_uid, so such a signal is never trusted. SIGKILL and
+ * SIGSTOP cannot be caught: a worker can still send those. */
+static bool signal_trusted(Manager *m, const struct signalfd_siginfo *si) {
+        const char *name = sigabbrev_np((int) si->ssi_signo) ?: "?";
+
+        if (si->ssi_code == SI_KERNEL)
+                return true;
+        if (si->ssi_code != SI_USER && si->ssi_code != SI_TKILL) {
+                if (ratelimit_allow(&m->signal_drops))
+                        log_warning("ignoring SIG%s claiming to be from pid %u (uid %u): sent with sigqueue() "
+                                    "(si_code %d), so its sender cannot be verified", name,
+                                    (unsigned) si->ssi_pid, (unsigned) si->ssi_uid, (int) si->ssi_code);
+                return false;
+        }
+        if (si->ssi_uid == 0 || si->ssi_uid == m->control_uid)
+                return true;
+        if (ratelimit_allow(&m->signal_drops))
+                log_warning("ignoring SIG%s from pid %u (uid %u): only root%s may signal the manager", name,
+                            (unsigned) si->ssi_pid, (unsigned) si->ssi_uid,
+                            m->control_uid != 0 ? " and the uid it was started as" : "");
+        return false;
+}
+
 static int on_stop_signal(sd_event_source *s _unused_, const struct signalfd_siginfo *si, void *userdata) {
         Manager *m = userdata;
 
+        if (!signal_trusted(m, si))
+                return 0;
         if (!m->stopping) {
                 manager_begin_stop(m, sigabbrev_np((int) si->ssi_signo) ? : "signal");
                 return 0;
@@ -1454,16 +1485,19 @@ static int on_stop_signal(sd_event_source *s _unused_, const struct signalfd_sig
         return 0;
 }
 
-static int on_reload_signal(sd_event_source *s _unused_, const struct signalfd_siginfo *si _unused_, void *userdata) {
-        (void) manager_request_reload(userdata, "SIGHUP");
+static int on_reload_signal(sd_event_source *s _unused_, const struct signalfd_siginfo *si, void *userdata) {
+        if (signal_trusted(userdata, si))
+                (void) manager_request_reload(userdata, "SIGHUP");
         return 0;
 }
 
-static int on_reexec_signal(sd_event_source *s _unused_, const struct signalfd_siginfo *si _unused_, void *userdata) {
+static int on_reexec_signal(sd_event_source *s _unused_, const struct signalfd_siginfo *si, void *userdata) {
         Manager *m = userdata;
-        char why[256];
+        char why[512];
 
-        if (manager_reexec_check(m, why, sizeof(why)) < 0)
+        if (!signal_trusted(m, si))
+                return 0;
+        if (manager_reexec_check(m, why, sizeof(why)) < 0 || manager_reexec_probe(m, why, sizeof(why)) < 0)
                 log_warning("SIGUSR2: not re-executing: %s", why);
         else
                 (void) manager_reexec(m);
@@ -1473,6 +1507,8 @@ static int on_reexec_signal(sd_event_source *s _unused_, const struct signalfd_s
 static int on_scale_signal(sd_event_source *s _unused_, const struct signalfd_siginfo *si, void *userdata) {
         Manager *m = userdata;
         unsigned n = m->pool.n_slots;
+        if (!signal_trusted(m, si))
+                return 0;
         n = si->ssi_signo == SIGTTIN ? n + 1 : n - (n > 1);
         int r = manager_scale(m, n);
         if (r < 0)

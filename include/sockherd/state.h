@@ -14,6 +14,7 @@
  * no fds are touched, only their numbers recorded. */
 #pragma once
 
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -22,6 +23,8 @@
 #include "sockherd/worker.h"
 
 #define STATE_VERSION 1
+/* The seals on the memfd that carries the state to the new image. */
+#define STATE_SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
 #define STATE_STRING_MAX 512
 
 typedef struct StateSocket {

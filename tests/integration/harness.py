@@ -124,7 +124,7 @@ def parse_hello(body):
 class Pool:
     """A running sockherd with its log captured to a file."""
 
-    def __init__(self, args, env=None, prefix=None, cwd=None):
+    def __init__(self, args, env=None, prefix=None, cwd=None, exe=None):
         self.tmp = tempfile.TemporaryDirectory(prefix="sockherd-test-")
         self.log_path = os.path.join(self.tmp.name, "sockherd.log")
         self.log_file = open(self.log_path, "w+b")
@@ -140,7 +140,8 @@ class Pool:
             args = ["--control", os.path.join(self.tmp.name, "control")] + args
         # SOCKHERD_WRAPPER (e.g. "valgrind -q ..."): run the manager under it
         wrapper = shlex.split(os.environ.get("SOCKHERD_WRAPPER", ""))
-        cmd = (prefix or []) + wrapper + [SOCKHERD] + args
+        # exe: a copy of the binary, for tests that replace it under the pool
+        cmd = (prefix or []) + wrapper + [exe or SOCKHERD] + args
         self.proc = subprocess.Popen(cmd, stdout=self.log_file, stderr=subprocess.STDOUT,
                                      env=full_env, cwd=cwd, stdin=subprocess.DEVNULL)
 

@@ -14,11 +14,23 @@
 - Workers never hold a manager fd besides their listening sockets, in every
   mode: shared, reuseport, after a reload, after a re-exec, with the manager
   dropped to a user.
+- After the drop, the workers' user cannot read the manager's environment
+  or take its fds with pidfd_getfd (the manager is not dumpable), also
+  after a re-exec (execve() would make it dumpable again).
+- After the drop, signals from the workers' user (TERM, INT, HUP, TTIN,
+  TTOU, USR2, and a sigqueue() forging uid 0) are ignored and logged: the
+  pool, its workers and its generation stay, also after a re-exec; root's
+  SIGTERM still stops it. A manager started as a user takes that user's
+  signals.
 Needs root (CI runs as root); skips otherwise."""
+import ctypes
+import errno
 import grp
 import os
+import platform
 import pwd
 import signal
+import struct
 import subprocess
 import tempfile
 import time
@@ -159,6 +171,146 @@ def test_drop_to_user(tmp):
         check(rc == 0, f"second start, status: {rc} {out} {err}")
 
 
+def as_nobody(fn):
+    """fn() in a forked child running as nobody:nogroup; returns str(fn())."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            os.setgroups([])
+            os.setgid(grp.getgrnam("nogroup").gr_gid)
+            os.setuid(pwd.getpwnam("nobody").pw_uid)
+            os.write(w, str(fn()).encode())
+            os._exit(0)
+        except BaseException as e:  # noqa: BLE001 - reported by the parent
+            os.write(w, f"error: {e!r}".encode())
+            os._exit(1)
+    os.close(w)
+    out = b""
+    while chunk := os.read(r, 4096):
+        out += chunk
+    os.close(r)
+    os.waitpid(pid, 0)
+    return out.decode()
+
+
+def read_environ(pid):
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return "readable: " + f.read(40).decode(errors="replace")
+    except PermissionError:
+        return "denied"
+
+
+def take_fd(pid):
+    """pidfd_getfd() of the manager's fd 0, as a worker could try it."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = os.pidfd_open(pid)
+    fd = libc.syscall(438, pidfd, 0, 0)  # SYS_pidfd_getfd, the same on every architecture
+    return "got an fd" if fd >= 0 else errno.errorcode.get(ctypes.get_errno(), "?")
+
+
+SYS_RT_SIGQUEUEINFO = {"x86_64": 129, "aarch64": 240}.get(platform.machine())
+
+
+def forge_sigqueue(pid, sig):
+    """rt_sigqueueinfo() with si_code SI_QUEUE: the sender writes si_pid and
+    si_uid itself; claim pid 1, uid 0."""
+    info = ctypes.create_string_buffer(128)
+    struct.pack_into("iii", info, 0, sig, 0, -1)  # si_signo, si_errno, si_code = SI_QUEUE
+    struct.pack_into("iI", info, 16 if ctypes.sizeof(ctypes.c_void_p) == 8 else 12, 1, 0)
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.syscall(SYS_RT_SIGQUEUEINFO, pid, sig, info)
+
+
+def signals_conf(tmp, name):
+    d = os.path.join(tmp, name)
+    os.mkdir(d)
+    os.chmod(d, 0o755)
+    port = free_port()
+    return port, write_conf(d, f"listen = 127.0.0.1:{port}\nworkers = 2\nready = notify\nuser = nobody\n"
+                               f"group = nogroup\ncommand = {HELLO_WORKER}\n")
+
+
+def test_manager_not_dumpable(tmp):
+    port, conf = signals_conf(tmp, "dumpable")
+    control = os.path.join(tmp, "dumpable-control")
+    with Pool(["-c", conf, "--control", control], env={"MANAGER_SECRET": "hunter2"}) as pool:
+        pool.wait_ready()
+        pool.wait_log("dropped root: running as user 'nobody'")
+        for when in ("after the drop", "after a re-exec", "after a second re-exec"):
+            if when != "after the drop":
+                n = pool.log().count("resumed after re-exec")
+                rc, out, err = ctl("--control", control, "reexec")
+                check(rc == 0, f"reexec: {rc} {out} {err}")
+                pool.wait_log("resumed after re-exec", count=n + 1)
+            got = as_nobody(lambda: read_environ(pool.pid))
+            check(got == "denied", f"{when}: nobody read /proc/{pool.pid}/environ: {got}")
+            got = as_nobody(lambda: take_fd(pool.pid))
+            check(got == "EPERM", f"{when}: pidfd_getfd on the manager as nobody: {got}")
+            print(f"{when}: nobody cannot read the manager's environ or take its fds")
+        status, _ = http_get(port)
+        check(status == 200, f"serve: {status}")
+
+
+def test_workers_cannot_signal_the_manager(tmp):
+    port, conf = signals_conf(tmp, "signals")
+    control = os.path.join(tmp, "signals-control")
+    with Pool(["-c", conf, "--control", control]) as pool:
+        pool.wait_ready()
+        pool.wait_log("dropped root: running as user 'nobody'")
+        workers = sorted(children_of(pool.pid))
+        check(len(workers) == 2, f"workers {workers}")
+
+        def unchanged(what):
+            time.sleep(0.5)  # an obeyed signal would have acted by now
+            check(pool.proc.poll() is None, f"{what}: the manager exited; log:\n{pool.log()}")
+            check(sorted(children_of(pool.pid)) == workers, f"{what}: workers {workers} -> {children_of(pool.pid)}")
+            rc, out, err = ctl("--control", control, "status")
+            check(rc == 0 and "2/2 workers ready, generation 1" in out, f"{what}: status {rc} {out} {err}")
+            check("re-executing" not in pool.log(), f"{what}: the manager re-executed")
+
+        for sig in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR2, signal.SIGINT, signal.SIGTERM):
+            n = pool.log().count(f"ignoring {sig.name} from pid")
+            got = as_nobody(lambda: os.kill(pool.pid, sig))
+            check(got == "None", f"kill -{sig.name} as nobody: {got}")
+            pool.wait_log(f"ignoring {sig.name} from pid", count=n + 1)
+        unchanged("signals from nobody")
+        print("TERM, INT, HUP, TTIN, TTOU, USR2 from nobody: ignored")
+
+        if SYS_RT_SIGQUEUEINFO:
+            got = as_nobody(lambda: forge_sigqueue(pool.pid, signal.SIGTERM))
+            check(got == "0", f"rt_sigqueueinfo as nobody: {got}")
+            pool.wait_log("ignoring SIGTERM claiming to be from pid 1 (uid 0)")
+            unchanged("a sigqueue() claiming uid 0")
+            print("SIGTERM by rt_sigqueueinfo() claiming uid 0: ignored")
+
+        # the restored manager keeps the rule (the uid it was started as is in the state)
+        rc, out, err = ctl("--control", control, "reexec")
+        check(rc == 0, f"reexec: {rc} {out} {err}")
+        pool.wait_log("resumed after re-exec")
+        n = pool.log().count("ignoring SIGTERM from pid")
+        as_nobody(lambda: os.kill(pool.pid, signal.SIGTERM))
+        pool.wait_log("ignoring SIGTERM from pid", count=n + 1)
+        time.sleep(0.5)
+        check(pool.proc.poll() is None and sorted(children_of(pool.pid)) == workers,
+              "after a re-exec, nobody's SIGTERM was obeyed")
+
+        check("similar messages suppressed" not in pool.log(), "rate limit hit by a handful of signals")
+        pool.signal(signal.SIGTERM)
+        check(pool.wait_exit() == 0, "root's SIGTERM did not stop the manager")
+
+    # started as a user (no drop), the manager takes that user's signals
+    port = free_port()
+    with Pool(["-l", f"127.0.0.1:{port}", "-w", "1", "--ready", "exec", "--control", "none", "--", HELLO_WORKER],
+              prefix=["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]) as pool:
+        pool.wait_ready()
+        as_nobody(lambda: os.kill(pool.pid, signal.SIGTERM))
+        check(pool.wait_exit() == 0, "a manager started as nobody ignored nobody's SIGTERM")
+        check("ignoring" not in pool.log(), f"log: {pool.log()}")
+
+
 def test_reuseport_keeps_root(tmp):
     reports = os.path.join(tmp, "reuseport")
     os.mkdir(reports)
@@ -231,6 +383,8 @@ def main():
         test_untrusted_config(tmp)
         test_no_new_privileges_off(tmp)
         test_drop_to_user(tmp)
+        test_manager_not_dumpable(tmp)
+        test_workers_cannot_signal_the_manager(tmp)
         test_reuseport_keeps_root(tmp)
 
 

@@ -3,14 +3,97 @@ load: the manager keeps its pid, every worker keeps running and stays
 supervised (a worker killed afterwards is respawned, a reload afterwards
 works), the control socket answers again, and 0 requests fail. A re-exec
 that cannot go ahead (a broken config file) is refused and changes
-nothing."""
+nothing.
+
+A re-exec into a program that cannot take over is refused before the exec,
+with the reason naming the program, and the pool keeps its manager and
+workers: the pool runs from a copy of the binary, which is replaced by a
+script that exits 1, by bytes that are no executable, by a script that
+prints no state version, by one that reads another state version (999), by one that rejects --check-config, and
+by one that hangs (killed after 5 s); through `sockherdctl reexec` and
+SIGUSR2. A good binary put back is then taken."""
 import os
+import shutil
 import signal
 import tempfile
 import time
 
-from harness import (HELLO_WORKER, Load, Pool, check, check_no_failures, children_of, ctl, free_port,
-                     run, wait_for)
+from harness import (HELLO_WORKER, SOCKHERD, Load, Pool, check, check_no_failures, children_of, ctl, free_port,
+                     http_get, run, wait_for)
+
+
+def replace_file(path, content=None, copy_of=None):
+    """Swap in a new file the way a package upgrade does: write it next to
+    the old one, then rename() it over."""
+    new = path + ".new"
+    if copy_of:
+        shutil.copyfile(copy_of, new)
+    else:
+        with open(new, "wb") as f:
+            f.write(content)
+    os.chmod(new, 0o755)
+    os.rename(new, path)
+
+
+BROKEN = [
+    ("a script that exits 1", b"#!/bin/sh\nexit 1\n", "--state-version failed with exit status 1"),
+    ("bytes that are no executable", b"\x7fELF-not-really" + os.urandom(4096), "cannot execute: Exec format error"),
+    ("a binary that prints no state version", b'#!/bin/sh\necho "sockherd 9.9"\n',
+     "--state-version printed 'sockherd 9.9', not a state version"),
+    ("a binary that reads state version 999",
+     b'#!/bin/sh\nfor a; do [ "$a" = --state-version ] && { echo 999; exit 0; }; done\nexit 0\n',
+     "reads state version 999, this manager writes version 1"),
+    ("a binary that rejects the configuration",
+     b'#!/bin/sh\n[ "$1" = --state-version ] && { echo 1; exit 0; }\necho "bad: $*" >&2\nexit 2\n',
+     "--check-config failed with exit status 2: bad: --check-config -l 127.0.0.1"),
+    ("a binary that hangs", b"#!/bin/sh\nexec sleep 60\n", "did not finish within 5 s"),
+]
+
+
+def test_broken_binary(tmp):
+    bindir = os.path.join(tmp, "bin")
+    os.mkdir(bindir)
+    exe = os.path.join(bindir, "sockherd")
+    shutil.copyfile(SOCKHERD, exe)
+    os.chmod(exe, 0o755)
+    control = os.path.join(tmp, "broken-control")
+    port = free_port()
+    with Pool(["-l", f"127.0.0.1:{port}", "-w", "2", "--ready", "notify", "--control", control, "--",
+               HELLO_WORKER], exe=exe) as pool:
+        pool.wait_ready()
+        workers = sorted(children_of(pool.pid))
+
+        def unchanged(what):
+            check(pool.proc.poll() is None, f"{what}: the manager exited; log:\n{pool.log()}")
+            check(sorted(children_of(pool.pid)) == workers, f"{what}: workers {workers} -> {children_of(pool.pid)}")
+            status, _ = http_get(port)
+            check(status == 200, f"{what}: serve {status}")
+            check(f"re-executing {exe}" not in pool.log(), f"{what}: the manager re-executed")
+
+        for what, content, reason in BROKEN:
+            replace_file(exe, content)
+            started = time.monotonic()
+            rc, out, err = ctl("--control", control, "reexec")
+            check(rc != 0 and exe in err and reason in err, f"{what}: reexec {rc} {out!r} {err!r}")
+            unchanged(what)
+            print(f"{what}: refused in {time.monotonic() - started:.1f}s: {err.strip()}")
+        check(not [p for p in children_of(pool.pid) if p not in workers], "a probe was left running")
+
+        # SIGUSR2 is refused the same way, with a log line
+        replace_file(exe, BROKEN[0][1])
+        pool.signal(signal.SIGUSR2)
+        pool.wait_log(f"SIGUSR2: not re-executing: {exe} --state-version failed with exit status 1")
+        unchanged("SIGUSR2")
+
+        # a good binary again: taken, same manager and workers
+        replace_file(exe, copy_of=SOCKHERD)
+        rc, out, err = ctl("--control", control, "reexec")
+        check(rc == 0, f"reexec into a good binary: {rc} {out} {err}")
+        pool.wait_log("resumed after re-exec: 2 workers kept")
+        check(sorted(children_of(pool.pid)) == workers, "a good re-exec changed the workers")
+        check("not sealed" not in pool.log(), f"the state was not sealed:\n{pool.log()}")
+        status, _ = http_get(port)
+        check(status == 200, f"serve after the re-exec: {status}")
 
 
 def main():
@@ -62,6 +145,7 @@ def main():
             pool.signal(signal.SIGTERM)
             check(pool.wait_exit() == 0, "exit code")
         check(not os.path.exists(control), "control socket left behind after re-exec and stop")
+        test_broken_binary(tmp)
 
 
 run(main)
