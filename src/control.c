@@ -19,8 +19,10 @@
 struct ControlClient {
         ControlServer *server;
         int fd;
+        uid_t uid;              /* the peer's, from SO_PEERCRED */
+        pid_t pid;
         sd_event_source *io;
-        sd_event_source *timeout;
+        sd_event_source *timeout; /* for the request, then for the reply */
         char in[CONTROL_REQUEST_MAX + 2];
         size_t in_size;
         char *out;
@@ -128,15 +130,31 @@ static void client_drop(ControlClient *c) {
         client_free(c);
 }
 
+/* A client that stops reading a reply bigger than the socket buffer would
+ * hold its slot for ever: the reply must be read within a deadline. */
+static int on_client_write_timeout(sd_event_source *src _unused_, uint64_t usec _unused_, void *userdata) {
+        ControlClient *c = userdata;
+        server_event(c->server, "control client (uid %u, pid %d) did not read its reply within %ds "
+                     "(%zu of %zu bytes sent); closing it", (unsigned) c->uid, (int) c->pid,
+                     CONTROL_WRITE_TIMEOUT_SEC, c->out_done, c->out_size);
+        client_free(c);
+        return 0;
+}
+
 static void client_flush(ControlClient *c) {
         while (c->out_done < c->out_size) {
                 ssize_t n = send(c->fd, c->out + c->out_done, c->out_size - c->out_done, MSG_NOSIGNAL | MSG_DONTWAIT);
                 if (n < 0) {
-                        if (errno == EAGAIN || errno == EINTR) {
-                                (void) sd_event_source_set_io_events(c->io, EPOLLOUT);
+                        if (errno != EAGAIN && errno != EINTR)
+                                break; /* the client went away: nothing more to do */
+                        (void) sd_event_source_set_io_events(c->io, EPOLLOUT);
+                        /* the deadline counts from the first time the buffer is full */
+                        if (c->timeout ||
+                            sd_event_add_time_relative(c->server->event, &c->timeout, CLOCK_MONOTONIC,
+                                                       CONTROL_WRITE_TIMEOUT_SEC * USEC_PER_SEC,
+                                                       USEC_PER_MSEC * 10, on_client_write_timeout, c) >= 0)
                                 return;
-                        }
-                        break; /* the client went away: nothing more to do */
+                        break; /* no timer (out of memory): no unbounded wait either */
                 }
                 c->out_done += (size_t) n;
         }
@@ -266,6 +284,29 @@ static bool peer_allowed(ControlServer *s, int fd, struct ucred *cred) {
         return false;
 }
 
+static unsigned server_clients_of(const ControlServer *s, uid_t uid) {
+        unsigned n = 0;
+        for (const ControlClient *c = s->clients; c; c = c->next)
+                n += c->uid == uid;
+        return n;
+}
+
+/* Why a new client of this uid may not have a slot, or NULL. No uid can
+ * take every slot, and none but root and the manager's own uid the last
+ * ones: root (and ExecReload=) always gets in. */
+static const char *server_slot_refusal(const ControlServer *s, uid_t uid, char *buf, size_t size) {
+        if (s->n_clients >= CONTROL_CLIENTS_MAX)
+                snprintf(buf, size, "%d clients already", CONTROL_CLIENTS_MAX);
+        else if (uid != 0 && uid != s->owner && s->n_clients >= CONTROL_CLIENTS_MAX - CONTROL_CLIENTS_RESERVED)
+                snprintf(buf, size, "%u clients already, the last %d slots are kept for root and the manager's uid", s->n_clients,
+                         CONTROL_CLIENTS_RESERVED);
+        else if (uid != 0 && server_clients_of(s, uid) >= CONTROL_CLIENTS_PER_UID)
+                snprintf(buf, size, "uid %u has %d clients already", (unsigned) uid, CONTROL_CLIENTS_PER_UID);
+        else
+                return NULL;
+        return buf;
+}
+
 /* A connection that is not kept: close it, and take the reserve back if
  * it came in on it. */
 static int accept_refused(ControlServer *s, int *cfd, bool on_reserve) {
@@ -321,8 +362,10 @@ static int on_accept(sd_event_source *src _unused_, int fd, uint32_t revents _un
                 (void) shutdown(cfd, SHUT_WR);
                 return accept_refused(s, &cfd, on_reserve);
         }
-        if (s->n_clients >= CONTROL_CLIENTS_MAX) {
-                server_event(s, "control connection refused: %d clients already", CONTROL_CLIENTS_MAX);
+        char why[128];
+        if (server_slot_refusal(s, cred.uid, why, sizeof(why))) {
+                server_event(s, "control connection from uid %u (pid %d) refused: %s",
+                             (unsigned) cred.uid, (int) cred.pid, why);
                 (void) send(cfd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
                 (void) shutdown(cfd, SHUT_WR);
                 return accept_refused(s, &cfd, on_reserve);
@@ -332,6 +375,8 @@ static int on_accept(sd_event_source *src _unused_, int fd, uint32_t revents _un
         if (!c)
                 return accept_refused(s, &cfd, on_reserve);
         c->server = s;
+        c->uid = cred.uid;
+        c->pid = cred.pid;
         c->on_reserve = on_reserve;
         c->fd = TAKE_FD(cfd);
         c->next = s->clients;
