@@ -441,9 +441,40 @@ static int mkdir_parents(const char *path) {
         return 0;
 }
 
-int control_socket_bind(const char *path, gid_t group) {
+/* Run as root, the socket goes only into a directory nobody else can
+ * change: its owner could otherwise swap the socket file for a link between
+ * bind() and the ownership change. The rule of config_file_trust_problem():
+ * root-owned, and not writable by a group other than root or by everyone,
+ * unless sticky (there nobody else can rename or remove root's socket). */
+static int control_dir_check(int dfd, const char *dir, char *why, size_t why_size) {
+        struct stat st;
+        const char *who = NULL;
+
+        if (geteuid() != 0)
+                return 0;
+        if (fstat(dfd, &st) < 0)
+                return -errno;
+        bool sticky = st.st_mode & S_ISVTX;
+        if (st.st_uid != 0)
+                who = "its owner, who is not root,";
+        else if ((st.st_mode & S_IWOTH) && !sticky)
+                who = "every user";
+        else if ((st.st_mode & S_IWGRP) && st.st_gid != 0 && !sticky)
+                who = "its group, which is not root,";
+        if (!who)
+                return 0;
+        snprintf(why, why_size, "refusing the directory %s as root: %s can replace the socket in it "
+                 "(owner uid %u, group %u, mode %04o); make it root-owned and not group- or world-writable",
+                 dir, who, (unsigned) st.st_uid, (unsigned) st.st_gid, (unsigned) (st.st_mode & 07777));
+        return -EPERM;
+}
+
+int control_socket_bind(const char *path, gid_t group, char *why, size_t why_size) {
         ListenAddress a;
-        int r = listen_address_parse(path, &a);
+        int r;
+
+        snprintf(why, why_size, "%s", "");
+        r = listen_address_parse(path, &a);
         if (r < 0)
                 return r;
         if (a.kind != LISTEN_UNIX_PATH)
@@ -452,6 +483,26 @@ int control_socket_bind(const char *path, gid_t group) {
         r = mkdir_parents(path);
         if (r < 0)
                 return r;
+
+        /* the directory, held open: the checks and the ownership change are
+         * made on it, not on a path that could lead elsewhere by then */
+        const char *base = strrchr(path, '/');
+        if (!base || !base[1])
+                return -EINVAL;
+        _cleanup_free_ char *dir = base == path ? strdup("/") : strndup(path, (size_t) (base - path));
+        if (!dir)
+                return -ENOMEM;
+        base++;
+        _cleanup_close_ int dfd = open(dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dfd < 0) {
+                r = -errno;
+                snprintf(why, why_size, "cannot open the directory %s: %s", dir, strerror(-r));
+                return r;
+        }
+        r = control_dir_check(dfd, dir, why, why_size);
+        if (r < 0)
+                return r;
+
         r = listen_unix_path_prepare(&a);
         if (r < 0)
                 return r;
@@ -459,14 +510,27 @@ int control_socket_bind(const char *path, gid_t group) {
         _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
                 return -errno;
-        /* no window in which the socket exists with looser permissions */
-        mode_t old = umask(0177);
+        /* the mode comes from the umask at bind(): no chmod() by path, and
+         * no window in which the socket exists with looser permissions */
+        mode_t old = umask(group != (gid_t) -1 ? 0117 : 0177);
         r = bind(fd, (struct sockaddr *) &a.sa, a.sa_len);
         umask(old);
         if (r < 0)
                 return -errno;
-        if (group != (gid_t) -1 && (chown(path, (uid_t) -1, group) < 0 || chmod(path, 0660) < 0))
-                return -errno;
+        if (group != (gid_t) -1) {
+                /* never through a link: if the socket was swapped for one,
+                 * fail instead of handing its target to the group */
+                struct stat st;
+                if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        return -errno;
+                if (!S_ISSOCK(st.st_mode)) {
+                        snprintf(why, why_size, "%s was replaced by something that is not a socket "
+                                 "right after it was bound", path);
+                        return -EEXIST;
+                }
+                if (fchownat(dfd, base, (uid_t) -1, group, AT_SYMLINK_NOFOLLOW) < 0)
+                        return -errno;
+        }
         if (listen(fd, 64) < 0)
                 return -errno;
         return TAKE_FD(fd);

@@ -6,7 +6,11 @@ clients neither disturb the pool nor block other clients. A client that
 does not read its reply is closed after the write deadline (5 s); a uid
 other than root holds at most 8 of the 32 client slots, and the last 2 are
 kept for root, so control-group members holding every slot they can get
-do not lock root out."""
+do not lock root out. Run as root, the control socket is only created in a
+directory nobody else can change (one owned by nobody, or mode 0777, is
+refused naming it; a sticky 1777 one is fine), gets mode 0660 and the
+control group at bind time, and its group is never set through a symlink
+that replaced it (an LD_PRELOAD shim swaps it right after bind())."""
 import array
 import json
 import os
@@ -129,6 +133,65 @@ def client_limits(port):
             check(time.monotonic() - started < 2, "root's status was slow")
             for s in held + late + [root_held]:
                 s.close()
+
+
+BINDSWAP = os.environ.get("BINDSWAP", "")
+
+
+def control_dir_rules():
+    """As root: where the control socket may go, and how it is created."""
+    port = free_port()
+    args = ["-l", f"127.0.0.1:{port}", "-w", "1", "--control-group", "nogroup"]
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chmod(tmp, 0o755)
+        # mode and group are right from the start
+        control = os.path.join(tmp, "ok", "control")
+        with Pool(args + ["--control", control, "--", HELLO_WORKER]) as pool:
+            pool.wait_ready()
+            st = os.lstat(control)
+            check(oct(st.st_mode & 0o777) == "0o660" and st.st_gid == 65534 and st.st_uid == 0,
+                  f"control socket mode {oct(st.st_mode)} owner {st.st_uid}:{st.st_gid}")
+        # a directory that others can change is refused, naming it
+        for name, mode, owner in (("nobodys", 0o755, 65534), ("open", 0o777, 0)):
+            d = os.path.join(tmp, name)
+            os.mkdir(d)
+            os.chmod(d, mode)
+            os.chown(d, owner, -1)
+            with Pool(args + ["--control", os.path.join(d, "control"), "--", HELLO_WORKER]) as pool:
+                rc = pool.wait_exit()
+                check(rc == 1, f"{name}: exit code {rc}; log:\n{pool.log()}")
+                check(f"refusing the directory {d} as root" in pool.log(), pool.log())
+                check(not os.path.exists(os.path.join(d, "control")), f"{name}: a socket was created")
+        # sticky like /tmp: nobody else can rename or remove root's socket there
+        d = os.path.join(tmp, "sticky")
+        os.mkdir(d)
+        os.chmod(d, 0o1777)
+        with Pool(args + ["--control", os.path.join(d, "control"), "--", HELLO_WORKER]) as pool:
+            pool.wait_ready()
+
+        # the socket is swapped for a symlink to a root-only file right after
+        # bind(): its group and mode must not change through the link
+        if not BINDSWAP:
+            print("no BINDSWAP shim: symlink case skipped")
+            return
+        secret = os.path.join(tmp, "secret")
+        with open(secret, "w") as f:
+            f.write("root only")
+        os.chmod(secret, 0o600)
+        d = os.path.join(tmp, "swapped")
+        os.mkdir(d)
+        control = os.path.join(d, "control")
+        with Pool(args + ["--control", control, "--", HELLO_WORKER],
+                  env={"LD_PRELOAD": BINDSWAP, "BINDSWAP_PATH": control, "BINDSWAP_TARGET": secret}) as pool:
+            wait_for(lambda: pool.proc.poll() is not None or "control socket: " in pool.log(),
+                     what="the manager to give up or to serve the control socket")
+            check(os.path.islink(control), f"the shim did not swap the socket; log:\n{pool.log()}")
+            st = os.stat(secret)
+            check(st.st_mode & 0o777 == 0o600 and st.st_gid == 0,
+                  f"the symlink was followed: {secret} is now mode {oct(st.st_mode & 0o777)} group {st.st_gid}")
+            rc = pool.wait_exit()
+            check(rc == 1 and "replaced by something that is not a socket" in pool.log(),
+                  f"exit {rc}; log:\n{pool.log()}")
 
 
 def write_deadline():
@@ -305,6 +368,7 @@ def main():
 
     if os.geteuid() == 0:
         client_limits(free_port())
+        control_dir_rules()
     write_deadline()
 
 
