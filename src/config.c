@@ -563,14 +563,24 @@ int config_set(Config *c, const char *key, const char *value, const char *origin
 
 /* inih does not tell the handler its line number in Debian's build, and it
  * silently splits lines longer than its buffer. Feeding it through our own
- * reader gives both: the line number, and a clear error for long lines. */
+ * reader gives both: the line number, and a clear error for long lines.
+ * Every line is read whole (getline) before inih sees any of it, so no part
+ * of a line can turn up as a line of its own: not the tail of a long line,
+ * and not what follows a NUL byte (which fgets would read, and strlen
+ * would not count). A NUL byte is an error. */
 typedef struct Reader {
         const char *name;
         FILE *file;
         const char *text;       /* when reading from a string */
+        char *line_buf;         /* getline's buffer, freed by config_load() */
+        size_t line_buf_size;
         unsigned line;
         int line_max;           /* inih's buffer size, from the first call */
         bool too_long;
+        bool nul;               /* the line holds a NUL byte */
+        size_t nul_at;          /* its offset */
+        char nul_before[64];    /* the text before it, for the message */
+        int read_error;         /* errno of a failed read, 0 for none */
         bool indented;          /* the current line starts with white space */
         unsigned error_line;    /* line of the first error, 0 while none */
         Config *config;
@@ -604,40 +614,48 @@ static void reader_check_section(Reader *rd, const char *line) {
 
 static char *reader_next(char *buf, int size, void *userdata) {
         Reader *rd = userdata;
-        size_t n = 0;
+        const char *line;
+        size_t len;
 
-        if (rd->too_long || size < 2)
+        if (rd->too_long || rd->nul || size < 2)
                 return NULL;
         rd->line_max = size - 2; /* room for the newline and the NUL */
 
         if (rd->file) {
-                if (!fgets(buf, size, rd->file))
+                errno = 0;
+                ssize_t n = getline(&rd->line_buf, &rd->line_buf_size, rd->file);
+                if (n <= 0) {
+                        if (ferror(rd->file))
+                                rd->read_error = errno ? errno : EIO;
                         return NULL;
-                n = strlen(buf);
-                if (n == (size_t) size - 1 && buf[n - 1] != '\n' && !feof(rd->file)) {
-                        int ch = fgetc(rd->file);
-                        if (ch != EOF) {
-                                rd->too_long = true;
-                                rd->line++;
-                                return NULL;
-                        }
                 }
+                line = rd->line_buf;
+                len = (size_t) n;
         } else {
                 if (*rd->text == '\0')
                         return NULL;
                 const char *nl = strchr(rd->text, '\n');
-                size_t len = nl ? (size_t) (nl - rd->text) + 1 : strlen(rd->text);
-                if (len > (size_t) size - 1) {
-                        rd->too_long = true;
-                        rd->line++;
-                        return NULL;
-                }
-                n = len < (size_t) size - 1 ? len : (size_t) size - 1;
-                memcpy(buf, rd->text, n);
-                buf[n] = '\0';
+                line = rd->text;
+                len = nl ? (size_t) (nl - rd->text) + 1 : strlen(rd->text);
                 rd->text += len;
         }
         rd->line++;
+
+        const char *zero = memchr(line, '\0', len);
+        if (zero) {
+                rd->nul = true;
+                rd->nul_at = (size_t) (zero - line);
+                snprintf(rd->nul_before, sizeof(rd->nul_before), "%s", line);
+                return NULL;
+        }
+        /* the whole line, newline aside, must fit: a line is never split */
+        size_t content = len - (line[len - 1] == '\n');
+        if (content > (size_t) rd->line_max) {
+                rd->too_long = true;
+                return NULL;
+        }
+        memcpy(buf, line, len);
+        buf[len] = '\0';
         rd->indented = buf[0] == ' ' || buf[0] == '\t';
         reader_check_section(rd, buf);
         return buf;
@@ -684,6 +702,8 @@ static int reader_handle(void *userdata, const char *section, const char *key, c
 static int config_load(Config *c, Reader *rd) {
         rd->config = c;
         int r = ini_parse_stream(reader_next, rd, reader_handle, rd);
+        free(rd->line_buf);
+        rd->line_buf = NULL;
 
         /* report whichever error comes first in the file */
         if (r > 0 && (rd->error >= 0 || (unsigned) r < rd->error_line))
@@ -694,6 +714,12 @@ static int config_load(Config *c, Reader *rd) {
         if (rd->too_long)
                 return config_error(rd->err, "%s:%u: line too long (at most %d characters)",
                                     rd->name, rd->line, rd->line_max);
+        if (rd->nul)
+                return config_error(rd->err, "%s:%u: a NUL byte at column %zu of the line (after '%s'); "
+                                    "a config file is text", rd->name, rd->line, rd->nul_at + 1, rd->nul_before);
+        if (rd->read_error)
+                return config_error(rd->err, "%s:%u: cannot read: %s", rd->name, rd->line + 1,
+                                    strerror(rd->read_error)), -rd->read_error;
         if (r < 0)
                 return config_error(rd->err, "%s: cannot be parsed", rd->name);
         return 0;

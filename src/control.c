@@ -19,8 +19,10 @@
 struct ControlClient {
         ControlServer *server;
         int fd;
+        uid_t uid;              /* the peer's, from SO_PEERCRED */
+        pid_t pid;
         sd_event_source *io;
-        sd_event_source *timeout;
+        sd_event_source *timeout; /* for the request, then for the reply */
         char in[CONTROL_REQUEST_MAX + 2];
         size_t in_size;
         char *out;
@@ -128,15 +130,31 @@ static void client_drop(ControlClient *c) {
         client_free(c);
 }
 
+/* A client that stops reading a reply bigger than the socket buffer would
+ * hold its slot for ever: the reply must be read within a deadline. */
+static int on_client_write_timeout(sd_event_source *src _unused_, uint64_t usec _unused_, void *userdata) {
+        ControlClient *c = userdata;
+        server_event(c->server, "control client (uid %u, pid %d) did not read its reply within %ds "
+                     "(%zu of %zu bytes sent); closing it", (unsigned) c->uid, (int) c->pid,
+                     CONTROL_WRITE_TIMEOUT_SEC, c->out_done, c->out_size);
+        client_free(c);
+        return 0;
+}
+
 static void client_flush(ControlClient *c) {
         while (c->out_done < c->out_size) {
                 ssize_t n = send(c->fd, c->out + c->out_done, c->out_size - c->out_done, MSG_NOSIGNAL | MSG_DONTWAIT);
                 if (n < 0) {
-                        if (errno == EAGAIN || errno == EINTR) {
-                                (void) sd_event_source_set_io_events(c->io, EPOLLOUT);
+                        if (errno != EAGAIN && errno != EINTR)
+                                break; /* the client went away: nothing more to do */
+                        (void) sd_event_source_set_io_events(c->io, EPOLLOUT);
+                        /* the deadline counts from the first time the buffer is full */
+                        if (c->timeout ||
+                            sd_event_add_time_relative(c->server->event, &c->timeout, CLOCK_MONOTONIC,
+                                                       CONTROL_WRITE_TIMEOUT_SEC * USEC_PER_SEC,
+                                                       USEC_PER_MSEC * 10, on_client_write_timeout, c) >= 0)
                                 return;
-                        }
-                        break; /* the client went away: nothing more to do */
+                        break; /* no timer (out of memory): no unbounded wait either */
                 }
                 c->out_done += (size_t) n;
         }
@@ -266,6 +284,29 @@ static bool peer_allowed(ControlServer *s, int fd, struct ucred *cred) {
         return false;
 }
 
+static unsigned server_clients_of(const ControlServer *s, uid_t uid) {
+        unsigned n = 0;
+        for (const ControlClient *c = s->clients; c; c = c->next)
+                n += c->uid == uid;
+        return n;
+}
+
+/* Why a new client of this uid may not have a slot, or NULL. No uid can
+ * take every slot, and none but root and the manager's own uid the last
+ * ones: root (and ExecReload=) always gets in. */
+static const char *server_slot_refusal(const ControlServer *s, uid_t uid, char *buf, size_t size) {
+        if (s->n_clients >= CONTROL_CLIENTS_MAX)
+                snprintf(buf, size, "%d clients already", CONTROL_CLIENTS_MAX);
+        else if (uid != 0 && uid != s->owner && s->n_clients >= CONTROL_CLIENTS_MAX - CONTROL_CLIENTS_RESERVED)
+                snprintf(buf, size, "%u clients already, the last %d slots are kept for root and the manager's uid", s->n_clients,
+                         CONTROL_CLIENTS_RESERVED);
+        else if (uid != 0 && server_clients_of(s, uid) >= CONTROL_CLIENTS_PER_UID)
+                snprintf(buf, size, "uid %u has %d clients already", (unsigned) uid, CONTROL_CLIENTS_PER_UID);
+        else
+                return NULL;
+        return buf;
+}
+
 /* A connection that is not kept: close it, and take the reserve back if
  * it came in on it. */
 static int accept_refused(ControlServer *s, int *cfd, bool on_reserve) {
@@ -321,8 +362,10 @@ static int on_accept(sd_event_source *src _unused_, int fd, uint32_t revents _un
                 (void) shutdown(cfd, SHUT_WR);
                 return accept_refused(s, &cfd, on_reserve);
         }
-        if (s->n_clients >= CONTROL_CLIENTS_MAX) {
-                server_event(s, "control connection refused: %d clients already", CONTROL_CLIENTS_MAX);
+        char why[128];
+        if (server_slot_refusal(s, cred.uid, why, sizeof(why))) {
+                server_event(s, "control connection from uid %u (pid %d) refused: %s",
+                             (unsigned) cred.uid, (int) cred.pid, why);
                 (void) send(cfd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
                 (void) shutdown(cfd, SHUT_WR);
                 return accept_refused(s, &cfd, on_reserve);
@@ -332,6 +375,8 @@ static int on_accept(sd_event_source *src _unused_, int fd, uint32_t revents _un
         if (!c)
                 return accept_refused(s, &cfd, on_reserve);
         c->server = s;
+        c->uid = cred.uid;
+        c->pid = cred.pid;
         c->on_reserve = on_reserve;
         c->fd = TAKE_FD(cfd);
         c->next = s->clients;
@@ -396,9 +441,40 @@ static int mkdir_parents(const char *path) {
         return 0;
 }
 
-int control_socket_bind(const char *path, gid_t group) {
+/* Run as root, the socket goes only into a directory nobody else can
+ * change: its owner could otherwise swap the socket file for a link between
+ * bind() and the ownership change. The rule of config_file_trust_problem():
+ * root-owned, and not writable by a group other than root or by everyone,
+ * unless sticky (there nobody else can rename or remove root's socket). */
+static int control_dir_check(int dfd, const char *dir, char *why, size_t why_size) {
+        struct stat st;
+        const char *who = NULL;
+
+        if (geteuid() != 0)
+                return 0;
+        if (fstat(dfd, &st) < 0)
+                return -errno;
+        bool sticky = st.st_mode & S_ISVTX;
+        if (st.st_uid != 0)
+                who = "its owner, who is not root,";
+        else if ((st.st_mode & S_IWOTH) && !sticky)
+                who = "every user";
+        else if ((st.st_mode & S_IWGRP) && st.st_gid != 0 && !sticky)
+                who = "its group, which is not root,";
+        if (!who)
+                return 0;
+        snprintf(why, why_size, "refusing the directory %s as root: %s can replace the socket in it "
+                 "(owner uid %u, group %u, mode %04o); make it root-owned and not group- or world-writable",
+                 dir, who, (unsigned) st.st_uid, (unsigned) st.st_gid, (unsigned) (st.st_mode & 07777));
+        return -EPERM;
+}
+
+int control_socket_bind(const char *path, gid_t group, char *why, size_t why_size) {
         ListenAddress a;
-        int r = listen_address_parse(path, &a);
+        int r;
+
+        snprintf(why, why_size, "%s", "");
+        r = listen_address_parse(path, &a);
         if (r < 0)
                 return r;
         if (a.kind != LISTEN_UNIX_PATH)
@@ -407,6 +483,26 @@ int control_socket_bind(const char *path, gid_t group) {
         r = mkdir_parents(path);
         if (r < 0)
                 return r;
+
+        /* the directory, held open: the checks and the ownership change are
+         * made on it, not on a path that could lead elsewhere by then */
+        const char *base = strrchr(path, '/');
+        if (!base || !base[1])
+                return -EINVAL;
+        _cleanup_free_ char *dir = base == path ? strdup("/") : strndup(path, (size_t) (base - path));
+        if (!dir)
+                return -ENOMEM;
+        base++;
+        _cleanup_close_ int dfd = open(dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dfd < 0) {
+                r = -errno;
+                snprintf(why, why_size, "cannot open the directory %s: %s", dir, strerror(-r));
+                return r;
+        }
+        r = control_dir_check(dfd, dir, why, why_size);
+        if (r < 0)
+                return r;
+
         r = listen_unix_path_prepare(&a);
         if (r < 0)
                 return r;
@@ -414,14 +510,27 @@ int control_socket_bind(const char *path, gid_t group) {
         _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
                 return -errno;
-        /* no window in which the socket exists with looser permissions */
-        mode_t old = umask(0177);
+        /* the mode comes from the umask at bind(): no chmod() by path, and
+         * no window in which the socket exists with looser permissions */
+        mode_t old = umask(group != (gid_t) -1 ? 0117 : 0177);
         r = bind(fd, (struct sockaddr *) &a.sa, a.sa_len);
         umask(old);
         if (r < 0)
                 return -errno;
-        if (group != (gid_t) -1 && (chown(path, (uid_t) -1, group) < 0 || chmod(path, 0660) < 0))
-                return -errno;
+        if (group != (gid_t) -1) {
+                /* never through a link: if the socket was swapped for one,
+                 * fail instead of handing its target to the group */
+                struct stat st;
+                if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        return -errno;
+                if (!S_ISSOCK(st.st_mode)) {
+                        snprintf(why, why_size, "%s was replaced by something that is not a socket "
+                                 "right after it was bound", path);
+                        return -EEXIST;
+                }
+                if (fchownat(dfd, base, (uid_t) -1, group, AT_SYMLINK_NOFOLLOW) < 0)
+                        return -errno;
+        }
         if (listen(fd, 64) < 0)
                 return -errno;
         return TAKE_FD(fd);

@@ -377,6 +377,26 @@ static int drop_privileges(const Config *c) {
         return 0;
 }
 
+/* Started with fd 0, 1 or 2 closed, the first socket opened would take its
+ * number, and a worker's /dev/null stdin (or a stray write to stdout) would
+ * land on it. Hold those numbers with /dev/null before anything else opens.
+ * Returns 0 or a negative errno. */
+static int standard_fds_fill(void) {
+        for (int fd = 0; fd <= 2; fd++) {
+                if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+                        continue;
+                /* open() returns the lowest free number: fd itself */
+                int null = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+                if (null < 0)
+                        return -errno;
+                if (null != fd) {
+                        (void) close(null);
+                        return -EBADF;
+                }
+        }
+        return 0;
+}
+
 int main(int argc, char **argv) {
         ConfigSource source = {};
         Config *config = NULL;
@@ -398,6 +418,8 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "sockherd: cannot make the process non-dumpable: %s\n", strerror(errno));
                 return EXIT_RUNTIME;
         }
+        if (standard_fds_fill() < 0)
+                return EXIT_RUNTIME; /* no /dev/null: nowhere to say so either */
 
         /* sd-event needs SIGCHLD blocked before any child exists */
         sigemptyset(&mask);

@@ -309,7 +309,8 @@ int manager_control_open(Manager *m, int passed_fd) {
                         log_warning("no control socket: no runtime directory (set 'control =' or XDG_RUNTIME_DIR)");
                         return 0;
                 }
-                fd = control_socket_bind(path, m->config->control_gid);
+                char why[512];
+                fd = control_socket_bind(path, m->config->control_gid, why, sizeof(why));
                 if (fd == -EADDRINUSE && !setting && !m->config->name_explicit) {
                         /* two pools run by hand without names: the first keeps the socket */
                         log_warning("no control socket: another pool named '%s' uses %s; give this one "
@@ -319,6 +320,8 @@ int manager_control_open(Manager *m, int passed_fd) {
                 if (fd == -EADDRINUSE)
                         return log_error_errno(fd, "control socket %s answers already: is another sockherd "
                                                "named '%s' running? (%m)", path, m->config->name);
+                if (fd < 0 && why[0])
+                        return log_error_errno(fd, "cannot create the control socket %s: %s", path, why);
                 if (fd < 0)
                         return log_error_errno(fd, "cannot create the control socket %s: %m", path);
                 m->control_path = TAKE_PTR(path);
@@ -335,8 +338,14 @@ void manager_control_close(Manager *m) {
         free(m->waiters);
         m->waiters = NULL;
         m->n_waiters = 0;
-        if (m->control_path)
-                (void) unlink(m->control_path);
+        /* A manager that dropped root cannot remove the file it created as
+         * root in root's directory. Harmless (the next start replaces a
+         * stale socket), but say so: the file is left behind. */
+        if (m->control_path && unlink(m->control_path) < 0 && errno != ENOENT)
+                log_warning_errno(-errno, "cannot remove the control socket %s at exit: %m (running as uid %u%s); "
+                                  "it is left behind, and the next start replaces it",
+                                  m->control_path, (unsigned) geteuid(),
+                                  m->control_uid != geteuid() ? ", having dropped root" : "");
         free(m->control_path);
         m->control_path = NULL;
 }

@@ -27,7 +27,15 @@
  * even), imbalance.warning (the detector's finding, "" when even or when
  * metrics-interval is off). metrics answers one key, "text": the
  * Prometheus text exposition (newlines escaped as every value's are). A request that is malformed, too long, or not finished
- * within CONTROL_REQUEST_TIMEOUT_SEC gets an error reply and is closed. */
+ * within CONTROL_REQUEST_TIMEOUT_SEC gets an error reply and is closed.
+ *
+ * Limits on clients: a reply that the client has not read within
+ * CONTROL_WRITE_TIMEOUT_SEC of its start is abandoned and the client
+ * closed. At most CONTROL_CLIENTS_MAX clients at once; a uid other than
+ * root holds at most CONTROL_CLIENTS_PER_UID of them, and the last
+ * CONTROL_CLIENTS_RESERVED are kept for root and the manager's own uid
+ * (not for control-group members). A client over a limit is answered
+ * "error too many clients" and closed. */
 #pragma once
 
 #include <stdbool.h>
@@ -37,7 +45,10 @@
 #define CONTROL_REQUEST_MAX 1024
 #define CONTROL_REQUEST_TIMEOUT_SEC 5
 #define CONTROL_ARGS_MAX 8
+#define CONTROL_WRITE_TIMEOUT_SEC 5
 #define CONTROL_CLIENTS_MAX 32
+#define CONTROL_CLIENTS_PER_UID 8
+#define CONTROL_CLIENTS_RESERVED 2
 
 /* Split a request line (without its newline) into words; checks the
  * protocol word. *ret_argv[0] is the command. Returns the word count, or

@@ -42,9 +42,13 @@ void control_client_reply(ControlClient *c, ControlReply *reply);
 void control_client_reply_error(ControlClient *c, const char *error);
 
 /* Bind a control socket at path (replacing a stale socket file; -EADDRINUSE
- * when a live one answers there), mode 0600 or 0660 with a group. Creates
- * the parent directory when missing. Returns the fd. */
-int control_socket_bind(const char *path, gid_t group);
+ * when a live one answers there), mode 0600 or 0660 with a group (set
+ * through the umask, the group without following links). Creates the
+ * parent directory when missing. Run as root, refuses (-EPERM) a directory
+ * that is not root's or that others can write to. Returns the fd; on some
+ * errors why holds a sentence that names the directory or file ("" for
+ * the others). */
+int control_socket_bind(const char *path, gid_t group, char *why, size_t why_size);
 
 /* Where the control socket goes when nothing says otherwise:
  * $RUNTIME_DIRECTORY/control under systemd, /run/sockherd/NAME/control as

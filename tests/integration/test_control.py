@@ -2,9 +2,19 @@
 --json agree with the pool; reload --wait reports success and failure in
 its exit code; scale and restart work under load with 0 failed requests;
 a peer that is not allowed is refused; malformed, oversized and silent
-clients neither disturb the pool nor block other clients."""
+clients neither disturb the pool nor block other clients. A client that
+does not read its reply is closed after the write deadline (5 s); a uid
+other than root holds at most 8 of the 32 client slots, and the last 2 are
+kept for root, so control-group members holding every slot they can get
+do not lock root out. Run as root, the control socket is only created in a
+directory nobody else can change (one owned by nobody, or mode 0777, is
+refused naming it; a sticky 1777 one is fine), gets mode 0660 and the
+control group at bind time, and its group is never set through a symlink
+that replaced it (an LD_PRELOAD shim swaps it right after bind())."""
+import array
 import json
 import os
+import select
 import pwd
 import signal
 import socket
@@ -32,6 +42,195 @@ def raw(path, data, read=True):
         except ConnectionResetError:
             pass  # the manager closed with input unread: its reply came first
         return out
+
+
+REQUEST = b"sockherd-control/1 status\n"
+
+
+def connect_as(path, uid, gid, count):
+    """count connections to path made by a child with that uid and gid (a
+    member of the control group); returns the sockets, in connect order.
+    SO_PEERCRED keeps the child's credentials after it handed them over."""
+    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            parent.close()
+            os.setgroups([])
+            os.setgid(gid)
+            os.setuid(uid)
+            fds = []
+            for _ in range(count):
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.connect(path)
+                fds.append(s.detach())
+            socket.send_fds(child, [b"x"], fds)
+            code = 0
+        finally:
+            os._exit(code)
+    child.close()
+    _, fds, _, _ = socket.recv_fds(parent, 16, count)
+    parent.close()
+    os.waitpid(pid, 0)
+    check(len(fds) == count, f"uid {uid}: got {len(fds)} of {count} connections")
+    return [socket.socket(fileno=fd) for fd in fds]
+
+
+def refused(s):
+    """True when the manager refused this connection (it answered at once
+    with 'too many clients' and closed); False when it is waiting for a
+    request."""
+    s.setblocking(False)
+    try:
+        data = s.recv(4096)
+    except BlockingIOError:
+        return False
+    check(b"too many clients" in data, f"unexpected answer {data!r}")
+    return True
+
+
+def client_limits(port):
+    """As root: members of --control-group (nogroup) under 5 uids."""
+    gid = 65534
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chmod(tmp, 0o755)
+        control = os.path.join(tmp, "control")
+        with Pool(["-l", f"127.0.0.1:{port}", "-w", "1", "--control", control, "--control-group", "nogroup",
+                   "--", HELLO_WORKER]) as pool:
+            pool.wait_ready()
+            # everything below happens well within the 5 s request timeout,
+            # after which the silent clients would be closed anyway
+            held = connect_as(control, 60001, gid, 9)
+            time.sleep(0.3)
+            states = [refused(s) for s in held]
+            check(states == [False] * 8 + [True], f"9 connections of one uid, refused: {states}")
+            check("uid 60001 has 8 clients already" in pool.log(), pool.log())
+            # another uid still gets in while the first holds its 8
+            other = connect_as(control, 60002, gid, 1)[0]
+            other.setblocking(True)
+            other.settimeout(5)
+            other.sendall(REQUEST)
+            reply = other.recv(65536)
+            check(reply.startswith(b"sockherd-control/1 ok"), f"second uid: {reply!r}")
+            other.close()
+
+            # three more uids take every slot they can: 8 + 8 + 8 + 6 = 30
+            for uid in (60002, 60003, 60004):
+                held += connect_as(control, uid, gid, 8)
+            time.sleep(0.3)
+            states = [refused(s) for s in held[9:]]
+            check(states == [False] * 22 + [True] * 2, f"30 slots for members, refused: {states}")
+            late = connect_as(control, 60005, gid, 1)
+            time.sleep(0.2)
+            check(refused(late[0]), "a member took one of the slots kept for root")
+            # root still gets in, twice at once
+            root_held = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            root_held.connect(control)
+            started = time.monotonic()
+            rc, out, err = ctl("--control", control, "status")
+            check(rc == 0 and "1/1 workers ready" in out, f"root locked out: {rc} {out} {err}")
+            check(time.monotonic() - started < 2, "root's status was slow")
+            for s in held + late + [root_held]:
+                s.close()
+
+
+BINDSWAP = os.environ.get("BINDSWAP", "")
+
+
+def control_dir_rules():
+    """As root: where the control socket may go, and how it is created."""
+    port = free_port()
+    args = ["-l", f"127.0.0.1:{port}", "-w", "1", "--control-group", "nogroup"]
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chmod(tmp, 0o755)
+        # mode and group are right from the start
+        control = os.path.join(tmp, "ok", "control")
+        with Pool(args + ["--control", control, "--", HELLO_WORKER]) as pool:
+            pool.wait_ready()
+            st = os.lstat(control)
+            check(oct(st.st_mode & 0o777) == "0o660" and st.st_gid == 65534 and st.st_uid == 0,
+                  f"control socket mode {oct(st.st_mode)} owner {st.st_uid}:{st.st_gid}")
+        # a directory that others can change is refused, naming it
+        for name, mode, owner in (("nobodys", 0o755, 65534), ("open", 0o777, 0)):
+            d = os.path.join(tmp, name)
+            os.mkdir(d)
+            os.chmod(d, mode)
+            os.chown(d, owner, -1)
+            with Pool(args + ["--control", os.path.join(d, "control"), "--", HELLO_WORKER]) as pool:
+                rc = pool.wait_exit()
+                check(rc == 1, f"{name}: exit code {rc}; log:\n{pool.log()}")
+                check(f"refusing the directory {d} as root" in pool.log(), pool.log())
+                check(not os.path.exists(os.path.join(d, "control")), f"{name}: a socket was created")
+        # sticky like /tmp: nobody else can rename or remove root's socket there
+        d = os.path.join(tmp, "sticky")
+        os.mkdir(d)
+        os.chmod(d, 0o1777)
+        with Pool(args + ["--control", os.path.join(d, "control"), "--", HELLO_WORKER]) as pool:
+            pool.wait_ready()
+
+        # the socket is swapped for a symlink to a root-only file right after
+        # bind(): its group and mode must not change through the link
+        if not BINDSWAP:
+            print("no BINDSWAP shim: symlink case skipped")
+            return
+        secret = os.path.join(tmp, "secret")
+        with open(secret, "w") as f:
+            f.write("root only")
+        os.chmod(secret, 0o600)
+        d = os.path.join(tmp, "swapped")
+        os.mkdir(d)
+        control = os.path.join(d, "control")
+        with Pool(args + ["--control", control, "--", HELLO_WORKER],
+                  env={"LD_PRELOAD": BINDSWAP, "BINDSWAP_PATH": control, "BINDSWAP_TARGET": secret}) as pool:
+            wait_for(lambda: pool.proc.poll() is not None or "control socket: " in pool.log(),
+                     what="the manager to give up or to serve the control socket")
+            check(os.path.islink(control), f"the shim did not swap the socket; log:\n{pool.log()}")
+            st = os.stat(secret)
+            check(st.st_mode & 0o777 == 0o600 and st.st_gid == 0,
+                  f"the symlink was followed: {secret} is now mode {oct(st.st_mode & 0o777)} group {st.st_gid}")
+            rc = pool.wait_exit()
+            check(rc == 1 and "replaced by something that is not a socket" in pool.log(),
+                  f"exit {rc}; log:\n{pool.log()}")
+
+
+def write_deadline():
+    """A client that asks for a reply bigger than the socket buffer and never
+    reads it is closed after the 5 s write deadline. 700 workers make a
+    metrics reply of about 270 KB, over the 208 KiB a unix socket holds in
+    flight (net.core.wmem_default)."""
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        control = os.path.join(tmp, "control")
+        with Pool(["-l", f"127.0.0.1:{port}", "-w", "700", "--ready", "exec", "--control", control, "--",
+                   HELLO_WORKER]) as pool:
+            pool.wait_ready(timeout=60)
+            stuck = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            stuck.connect(control)
+            stuck.sendall(b"sockherd-control/1 metrics\n")
+            started = time.monotonic()
+            poller = select.poll()
+            poller.register(stuck, select.POLLRDHUP)
+            closed = None
+            while time.monotonic() - started < 15:
+                # POLLIN stays set (the reply is there); the manager closing
+                # its end shows as a hang-up
+                if any(ev & (select.POLLHUP | select.POLLRDHUP) for _, ev in poller.poll(100)):
+                    closed = time.monotonic() - started
+                    break
+            queued = array.array("i", [0])
+            import fcntl
+            import termios
+            fcntl.ioctl(stuck, termios.FIONREAD, queued)
+            print(f"non-reading client closed after {closed}s with {queued[0]} bytes unread")
+            check(queued[0] > 100000, f"the reply fit into the socket buffer ({queued[0]} bytes): not a test")
+            check(closed is not None, "a client that does not read its reply was never closed")
+            check(4 <= closed <= 8, f"closed after {closed:.1f}s, not at the 5 s deadline")
+            check("did not read its reply within 5s" in pool.log(), pool.log())
+            stuck.close()
+            # a client that reads gets the whole reply
+            rc, out, err = ctl("--control", control, "metrics")
+            check(rc == 0 and out.count("sockherd_worker_") > 700, f"metrics: {rc} {len(out)} {err}")
 
 
 def main():
@@ -166,6 +365,11 @@ def main():
                     check(second.wait_exit() == 1, "a second pool with the same name started")
                     check("is another sockherd named" in second.log(), second.log())
             os.rmdir(f"/run/sockherd/{name}") if os.path.isdir(f"/run/sockherd/{name}") else None
+
+    if os.geteuid() == 0:
+        client_limits(free_port())
+        control_dir_rules()
+    write_deadline()
 
 
 run(main)

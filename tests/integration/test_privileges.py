@@ -3,7 +3,8 @@
 - Run as root with user=, the manager drops to that user once its sockets are
   open (real, effective and saved ids, supplementary groups), does not let
   that user (its workers) use the control socket, and still supervises: a killed worker is respawned, a reload and a re-exec work, root
-  can use the control socket, a reload that changes user= is refused.
+  can use the control socket, a reload that changes user= is refused; at
+  stop it cannot remove root's control socket, and logs that it is left.
 - With balance=reuseport it keeps root (sibling sockets of root's sockets)
   and says so.
 - Workers run with no_new_privs (unless no-new-privileges = no), the
@@ -162,6 +163,10 @@ def test_drop_to_user(tmp):
 
         pool.signal(signal.SIGTERM)
         check(pool.wait_exit() == 0, "the dropped manager did not stop cleanly")
+        # nobody cannot remove root's socket from root's directory: it says so
+        check(os.path.exists(control), "the dropped manager removed its control socket")
+        check(f"cannot remove the control socket {control} at exit: Permission denied" in pool.log()
+              and "having dropped root" in pool.log(), f"leftover socket not logged:\n{pool.log()}")
 
     # a second start on the same control path: the stale socket root could
     # not be removed by the dropped manager is taken over

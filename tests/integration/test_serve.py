@@ -3,7 +3,9 @@
 Bursts of concurrent slow requests must reach four different workers (each
 worker answers with its pid and slot), every slot 0..3 must be seen, and the
 same must work on IPv6 loopback, a unix socket path (replacing a stale
-socket file left by a previous run) and an abstract unix socket."""
+socket file left by a previous run) and an abstract unix socket. Started
+with stdin and stdout closed, the listening socket must not take fd 0 or 1
+(where a worker's /dev/null stdin would replace it): every worker serves."""
 import os
 import socket
 import subprocess
@@ -33,6 +35,17 @@ def main():
         check(pids == set(children_of(pool.pid)), f"answers came from {pids}, not the pool's workers")
         pool.signal(15)
         check(pool.wait_exit() == 0, "sockherd did not exit 0 on SIGTERM")
+
+    # stdin and stdout closed: sockherd holds fds 0-2 with /dev/null before it
+    # opens the socket, so the workers get the socket at fd 3, not /dev/null
+    port = free_port()
+    with Pool(["--listen", f"127.0.0.1:{port}", "-w", "3", "--", HELLO_WORKER],
+              prefix=["sh", "-c", 'exec "$@" 0<&- 1>&-', "sh"]) as pool:
+        pool.wait_ready()
+        fds = {fd: os.readlink(f"/proc/{pool.pid}/fd/{fd}") for fd in (0, 1)
+               if os.path.exists(f"/proc/{pool.pid}/fd/{fd}")}
+        check(fds == {0: "/dev/null", 1: "/dev/null"}, f"the manager's fds 0 and 1: {fds}")
+        all_workers_serve(lambda path: http_get(port, path, timeout=3), 3)
 
     # IPv6 loopback, when the machine has it
     if socket.has_ipv6 and os.path.exists("/proc/net/if_inet6"):

@@ -708,6 +708,97 @@ static void test_load_file_errors(void **state) {
         assert_contains(err.message, "NOPE");
 }
 
+/* A file with a NUL byte in a line: the bytes after it are not a line of
+ * their own. fgets() read such a line in pieces, and strlen() stopped at
+ * the NUL, so the length check missed it and the tail, here behind a
+ * comment, was parsed as a key. */
+static char *write_temp_bytes(const char *bytes, size_t n) {
+        char *path = strdup("/tmp/sockherd-test-config-XXXXXX");
+        assert_non_null(path);
+        int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, bytes, n), (ssize_t) n);
+        close(fd);
+        return path;
+}
+
+static void test_load_file_nul_byte(void **state) {
+        ConfigError err = {};
+        char expect[128];
+        char text[600];
+        size_t n = 0;
+
+        /* inih's buffer: fgets() read max + 1 bytes of a line at a time */
+        _cleanup_config_ Config *probe = new_config();
+        _cleanup_free_ char *longline = make_line(5000);
+        load_fails(probe, "probe.conf", longline, &err);
+        const char *at = strstr(err.message, "at most ");
+        assert_non_null(at);
+        size_t chunk = (size_t) atoi(at + strlen("at most ")) + 1;
+        assert_true(chunk > 30 && chunk < 400);
+
+        /* line 2: a comment, a NUL, padding to the end of fgets' first
+         * piece, then what would have been read as a line of its own */
+        n += (size_t) sprintf(text + n, "workers = 2\n");
+        size_t start = n;
+        n += (size_t) sprintf(text + n, "# harmless comment");
+        text[n++] = '\0';
+        memset(text + n, 'x', chunk - (n - start));
+        n = start + chunk;
+        n += (size_t) sprintf(text + n, "command = /bin/evil\nbacklog = 3\n");
+        _cleanup_free_ char *path = write_temp_bytes(text, n);
+        _cleanup_config_ Config *c = new_config();
+        int r = config_load_file(c, path, &err);
+        unlink(path);
+        assert_int_equal(r, -EINVAL);
+        snprintf(expect, sizeof(expect), "%s:2:", path);
+        assert_contains(err.message, expect);
+        assert_contains(err.message, "NUL byte");
+        assert_contains(err.message, "# harmless comment");
+        assert_true(!c->command || !c->command[0] || strcmp(c->command[0], "/bin/evil") != 0);
+
+        /* a short line with a NUL in the value */
+        static const char shortline[] = "workers = 2\nbacklog = 3\0 7\n";
+        _cleanup_free_ char *path2 = write_temp_bytes(shortline, sizeof(shortline) - 1);
+        _cleanup_config_ Config *d = new_config();
+        r = config_load_file(d, path2, &err);
+        unlink(path2);
+        assert_int_equal(r, -EINVAL);
+        snprintf(expect, sizeof(expect), "%s:2:", path2);
+        assert_contains(err.message, expect);
+        assert_contains(err.message, "NUL byte at column 12");
+        assert_contains(err.message, "backlog = 3");
+}
+
+/* A comment longer than a line may be is refused as a whole, never read
+ * in pieces: its tail is not a key. (A regression guard: the old reader
+ * got this right without a NUL byte.) */
+static void test_long_comment_line(void **state) {
+        ConfigError err = {};
+        char line[400];
+        memset(line, '#', sizeof(line));
+        memcpy(line + 300, "command = /bin/evil\n", 21);
+        line[321] = '\0';
+        _cleanup_free_ char *text = NULL;
+        assert_true(asprintf(&text, "workers = 2\n%s", line) > 0);
+
+        _cleanup_free_ char *path = write_temp(text);
+        _cleanup_config_ Config *c = new_config();
+        int r = config_load_file(c, path, &err);
+        unlink(path);
+        assert_int_equal(r, -EINVAL);
+        char expect[128];
+        snprintf(expect, sizeof(expect), "%s:2:", path);
+        assert_contains(err.message, expect);
+        assert_contains(err.message, "line too long");
+        assert_true(!c->command || !c->command[0] || strcmp(c->command[0], "/bin/evil") != 0);
+
+        _cleanup_config_ Config *d = new_config();
+        load_fails(d, "comment.conf", text, &err);
+        assert_contains(err.message, "comment.conf:2:");
+        assert_true(!d->command || !d->command[0] || strcmp(d->command[0], "/bin/evil") != 0);
+}
+
 /* ---- config_validate ---- */
 
 static Config *valid_config(void) {
@@ -1058,6 +1149,8 @@ int main(void) {
                 cmocka_unit_test(test_line_length_limit_is_exact),
                 cmocka_unit_test(test_load_file),
                 cmocka_unit_test(test_load_file_errors),
+                cmocka_unit_test(test_load_file_nul_byte),
+                cmocka_unit_test(test_long_comment_line),
                 cmocka_unit_test(test_validate_missing_command),
                 cmocka_unit_test(test_validate_workers_auto),
                 cmocka_unit_test(test_validate_restart_delays),
