@@ -409,6 +409,8 @@ int main(int argc, char **argv) {
         sigset_t mask;
         int r;
 
+        if (standard_fds_fill() < 0)
+                return EXIT_RUNTIME; /* no /dev/null: nowhere to say so either */
         /* Never dumpable, in every image: after the drop to user= the
          * workers share our uid, and a dumpable manager would let them
          * ptrace it, read /proc/PID/environ and take its sockets with
@@ -418,8 +420,6 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "sockherd: cannot make the process non-dumpable: %s\n", strerror(errno));
                 return EXIT_RUNTIME;
         }
-        if (standard_fds_fill() < 0)
-                return EXIT_RUNTIME; /* no /dev/null: nowhere to say so either */
 
         /* sd-event needs SIGCHLD blocked before any child exists */
         sigemptyset(&mask);
