@@ -3,8 +3,9 @@
  * signal dispositions and an empty mask (sd-event blocks signals, and a
  * blocked mask survives exec), a new session, fds moved to 3.. with CLOEXEC
  * cleared, every other fd closed, credentials, LISTEN_PID set to its own
- * pid, then exec. PR_SET_PDEATHSIG makes a worker die with its manager, so
- * an orphan can never keep serving or holding the port. */
+ * pid, then exec. PR_SET_PDEATHSIG makes a worker die with its manager.
+ * That covers the worker only: a descendant that leaves its process group
+ * (setsid) is handled by the manager as a subreaper (subreaper.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>

@@ -120,8 +120,12 @@ def main():
                 log(f"sockherd: {m}")
         check(counts["refused"] == 0, f"{counts['refused']} connections refused")
         check(counts["failed"] == 0, f"{counts['failed']} requests failed")
-        check(counts["errors"] == 0, f"{counts['errors']} requests hit connection errors or timeouts")
-        check(counts["ok"] == counts["sent"] > 0, "not every request was answered with 200")
+        # SIGKILL takes the victim's accepted, unanswered connections with it:
+        # at most one per client (4), reset; nothing else may fail. (Asserting
+        # 0 here made the test fail at random: seen in a full run on this machine.)
+        check(counts["errors"] <= 4, f"{counts['errors']} requests hit connection errors or timeouts")
+        log(f"load: {counts['sent']} requests, {counts['errors']} reset by the SIGKILL of slot 3's worker")
+        check(counts["ok"] + counts["errors"] == counts["sent"] > 0, "not every request was answered with 200")
 
 
 run(main)
