@@ -410,9 +410,17 @@ void manager_metrics_update(Manager *m) {
                 log_error_errno(r, "cannot start the metrics timer: %m");
 }
 
+/* A sample costs a walk over /proc and a sock_diag dump of every TCP
+ * socket of the host, TIME_WAIT ones included: tens of milliseconds of
+ * kernel time on a host with 100,000 of them (seen: 60 ms). Control
+ * requests that come more often than this share one sample. */
+#define METRICS_ON_DEMAND_MAX_AGE_USEC (1 * USEC_PER_SEC)
+
 int manager_metrics_refresh(Manager *m) {
-        /* the periodic sample is fresh enough; without one, sample now */
-        if (m->metrics_source && m->metrics && m->metrics->sampled_usec)
+        /* the periodic sample is fresh enough; without one, sample now,
+         * unless a sample taken for an earlier request is recent */
+        if (m->metrics && m->metrics->sampled_usec &&
+            (m->metrics_source || manager_now_usec() - m->metrics->sampled_usec < METRICS_ON_DEMAND_MAX_AGE_USEC))
                 return 0;
         return metrics_sample(m);
 }

