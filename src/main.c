@@ -231,6 +231,8 @@ static int restore_sockets(int fd, State *state, ListenSet *set, int *ret_contro
         int seals = fcntl(fd, F_GET_SEALS);
         if (seals < 0 || (seals & STATE_SEALS) != STATE_SEALS)
                 log_warning("re-exec: the state (fd %d) is not sealed against writes; an older sockherd wrote it?", fd);
+        else
+                log_info("re-exec: the state came sealed (no writes, no resizing, no unsealing)");
         FILE *f = fdopen(fd, "r");
         if (!f)
                 return log_error_errno(-errno, "re-exec: cannot read the state: %m");
