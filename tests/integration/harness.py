@@ -124,7 +124,7 @@ def parse_hello(body):
 class Pool:
     """A running sockherd with its log captured to a file."""
 
-    def __init__(self, args, env=None, prefix=None, cwd=None, exe=None):
+    def __init__(self, args, env=None, prefix=None, cwd=None, exe=None, pass_fds=()):
         self.tmp = tempfile.TemporaryDirectory(prefix="sockherd-test-")
         self.log_path = os.path.join(self.tmp.name, "sockherd.log")
         self.log_file = open(self.log_path, "w+b")
@@ -142,8 +142,10 @@ class Pool:
         wrapper = shlex.split(os.environ.get("SOCKHERD_WRAPPER", ""))
         # exe: a copy of the binary, for tests that replace it under the pool
         cmd = (prefix or []) + wrapper + [exe or SOCKHERD] + args
+        # pass_fds: fds the manager inherits (every other one is closed,
+        # Popen's close_fds)
         self.proc = subprocess.Popen(cmd, stdout=self.log_file, stderr=subprocess.STDOUT,
-                                     env=full_env, cwd=cwd, stdin=subprocess.DEVNULL)
+                                     env=full_env, cwd=cwd, stdin=subprocess.DEVNULL, pass_fds=tuple(pass_fds))
 
     @property
     def pid(self):
