@@ -344,3 +344,20 @@ def ctl(*args, user=None, timeout=60):
     p = subprocess.run([SOCKHERDCTL, *args], capture_output=True, text=True, timeout=timeout,
                        preexec_fn=preexec)
     return p.returncode, p.stdout, p.stderr
+
+
+STRICT = os.environ.get("SOCKHERD_TEST_STRICT") == "1"
+
+
+def can_run(condition, reason):
+    """For a part of a test that needs something this machine may lack (root,
+    IPv6, a tool): returns condition. When it is false, that part is skipped
+    with the reason printed, except under SOCKHERD_TEST_STRICT=1 (.ci/run
+    sets it), where a skip nobody would see fails the test instead.
+    Use: `if can_run(os.geteuid() == 0, "the peer check needs root"): ...`"""
+    if condition:
+        return True
+    if STRICT:
+        raise TestFailure(f"would skip a part ({reason}), and SOCKHERD_TEST_STRICT=1 forbids skipping")
+    print(f"skipped part: {reason}")
+    return False
