@@ -5,6 +5,7 @@ loopback addresses only. Paths to the built programs come from meson through
 the environment (SOCKHERD, HELLO_WORKER, PROBE_WORKER, NODE_SERVER).
 """
 import contextlib
+import errno
 import os
 import shlex
 import signal
@@ -34,11 +35,45 @@ def check(cond, message):
         raise TestFailure(message)
 
 
+_PORT_LOCKS = []  # held until this test process exits
+PORT_RANGE = (20000, 32000)  # below the kernel's ephemeral range (32768-60999)
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 that nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that nobody uses right now and that no other
+    test will be handed while this test runs. Binding port 0 and closing
+    raced: the kernel hands the same ephemeral port to another test's
+    free_port() or to an outgoing connection before sockherd binds it. So
+    the port comes from below the ephemeral range (no connect() or bind(0)
+    takes it), and it is reserved across parallel tests with an flock() on
+    a file per port, held until this process exits."""
+    import fcntl
+    import random
+    lockdir = os.path.join(tempfile.gettempdir(), "sockherd-test-ports")
+    os.makedirs(lockdir, mode=0o1777, exist_ok=True)
+    for _ in range(1000):
+        port = random.randint(*PORT_RANGE)
+        fd = os.open(os.path.join(lockdir, str(port)), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue  # another test holds it
+        try:
+            for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+                with socket.socket(family, socket.SOCK_STREAM) as s:
+                    try:
+                        s.bind((host, port))
+                    except OSError as e:
+                        if family == socket.AF_INET6 and e.errno == errno.EADDRNOTAVAIL:
+                            continue  # no IPv6 here
+                        raise
+        except OSError:
+            os.close(fd)
+            continue  # in use by something else
+        _PORT_LOCKS.append(fd)
+        return port
+    raise TestFailure("no free port found in 1000 tries")
 
 
 def wait_for(predicate, timeout=10.0, interval=0.05, what="condition"):
