@@ -2,6 +2,7 @@
 the line, the key and the value; --check-config validates without starting
 anything; no socket at all is exit 2 with a hint."""
 import os
+import shlex
 import subprocess
 import tempfile
 
@@ -13,7 +14,10 @@ def sockherd(*args, env=None):
     for name in ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET"):
         full_env.pop(name, None)
     full_env.update(env or {})
-    p = subprocess.run([SOCKHERD, *args], capture_output=True, text=True, timeout=20, env=full_env,
+    # under SOCKHERD_WRAPPER (valgrind in .ci/run) like every Pool: these
+    # runs are the config parser's error paths
+    wrapper = shlex.split(os.environ.get("SOCKHERD_WRAPPER", ""))
+    p = subprocess.run([*wrapper, SOCKHERD, *args], capture_output=True, text=True, timeout=60, env=full_env,
                        stdin=subprocess.DEVNULL)
     return p.returncode, p.stdout + p.stderr
 

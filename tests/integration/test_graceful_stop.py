@@ -177,7 +177,10 @@ def main():
             rc = pool.wait_exit(timeout=10)
             elapsed = time.monotonic() - started
             check(rc == 0, f"exit code {rc}")
-            check(0.9 <= elapsed <= 5, f"stop took {elapsed:.2f}s with stop-timeout=1s")
+            print(f"stop with a worker ignoring SIGTERM took {elapsed:.2f}s with stop-timeout=1s")
+            # the timer fires at 1 s (10 ms slack), then SIGKILL and the reap:
+            # measured 1.0-1.1 s, also under ASan+UBSan; 1.3 s under valgrind
+            check(1.0 <= elapsed <= 1.8, f"stop took {elapsed:.2f}s with stop-timeout=1s")
             check("still running after stop-timeout=1s; killing it" in pool.log(), pool.log())
             wait_for(lambda: not pid_alive(grandchild), timeout=2, what="grandchild to die")
 

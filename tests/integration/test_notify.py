@@ -15,10 +15,10 @@ import array
 import os
 import shutil
 import socket
+import subprocess
 import tempfile
-import time
 
-from harness import PROBE_WORKER, Pool, check, free_port, read_report, run, wait_for
+from harness import PROBE_WORKER, Pool, TestFailure, check, free_port, read_report, run, wait_for
 
 
 class Upstream:
@@ -49,6 +49,15 @@ def send_as_outsider(address, payload, fds=()):
     s.close()
 
 
+def queued_bytes(path):
+    """Recv-Q of the unix datagram socket bound at path (ss: the size of the
+    first queued datagram, 0 when none is queued)."""
+    out = subprocess.run(["ss", "-Hxa", "src", path], capture_output=True, text=True, check=True).stdout
+    fields = out.split()
+    check(len(fields) > 2, f"no socket at {path} in ss: {out!r}")
+    return int(fields[2])
+
+
 def count_fds(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
@@ -70,8 +79,9 @@ def main():
             before = count_fds(pool.pid)
 
             send_as_outsider(address, "READY=1")
+            # logged once the message was handled: had it counted, READY=1
+            # would have gone upstream in the same step
             pool.wait_log("not a worker of this pool")
-            time.sleep(0.2)
             check(not up.has("READY=1"), f"READY=1 from an outsider was accepted: {up.messages}")
             check(": ready" not in pool.log(), f"the worker was counted ready:\n{pool.log()}")
 
@@ -83,10 +93,18 @@ def main():
             rfd, wfd = os.pipe()
             for _ in range(20):
                 send_as_outsider(address, "STATUS=x", fds=[rfd, wfd])
-            time.sleep(0.3)
+            # a datagram still queued holds its fds in the socket, not in the
+            # manager: count only once the manager has read every one of them
+            # (Recv-Q 0), and give it a moment to close the last one's.
             # 40 fds were attached: kept, they would show; one fewer is the
             # manager closing something of its own meanwhile, not a leak
-            check(count_fds(pool.pid) <= before, f"manager fds {before} -> {count_fds(pool.pid)}")
+            wait_for(lambda: queued_bytes(address) == 0, timeout=5,
+                     what=f"the manager to read the notify queue (Recv-Q {queued_bytes(address)})")
+            try:
+                wait_for(lambda: count_fds(pool.pid) <= before, timeout=2, what="the passed fds to be closed")
+            except TestFailure:
+                raise TestFailure(f"the notify queue is empty but the manager's fds went {before} -> "
+                                  f"{count_fds(pool.pid)}: fds passed with dropped messages were kept")
             os.close(rfd)
             os.close(wfd)
             check(not up.has("READY=1"), "pool became ready without any worker being ready")

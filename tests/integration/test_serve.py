@@ -11,7 +11,7 @@ import socket
 import subprocess
 import tempfile
 
-from harness import (HELLO_WORKER, Pool, all_workers_serve, check, free_port, http_get,
+from harness import (HELLO_WORKER, Pool, all_workers_serve, can_run, check, free_port, http_get,
                      http_get_unix, children_of, run)
 
 
@@ -48,7 +48,7 @@ def main():
         all_workers_serve(lambda path: http_get(port, path, timeout=3), 3)
 
     # IPv6 loopback, when the machine has it
-    if socket.has_ipv6 and os.path.exists("/proc/net/if_inet6"):
+    if can_run(socket.has_ipv6 and os.path.exists("/proc/net/if_inet6"), "no IPv6 on this machine"):
         port = free_port()
         with Pool(["-l", f"[::1]:{port}", "-w", "2", "--", HELLO_WORKER]) as pool:
             pool.wait_ready()

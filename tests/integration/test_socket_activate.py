@@ -63,6 +63,9 @@ def main():
             r = read_report(report.replace("%s", "0"))
             check(r["env"].get("LISTEN_FDS") == "1" and r["env"].get("LISTEN_FDNAMES") == "web",
                   f"the worker got the control socket: {r['env']}")
+            # and not the fd itself: only 0-2 and the web socket at 3
+            check(sorted(r["fds"]) == [0, 1, 2, 3] and r["fds"][3][1].startswith("socket:"),
+                  f"the worker's fds with a passed-in control socket: {r['fds']}")
             rc, out, err = ctl("--control", control, "status")
             check(rc == 0 and "1/1 workers ready" in out, f"status over the passed-in socket: {rc} {out} {err}")
 

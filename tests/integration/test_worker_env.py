@@ -9,7 +9,7 @@ import re
 import socket
 import tempfile
 
-from harness import PROBE_WORKER, Pool, check, free_port, read_report, run, wait_for
+from harness import PROBE_WORKER, Pool, check, free_port, open_fds, read_report, run, wait_for
 
 
 def main():
@@ -21,19 +21,26 @@ def main():
         p1, p2 = free_port(), free_port()
         leaked_r, leaked_w = os.pipe()  # not CLOEXEC in the manager's parent either
         os.set_inheritable(leaked_r, True)
+        os.set_inheritable(leaked_w, True)
         env = {
             "WATCHDOG_PID": "1", "WATCHDOG_USEC": "1000000", "LISTEN_PIDFDID": "42",
             "NOTIFY_SOCKET": upstream, "PROBE_INHERITED": "yes", "PROBE_OVERRIDE": "old",
         }
         with Pool(["-l", f"127.0.0.1:{p1}", "-l", f"127.0.0.1:{p2}", "-w", "2",
                    "--ready", "notify", "-e", "PROBE_OVERRIDE=new", "-e", "PROBE_SPACE=a b",
-                   "--", PROBE_WORKER, "--report", report], env=env) as pool:
+                   "--", PROBE_WORKER, "--report", report], env=env, pass_fds=(leaked_r, leaked_w)) as pool:
             pool.wait_ready()
+            # the manager did inherit the pipe (else the check below proves nothing)
+            pipe = os.readlink(f"/proc/self/fd/{leaked_r}")
+            manager_fds = open_fds(pool.pid)
+            check(manager_fds.get(leaked_r) == pipe and manager_fds.get(leaked_w) == pipe,
+                  f"the manager did not inherit the pipe {pipe} at fds {leaked_r}, {leaked_w}: {manager_fds}")
             for slot in ("0", "1"):
                 path = report.replace("%s", slot)
                 wait_for(lambda: os.path.exists(path), what=path)
                 r = read_report(path)
-                check(sorted(r["fds"]) == [0, 1, 2, 3, 4], f"slot {slot} fds: {r['fds']}")
+                check(sorted(r["fds"]) == [0, 1, 2, 3, 4], f"slot {slot} fds: {r['fds']} (the manager's "
+                      f"inherited pipe is {pipe} at fds {leaked_r}, {leaked_w})")
                 check(r["fds"][0][1] == "/dev/null", f"stdin is {r['fds'][0]}")
                 for fd in (3, 4):
                     check(r["fds"][fd][0] == 0, f"fd {fd} has CLOEXEC set")

@@ -7,6 +7,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "strict-skip.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -294,7 +296,7 @@ static void test_socket_group(void **state) {
         gid_t other = 65534; /* nogroup */
 
         if (geteuid() != 0)
-                skip();
+                skip_or_fail("setting the notify directory's group needs root");
         snprintf(dir, sizeof(dir), "%s", p->address);
         *strrchr(dir, '/') = '\0';
         assert_int_equal(notify_socket_set_group(p->address, other), 0);
@@ -501,7 +503,7 @@ static void test_find_worker_self(void **state) {
 
 static void test_find_worker_parent(void **state) {
         if (getppid() <= 1)
-                skip(); /* the walk stops before pid 1 */
+                skip_or_fail("the parent is pid 1, where the walk stops");
         Accept a = { .pids = { getppid() }, .n = 1 };
         assert_int_equal(notify_find_worker(getpid(), is_worker, &a), getppid());
         assert_int_equal(a.n_asked, 2);
