@@ -476,8 +476,15 @@ def proc_env(pid):
         return dict(e.decode().split("=", 1) for e in f.read().split(b"\0") if b"=" in e)
 
 
+def safe_env(pid):
+    try:
+        return proc_env(pid)
+    except (FileNotFoundError, ProcessLookupError):
+        return {}
+
+
 def slot_pid(pool, slot):
-    return [p for p in children_of(pool.pid) if proc_env(p).get("SOCKHERD_SLOT") == str(slot)][0]
+    return [p for p in children_of(pool.pid) if safe_env(p).get("SOCKHERD_SLOT") == str(slot)][0]
 
 
 def run_delay(pid):
@@ -596,8 +603,9 @@ def notify_flood(tmp):
     port = free_port()
     with Pool(["-l", f"127.0.0.1:{port}", "-w", "3", "--ready", "notify", "--ready-timeout", "60s",
                "-e", f"PROBE={PROBE_WORKER}", "-e", f"FLOOD_COUNT={counter}", "--", sys.executable, script]) as pool:
-        worker = wait_for(lambda: children_of(pool.pid), what="a worker")[0]
-        address = proc_env(worker)["NOTIFY_SOCKET"]
+        # a child that has not exec'd yet still has the manager's environment
+        address = wait_for(lambda: next((e["NOTIFY_SOCKET"] for e in map(safe_env, children_of(pool.pid))
+                                         if "NOTIFY_SOCKET" in e), None), what="a worker's NOTIFY_SOCKET")
         # three processes of another user flood too
         outdir = os.path.join(tmp, "outsiders")
         os.mkdir(outdir)
