@@ -396,3 +396,12 @@ def can_run(condition, reason):
         raise TestFailure(f"would skip a part ({reason}), and SOCKHERD_TEST_STRICT=1 forbids skipping")
     print(f"skipped part: {reason}")
     return False
+
+
+def wanted(part):
+    """Whether to run the part of a test named part. tests/mutants/run sets
+    SOCKHERD_TEST_ONLY to the parts that guard a mutant (a comma-separated
+    list), so that a mutant costs seconds, not a whole test; unset, every
+    part runs."""
+    only = os.environ.get("SOCKHERD_TEST_ONLY")
+    return not only or part in only.split(",")

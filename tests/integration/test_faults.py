@@ -41,7 +41,7 @@ import time
 
 import harness
 from harness import (HELLO_WORKER, PROBE_WORKER, SKIP, SOCKHERD, Pool, TestFailure, all_workers_serve, check,
-                     children_of, ctl, free_port, http_get, open_fds, pid_alive, run, wait_for)
+                     children_of, ctl, free_port, http_get, open_fds, pid_alive, run, wait_for, wanted)
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 IDLE_CPU_MAX = 0.2      # seconds of manager CPU allowed in a failure window
@@ -635,14 +635,13 @@ def notify_flood(tmp):
 def main():
     skipped = []
     with tempfile.TemporaryDirectory() as tmp:
-        why = fork_fails()
+        why = fork_fails() if wanted("fork_fails") else None
         if why:
             print(f"SKIP fork failure: {why}")
             skipped.append(why)
-        exec_fails_at_start(tmp)
-        exec_fails_while_running(tmp)
-        out_of_fds(tmp)
-        notify_flood(tmp)
+        for part in (exec_fails_at_start, exec_fails_while_running, out_of_fds, notify_flood):
+            if wanted(part.__name__):
+                part(tmp)
     if skipped:
         print("skipped: " + "; ".join(skipped))
         return SKIP
