@@ -71,6 +71,10 @@ def test_broken_binary(tmp):
             check(f"re-executing {exe}" not in pool.log(), f"{what}: the manager re-executed")
 
         for what, content, reason in BROKEN:
+            if "valgrind" in os.environ.get("SOCKHERD_WRAPPER", "") and "cannot execute" in reason:
+                # a fork of a process under valgrind whose execve() fails is
+                # ended by valgrind itself, with status 101 and its own words
+                reason = "--state-version failed with exit status 101"
             replace_file(exe, content)
             started = time.monotonic()
             rc, out, err = ctl("--control", control, "reexec")
