@@ -688,3 +688,70 @@ def run(main):
 __all__ = ["Box", "Load", "TestFailure", "Skip", "check", "log", "wait_for", "free_port",
            "http_get", "parse_hello", "setup_pool", "write_config", "wait_status", "wait_active",
            "main_pid", "worker_pids", "ctl", "ctl_status", "messages", "run", "SERVICE", "SOCKET"]
+
+
+# ---- queued connections and listening sockets (appended) -------------------
+
+class Waiting:
+    """N connections from the host to 127.0.0.1:PORT, each with its request
+    sent and not read yet: they wait in a listening socket's queue until a
+    worker accepts them."""
+
+    def __init__(self, port, n):
+        self.socks = []
+        for _ in range(n):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            self.socks.append(s)
+
+    def answers(self, timeout=20.0):
+        """For each connection the pid (box view) of the hello-worker that
+        answered 200, or a string saying what went wrong."""
+        deadline = time.monotonic() + timeout
+        out = []
+        for s in self.socks:
+            data = b""
+            try:
+                while True:
+                    s.settimeout(max(0.01, deadline - time.monotonic()))
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                head, _, body = data.partition(b"\r\n\r\n")
+                if b" 200 " in head.split(b"\r\n")[0] and body.startswith(b"hello from pid"):
+                    out.append(int(body.split()[3]))
+                else:
+                    out.append(f"answer {data[:60]!r}")
+            except OSError as e:
+                out.append(type(e).__name__)
+            finally:
+                s.close()
+        return out
+
+
+def tally(answers):
+    out = {}
+    for a in answers:
+        out[a] = out.get(a, 0) + 1
+    return out
+
+
+def listeners(port):
+    """{inode: accept queue} of the TCP sockets listening on
+    127.0.0.1:PORT (ss, from the host: the box shares its network)."""
+    r = subprocess.run(["ss", "-ltnHe", f"sport = :{port}"], capture_output=True, text=True, timeout=10)
+    out = {}
+    for line in r.stdout.splitlines():
+        words = line.split()
+        ino = [w for w in words if w.startswith("ino:")]
+        if ino:
+            out[int(ino[0][4:])] = int(words[1])
+    return out
+
+
+def listen_fdnames(box, unit=SERVICE):
+    """LISTEN_FDNAMES the unit's main process was started with (its
+    /proc/PID/environ, which unsetenv() does not change), as a list."""
+    names = box.environ(main_pid(box, unit)).get("LISTEN_FDNAMES")
+    return names.split(":") if names else []

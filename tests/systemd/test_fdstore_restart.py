@@ -13,7 +13,16 @@ The control run: the same restarts of a second pool, sockherd@ctl.service,
 with a drop-in that sets FileDescriptorStoreMax=0. Its socket closes with
 each old manager and is bound again by the new one, so connections are
 refused in between (and those waiting in the old backlog are reset).
-Both runs' counts are printed side by side."""
+Both runs' counts are printed side by side.
+
+Sockets dropped from the config leave the fd store: the pool is restarted
+with a second 'listen =' address (NFileDescriptorStore 2, both ports
+serve), then with the config back to one address: at the next restart
+sockherd logs "removing sockherd-listen/127.0.0.1_PORT2 from the fd store:
+no longer in the configuration", NFileDescriptorStore is 1 again, and
+PORT2 refuses connections (a socket left in the store would still accept
+them into its queue)."""
+import socket
 import time
 
 from box import (SERVICE, Box, Load, check, free_port, http_get, log, main_pid, messages, run,
@@ -110,6 +119,33 @@ def main():
         check(counts["ok"] == counts["sent"], "not every request was answered with 200")
         check(ctl_counts["refused"] > 0, "no connection was refused without the fd store: "
               "the control run shows nothing")
+        box.systemctl("stop", CONTROL)
+
+        # a listen address dropped from the config leaves the fd store
+        port2 = free_port()
+        write_config(box, listen=port, extra=f"listen = 127.0.0.1:{port2}\n")
+        box.systemctl("restart", SERVICE)
+        wait_status(box, "4/4 workers ready, generation 1")
+        check(http_get(port2)[0] == 200 and http_get(port)[0] == 200, "the two-address pool does not serve")
+        stored = box.show(SERVICE, "NFileDescriptorStore")
+        log(f"two listen addresses: NFileDescriptorStore={stored}")
+        check(stored == "2", f"NFileDescriptorStore={stored} with two listen addresses, want 2")
+        write_config(box, listen=port)
+        box.systemctl("restart", SERVICE)
+        wait_status(box, "4/4 workers ready, generation 1")
+        stored = box.show(SERVICE, "NFileDescriptorStore")
+        removing = f"removing sockherd-listen/127.0.0.1_{port2} from the fd store: no longer in the configuration"
+        log(f"back to one address: NFileDescriptorStore={stored}; "
+            f"{removing!r} logged {messages(box).count(removing)} time(s)")
+        check(removing in messages(box), f"no {removing!r} in the journal")
+        check(stored == "1", f"NFileDescriptorStore={stored} after dropping a listen address, want 1")
+        try:
+            socket.create_connection(("127.0.0.1", port2), timeout=5).close()
+            refused = False
+        except ConnectionRefusedError:
+            refused = True
+        check(refused, f"127.0.0.1:{port2} still accepts connections after it left the config")
+        check(http_get(port)[0] == 200, "the remaining address does not serve")
 
 
 run(main)

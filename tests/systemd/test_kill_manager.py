@@ -4,12 +4,15 @@ also die with their manager through PR_SET_PDEATHSIG), restarts the service
 after RestartSec=1s, and keeps the listening socket open meanwhile, so no
 connection is refused. Requests in flight on the killed workers may fail;
 their number is reported, not hidden, and so is the fate of a few slow
-requests that are certainly in flight at the kill."""
+requests that are certainly in flight at the kill. After the restart,
+every one of 40 requests is answered by one of the new workers, and the
+requests the load sent after the recovery all succeeded (the load's
+answers include new worker pids)."""
 import threading
 import time
 
-from box import (SERVICE, SOCKET, Box, Load, check, free_port, http_get, log, run, setup_pool,
-                 start_pool, wait_for, wait_status)
+from box import (SERVICE, SOCKET, Box, Load, check, free_port, http_get, log, parse_hello, run,
+                 setup_pool, start_pool, wait_for, wait_status)
 
 N_SLOW = 3
 
@@ -65,6 +68,15 @@ def main():
         check(len(new_workers) == 4 and not set(new_workers) & set(old_workers), f"new workers {new_workers}")
         check(box.show(SERVICE, "NRestarts") == "1", "NRestarts is not 1")
         check(box.show(SOCKET, "ActiveState") == "active", "the socket unit did not stay active")
+        served = {}
+        for _ in range(40):
+            status, body = http_get(port)
+            check(status == 200, f"status {status} after the restart")
+            pid = parse_hello(body)["pid"]
+            served[pid] = served.get(pid, 0) + 1
+        log(f"40 requests after the restart, by pid: {served}")
+        check(set(served) <= set(new_workers), f"answered by {served}, not only the new workers {new_workers}")
+        check(set(counts["pids"]) & set(new_workers), "the load got no answer from the new workers")
         for e in box.journal("-u", SERVICE, "_PID=1"):
             log(f"systemd: {e.get('MESSAGE')}")
         in_flight = counts["failed"] + counts["errors"]

@@ -2,11 +2,14 @@
 load of short connections from the host: systemd holds the listening socket
 (sockherd@app.socket), so connections that arrive while the pool restarts
 wait in the backlog instead of being refused, and the old workers finish
-what they accepted before they exit. Expect 0 refused, 0 failed, 0 errors."""
+what they accepted before they exit. Expect 0 refused, 0 failed, 0 errors.
+The socket unit's socket is never put in the service's fd store (systemd
+would pass it twice): NFileDescriptorStore stays 0 through the restarts,
+and each new manager is passed the socket once (LISTEN_FDNAMES)."""
 import time
 
-from box import (SERVICE, Box, Load, check, free_port, log, run, setup_pool, start_pool,
-                 wait_status)
+from box import (SERVICE, SOCKET, Box, Load, check, free_port, listen_fdnames, log, run, setup_pool,
+                 start_pool, wait_status)
 
 RESTARTS = 3
 MIN_SENT = 2000
@@ -20,6 +23,8 @@ def main():
         start_pool(box, port)
 
         main_pids = [int(box.show(SERVICE, "MainPID"))]
+        fdname = box.show(SOCKET, "FileDescriptorName")
+        check(box.show(SERVICE, "NFileDescriptorStore") == "0", "the socket unit's socket went to the fd store")
         with Load(port, concurrency=8, rate=1500) as load:
             time.sleep(1.0)
             for i in range(RESTARTS):
@@ -31,6 +36,10 @@ def main():
                 log(f"restart {i + 1}: systemctl restart returned after {took:.2f}s, "
                     f"MainPID {main_pids[-2]} -> {main_pids[-1]}")
                 check(main_pids[-1] != main_pids[-2], "MainPID did not change")
+                stored, names = box.show(SERVICE, "NFileDescriptorStore"), listen_fdnames(box)
+                log(f"restart {i + 1}: NFileDescriptorStore={stored}, LISTEN_FDNAMES={names}")
+                check(stored == "0", f"NFileDescriptorStore={stored}: the socket unit's socket was stored")
+                check(names == [fdname], f"LISTEN_FDNAMES={names}, want [{fdname!r}]")
                 time.sleep(1.0)
             counts = load.stop()
 
