@@ -39,7 +39,7 @@ import tempfile
 import time
 
 from harness import (HELLO_WORKER, LOADGEN, SOCKHERD, Load, Pool, check, check_no_failures,
-                     children_of, ctl, free_port, parse_hello, pid_alive, run, wait_for)
+                     can_run, children_of, ctl, free_port, parse_hello, pid_alive, run, wait_for)
 
 
 def spread(port, seconds=3.0):
@@ -290,7 +290,7 @@ def main():
     check(rc == 2 and "ReusePort=yes" in out, f"no SO_REUSEPORT: {rc} {out}")
 
     # unprivileged manager, root-owned socket in a reuseport group: exit 2, says what to do
-    if os.geteuid() == 0:
+    if can_run(os.geteuid() == 0, "an unprivileged manager with a root-owned reuseport socket needs root"):
         owned = socket.socket()
         owned.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         owned.bind(("127.0.0.1", 0))
