@@ -10,9 +10,12 @@
 - every long option that `sockherd --help` prints has an entry in
   man/sockherd.8.scd (a line starting with "*" that names "--option");
 - with SOCKHERDCTL: every long option and command of `sockherdctl --help`
-  has an entry in man/sockherdctl.1.scd.
+  has an entry in man/sockherdctl.1.scd;
+- README.md lists every mutant of tests/mutants, as the rows that
+  `tests/mutants/run --table` prints, and no other.
 
 Prints each gap and exits 1 when there is one."""
+import os
 import re
 import subprocess
 import sys
@@ -100,6 +103,25 @@ def main():
             if not any(e.startswith(f"*{cmd}*") for e in man1):
                 gaps.append(f"man/sockherdctl.1.scd: no entry for command '{cmd}' of `sockherdctl --help`")
         checked += f", {len(ctl_opts)} sockherdctl options, {len(commands)} sockherdctl commands"
+
+    mutants = f"{root}/tests/mutants/run"
+    if os.path.exists(mutants):
+        table = subprocess.run([sys.executable, mutants, "--table"], capture_output=True, text=True, check=True)
+        rows = [line for line in table.stdout.splitlines() if line.startswith("| `")]
+        readme = read(f"{root}/README.md")
+        marker = "<!-- mutants table"
+        if marker not in readme:
+            gaps.append(f"README.md: no '{marker}: ...' before the mutants table")
+        section = readme.split(marker, 1)[-1].split("\n\n", 1)[0]
+        listed = re.findall(r"^\| `([a-z0-9-]+)` \|", section, re.M)
+        for row in rows:
+            if row not in readme.splitlines():
+                gaps.append(f"README.md: the mutants table lacks or differs from this row (tests/mutants/run --table): {row}")
+        names = {re.match(r"\| `([a-z0-9-]+)`", row).group(1) for row in rows}
+        for name in listed:
+            if name not in names:
+                gaps.append(f"README.md lists a mutant '{name}' that tests/mutants does not have")
+        checked += f", {len(rows)} mutants"
 
     for g in gaps:
         print(g)
