@@ -102,6 +102,57 @@ static void test_round_trip(void **state) {
 
 /* a newer writer may add records; this reader skips what it does not know,
  * as long as the version is one it reads */
+/* What an older sockherd (commit e8b50fa, before the notify socket moved
+ * out of the abstract namespace) wrote at a real re-exec, captured from its
+ * memfd by a wrapper standing in for the new binary; the current binary
+ * then took over that pool (2 workers kept). The current reader must keep
+ * reading it. */
+static const char older_state[] =
+        "sockherd-state 1\n"
+        "generation 1 1\n"
+        "requests 0\n"
+        "flags 1 0\n"
+        "reload-error -\n"
+        "notify 7 @sockherd/app/12576/2dbb404153da72ff/notify\n"
+        "control 8 /tmp/cap/ctl\n"
+        "control-uid 0\n"
+        "socket 3 listen -\n"
+        "slots 2\n"
+        "slot 0 0 0\n"
+        "slot 1 0 0\n"
+        "worker serving 0 12577 1 ready 2286069965 0 -\n"
+        "worker serving 1 12578 1 ready 2286070174 0 -\n"
+        "end\n";
+
+static void test_older_writer(void **state) {
+        State s;
+        char err[256] = "";
+        assert_int_equal(read_text(older_state, &s, err, sizeof(err)), 0);
+        assert_int_equal(s.version, 1);
+        assert_int_equal(s.generation, 1);
+        assert_int_equal(s.last_generation, 1);
+        assert_true(s.announced_ready);
+        assert_false(s.passed_in);
+        assert_int_equal(s.notify_fd, 7);
+        assert_string_equal(s.notify_address, "@sockherd/app/12576/2dbb404153da72ff/notify");
+        assert_int_equal(s.control_fd, 8);
+        assert_string_equal(s.control_path, "/tmp/cap/ctl");
+        assert_int_equal(s.control_uid, 0);
+        assert_int_equal(s.n_sockets, 1);
+        assert_int_equal(s.sockets[0].fd, 3);
+        assert_string_equal(s.sockets[0].name, "listen");
+        assert_string_equal(s.sockets[0].unlink_path, "");
+        assert_int_equal(s.n_slots, 2);
+        assert_int_equal(s.n_workers, 2);
+        assert_int_equal(s.workers[0].pid, 12577);
+        assert_int_equal(s.workers[0].slot, 0);
+        assert_int_equal(s.workers[0].state, WORKER_READY);
+        assert_int_equal(s.workers[0].role, STATE_ROLE_SERVING);
+        assert_int_equal(s.workers[1].pid, 12578);
+        assert_int_equal(s.workers[1].started_usec, 2286070174);
+        state_done(&s);
+}
+
 static void test_unknown_records_are_skipped(void **state) {
         const char *text =
                 "sockherd-state 1\n"
@@ -151,6 +202,7 @@ static void test_refusals(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_round_trip),
+                cmocka_unit_test(test_older_writer),
                 cmocka_unit_test(test_unknown_records_are_skipped),
                 cmocka_unit_test(test_refusals),
         };
