@@ -49,7 +49,9 @@ def main():
             check("reload complete: generation 2" not in pool.log(),
                   f"the first reload ended before the requests came in:\n{pool.log()}")
 
-            rc, out, err = waiter.get(timeout=30)
+            pool.wait_log("running the reload that was requested during the last one", timeout=15)
+            pool.wait_log("reload complete: generation 3 ", timeout=15)
+            rc, out, err = waiter.get(timeout=10)
             log = pool.log()
             check(rc == 0 and "generation 3" in out, f"reload --wait during a reload: {rc} {out!r} {err!r}")
             check("reload complete: generation 3 serves on 2 workers" in log,
