@@ -405,3 +405,73 @@ def wanted(part):
     part runs."""
     only = os.environ.get("SOCKHERD_TEST_ONLY")
     return not only or part in only.split(",")
+
+
+class StatusSampler(threading.Thread):
+    """The manager's `status` in a loop, asked on the control socket
+    directly (forking sockherdctl each time is too slow on a busy machine),
+    `interval` s apart, until stop(), which returns the samples as
+    (time.monotonic(), status) pairs; status has the keys of `sockherdctl
+    --json status` that the tests use: workers.ready, workers.wanted,
+    reload.state, generation, and workers: [{slot, pid, generation, state,
+    role, uptime_usec}]. Used to watch a pool's ready count through a
+    reload or recycle. Give the pool `metrics-interval =` (any value): without
+    it every `status` samples every worker's load first, which takes tens of
+    ms on a busy machine, and the samples thin out."""
+
+    def __init__(self, control, interval=0.01):
+        super().__init__(daemon=True)
+        self.control, self.interval = control, interval
+        self.samples, self.errors = [], []
+        self._halt = threading.Event()
+        self.start()
+
+    def ask(self):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(5)
+            s.connect(self.control)
+            s.sendall(b"sockherd-control/1 status\n")
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+        lines = data.decode(errors="replace").split("\n")
+        check(lines[0] == "sockherd-control/1 ok", f"status answered {lines[0]!r}")
+        out, workers = {}, {}
+        for line in lines[1:]:
+            key, _, value = line.partition(" ")
+            if key.startswith("worker."):
+                _, index, field = key.split(".", 2)
+                workers.setdefault(int(index), {})[field] = value
+            elif key:
+                out[key] = value
+        out["workers"] = [workers[i] for i in sorted(workers)]
+        for w in out["workers"]:
+            for field in ("slot", "pid", "generation", "uptime_usec"):
+                w[field] = int(w[field])
+        return out
+
+    def run(self):
+        while not self._halt.is_set():
+            try:
+                self.samples.append((time.monotonic(), self.ask()))
+            except (OSError, TestFailure) as e:
+                self.errors.append(repr(e))
+            self._halt.wait(self.interval)
+
+    def stop(self):
+        self._halt.set()
+        self.join(20)
+        return self.samples
+
+
+def check_ready_floor(samples, floor, what, minimum=10):
+    """Every sample shows at least `floor` ready serving workers. A pool
+    that stops an old worker before its successor is ready dips below."""
+    check(len(samples) >= minimum, f"{what}: only {len(samples)} status samples")
+    for t, s in samples:
+        ready = int(s["workers.ready"])
+        states = [(w["slot"], w["pid"], w["state"], w["role"]) for w in s.get("workers", [])]
+        check(ready >= floor, f"{what}: {ready} ready workers, fewer than {floor} "
+                              f"(reload {s['reload.state']}, workers {states})")
+        serving = sum(1 for w in s.get("workers", []) if w["role"] == "serving" and w["state"] == "ready")
+        check(serving == ready, f"{what}: workers.ready {ready} but {serving} serving ready workers: {states}")

@@ -2,8 +2,8 @@
 load: the manager keeps its pid, every worker keeps running and stays
 supervised (a worker killed afterwards is respawned, a reload afterwards
 works), the control socket answers again, and 0 requests fail. A re-exec
-that cannot go ahead (a broken config file) is refused and changes
-nothing.
+that cannot go ahead (a broken config file, a reload that is still
+running) is refused and changes nothing.
 
 A re-exec into a program that cannot take over is refused before the exec,
 with the reason naming the program, and the pool keeps its manager and
@@ -18,7 +18,7 @@ import signal
 import tempfile
 import time
 
-from harness import (HELLO_WORKER, SOCKHERD, Load, Pool, check, check_no_failures, children_of, ctl, free_port,
+from harness import (HELLO_WORKER, PROBE_WORKER, SOCKHERD, Load, Pool, check, check_no_failures, children_of, ctl, free_port,
                      http_get, run, wait_for)
 
 
@@ -134,6 +134,29 @@ def main():
                      what="the killed worker to be replaced")
             rc, out, err = ctl("--control", control, "reload", "--wait")
             check(rc == 0 and "generation 2" in out, f"reload after re-exec: {out} {err}")
+
+            # refused while a reload runs (new workers take 1.5 s to be ready):
+            # exit 1 with the reason, same manager, the reload goes on to its end
+            with open(conf, "w") as f:
+                f.write(good.replace(HELLO_WORKER, f"{PROBE_WORKER} --serve --ready delay:1500")
+                        + "reload-batch = 1\n")
+            wait_for(lambda: len(children_of(pool.pid)) == 3, what="the replaced workers to finish draining")
+            pool.signal(signal.SIGHUP)
+            pool.wait_log("reloading: generation 2 -> 3")
+            rc, out, err = ctl("--control", control, "reexec")
+            check(rc == 1 and "a reload or restart is running" in err,
+                  f"reexec during a reload: exit {rc}, {out!r} {err!r}")
+            pool.signal(signal.SIGUSR2)
+            pool.wait_log("SIGUSR2: not re-executing")
+            check("reload complete: generation 3" not in pool.log(), "the reload ended before the re-exec was asked")
+            pool.wait_log("reload complete: generation 3 serves on 3 workers", timeout=15)
+            check(pool.log().count("resumed after re-exec") == 2, f"re-executed during a reload:\n{pool.log()}")
+            rc, out, err = ctl("--control", control, "status")
+            check(rc == 0 and f"manager pid:  {pool.pid}" in out and "3/3 workers ready, generation 3" in out,
+                  f"status after the refused re-exec: {out} {err}")
+            print(f"re-exec during a reload refused: {err.strip()}")
+            with open(conf, "w") as f:
+                f.write(good)
 
             # refused with a broken config: the running manager is untouched
             with open(conf, "w") as f:

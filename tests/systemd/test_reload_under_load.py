@@ -5,7 +5,10 @@ The shipped unit's ExecReload= (sockherdctl reload --wait) makes each
 `systemctl reload` block until the rolling reload is over. The workers take
 0.3s to start (a wrapper sleeps before it runs hello-worker) and are
 replaced one at a time, so a reload lasts at least 1.2s, and `systemctl
-reload` must not return earlier. Right after it returns, StatusText
+reload` must not return earlier; `sockherdctl --json status`, sampled
+in a loop through each reload, never shows fewer than 4 ready workers (a
+pool that stopped an old worker before its successor is ready would show 3
+for 0.3 s). Right after it returns, StatusText
 already names the new generation and every serving worker is new; the only
 old workers left in the service's cgroup are the ones still draining
 (sockherd lists them as retiring). Two slow requests (2.5s) sent to the
@@ -39,7 +42,9 @@ def main():
         port = free_port()
         setup_pool(box, port)
         box.write("/usr/local/bin/slow-start-worker", WRAPPER, 0o755)
-        write_config(box, command="/usr/local/bin/slow-start-worker")
+        # metrics-interval: `status` answers from the periodic sample, so
+        # the sampler below gets dense samples
+        write_config(box, command="/usr/local/bin/slow-start-worker", extra="metrics-interval = 1min\n")
         start_pool(box, port)
         main = main_pid(box)
         check(len(worker_pids(box)) == 4, f"workers {worker_pids(box)}")
@@ -67,9 +72,30 @@ def main():
                     threads.append(th)
                 time.sleep(0.3)     # accepted by old workers
 
+                # new before old: `status` sampled through the reload never shows
+                # fewer than 4 ready workers
+                samples, sampling = [], threading.Event()
+
+                def sample():
+                    while not sampling.is_set():
+                        st = ctl_status(box)
+                        samples.append((st["workers.ready"], st["reload.state"],
+                                        [(w["slot"], w["state"], w["role"]) for w in st["workers"]]))
+
+                sampler = threading.Thread(target=sample, daemon=True)
+                sampler.start()
                 t = time.monotonic()
                 r = box.systemctl("reload", SERVICE, check=False)
                 took = time.monotonic() - t
+                sampling.set()
+                sampler.join(10)
+                during = [x for x in samples if x[1] == "reloading"]
+                log(f"reload {i + 1}: {len(samples)} status samples, {len(during)} during the reload, "
+                    f"ready at least {min(x[0] for x in samples) if samples else '?'}")
+                check(len(during) >= 3, f"reload {i + 1}: only {len(during)} status samples during the reload")
+                for ready, state, ws in samples:
+                    check(ready >= 4, f"reload {i + 1}: {ready} ready workers, fewer than 4 (reload {state}, "
+                                      f"workers {ws})")
                 text = box.show(SERVICE, "StatusText")
                 st = ctl_status(box)
                 in_cgroup = set(box.unit_pids(SERVICE))

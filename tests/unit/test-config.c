@@ -825,6 +825,66 @@ static void validate_fails(Config *c, ConfigError *err) {
         assert_true(err->message[0] != '\0');
 }
 
+/* ---- config_reload_blocker: real pairs of configs ---- */
+
+/* The blocker between two configs, each loaded from text and validated as a
+ * reload does. */
+static Config *blocker_old, *blocker_new; /* freed at the next pair: a failing check longjmp()s */
+
+static void blocker_free(void) {
+        blocker_old = config_free(blocker_old);
+        blocker_new = config_free(blocker_new);
+}
+
+static const char *blocker(const char *old_text, const char *new_text, bool passed_in) {
+        blocker_free();
+        Config *old = blocker_old = new_config();
+        Config *new = blocker_new = new_config();
+        load_ok(old, old_text);
+        load_ok(new, new_text);
+        validate_ok(old, 4);
+        validate_ok(new, 4);
+        return config_reload_blocker(old, new, passed_in);
+}
+
+#define BASE "command = /bin/true\n"
+#define L8080 "listen = 127.0.0.1:8080\n"
+
+static void assert_blocker(const char *old_text, const char *new_text, bool passed_in, const char *want) {
+        const char *got = blocker(old_text, new_text, passed_in);
+        if (want ? !got || strcmp(got, want) != 0 : got != NULL)
+                fail_msg("reload from [%s] to [%s]%s: blocker '%s', expected '%s'", old_text, new_text,
+                         passed_in ? " (sockets passed in)" : "", got ?: "(none)", want ?: "(none)");
+}
+
+static void test_reload_blocker_pairs(void **state) {
+        (void) state;
+        /* what a reload may change */
+        assert_blocker(BASE L8080, BASE L8080, false, NULL);
+        assert_blocker(BASE L8080 "workers = 2\n", BASE L8080 "workers = 6\nstop-timeout = 3s\n"
+                       "ready = notify\nenvironment = A=b\n", false, NULL);
+        assert_blocker(BASE L8080, "command = /bin/false\n" L8080, false, NULL);
+        /* listen: another port, another address, another path, one more, one less, another order */
+        assert_blocker(BASE L8080, BASE "listen = 127.0.0.1:8081\n", false, "listen");
+        assert_blocker(BASE L8080, BASE "listen = 127.0.0.2:8080\n", false, "listen");
+        assert_blocker(BASE L8080, BASE "listen = [::1]:8080\n", false, "listen");
+        assert_blocker(BASE "listen = /run/a.sock\n", BASE "listen = /run/b.sock\n", false, "listen");
+        assert_blocker(BASE "listen = @a\n", BASE "listen = @b\n", false, "listen");
+        assert_blocker(BASE L8080, BASE L8080 "listen = 127.0.0.1:8081\n", false, "listen");
+        assert_blocker(BASE L8080 "listen = 127.0.0.1:8081\n", BASE L8080, false, "listen");
+        assert_blocker(BASE L8080 "listen = 127.0.0.1:8081\n", BASE "listen = 127.0.0.1:8081\n" L8080, false,
+                       "listen");
+        assert_blocker(BASE L8080, BASE L8080 "backlog = 128\n", false, "backlog");
+        assert_blocker(BASE L8080 "name = a\n", BASE L8080 "name = b\n", false, "name");
+        assert_blocker(BASE L8080, BASE L8080 "balance = reuseport\n", false, "balance");
+        /* with sockets passed in, listen= and backlog= are not used; name and balance still count */
+        assert_blocker(BASE L8080, BASE "listen = 127.0.0.1:8081\n", true, NULL);
+        assert_blocker(BASE L8080, BASE L8080 "backlog = 128\n", true, NULL);
+        assert_blocker(BASE L8080 "name = a\n", BASE L8080 "name = b\n", true, "name");
+        assert_blocker(BASE L8080, BASE L8080 "balance = reuseport\n", true, "balance");
+        blocker_free();
+}
+
 static void test_validate_missing_command(void **state) {
         _cleanup_config_ Config *c = new_config();
         ConfigError err;
@@ -1166,6 +1226,7 @@ int main(void) {
                 cmocka_unit_test(test_validate_supplementary_groups),
                 cmocka_unit_test(test_validate_groups_of_user),
                 cmocka_unit_test(test_file_trust),
+                cmocka_unit_test(test_reload_blocker_pairs),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
