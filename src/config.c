@@ -1052,3 +1052,20 @@ const char *config_reload_blocker(const Config *old, const Config *new, bool soc
                 return "backlog";
         return NULL;
 }
+
+static bool group_in(gid_t g, const gid_t *list, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (list[i] == g)
+                        return true;
+        return false;
+}
+
+bool config_credentials_differ(const Config *old, const Config *new) {
+        if (old->uid != new->uid || old->gid != new->gid || old->set_groups != new->set_groups ||
+            old->n_groups != new->n_groups)
+                return true;
+        for (size_t i = 0; i < new->n_groups; i++)
+                if (!group_in(new->groups[i], old->groups, old->n_groups))
+                        return true;
+        return false;
+}

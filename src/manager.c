@@ -1072,6 +1072,15 @@ static void reload_start(Manager *m) {
                 reload_finish(m, false);
                 return;
         }
+        /* config_validate() refuses groups we are not in; dropping one
+         * would pass it, but without root the workers would keep it */
+        if (geteuid() != 0 && config_credentials_differ(m->config, config)) {
+                reload_fail(m, "user, group or supplementary-groups changed: switching the workers' credentials "
+                            "needs root, and this manager runs as uid %u; restart instead; generation %" PRIu64
+                            " keeps serving", (unsigned) geteuid(), m->generation);
+                reload_finish(m, false);
+                return;
+        }
 
         unsigned n_from = m->pool.n_slots, n_to = config->workers;
         unsigned n = n_from > n_to ? n_from : n_to;

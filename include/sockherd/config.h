@@ -139,5 +139,10 @@ int config_source_load(const ConfigSource *src, unsigned online_cpus, Config **r
  * old to new is possible, else the name of the key that differs. */
 const char *config_reload_blocker(const Config *old, const Config *new, bool sockets_passed_in);
 
+/* Whether new would run workers with other credentials than old (user,
+ * group, supplementary groups). A manager that is not root cannot switch
+ * them, so such a reload would change the config but not the workers. */
+bool config_credentials_differ(const Config *old, const Config *new);
+
 /* Every key the file accepts, NULL-terminated; for docs and tests. */
 extern const char *const config_keys[];

@@ -83,6 +83,10 @@ def test_groups_after_drop(tmp):
                 "group 'adm': switching groups needs root", before)
         refused(pool, control, path, base.replace("supplementary-groups = adm\n", "supplementary-groups = adm daemon\n"),
                 "supplementary-groups: group 'daemon': adding groups needs root", before)
+        # dropping a group passes the config's own checks, but without root the
+        # workers would keep it: refused as well
+        refused(pool, control, path, base.replace("supplementary-groups = adm\n", ""),
+                "switching the workers' credentials needs root", before)
         for w in before:
             groups = proc_status(w).get("Groups", [])
             check(str(adm) in groups and str(daemon) not in groups, f"worker {w} groups {groups}")
