@@ -10,6 +10,7 @@ FIN only after the 2 s grace, and the worker then exits 0."""
 import os
 import shutil
 import signal
+import subprocess
 import socket
 import tempfile
 import time
@@ -97,8 +98,9 @@ def check_keep_alive_drain(name, command, extra_args=()):
 
             sigterm = time.monotonic()
             pool.signal(signal.SIGTERM)
-            time.sleep(0.5)
-            check(pid_alive(pid), f"{name}: worker {pid} exited 0.5 s after SIGTERM with connections open")
+            # the stop signal went out; the request below must still be answered by this worker
+            pool.wait_log("stopping 1 workers")
+            check(pid_alive(pid), f"{name}: worker {pid} exited at SIGTERM with connections open")
             try:
                 busy.sendall(KEEP_ALIVE_REQUEST)
             except (BrokenPipeError, ConnectionResetError) as e:
@@ -131,6 +133,16 @@ def check_keep_alive_drain(name, command, extra_args=()):
         check("killing it" not in log, f"{name}: the worker had to be killed:\n{log}")
 
 
+def accepted(port):
+    """Connections to port that a worker has accepted (established ones minus
+    the listening socket's accept queue)."""
+    listen = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True).stdout.split()
+    queued = int(listen[1]) if len(listen) > 1 else 0
+    established = subprocess.run(["ss", "-Htn", "state", "established", f"sport = :{port}"],
+                                 capture_output=True, text=True).stdout.strip().splitlines()
+    return len(established) - queued
+
+
 def main():
     port = free_port()
     with Pool(["-l", f"127.0.0.1:{port}", "-w", "2", "--", HELLO_WORKER]) as pool:
@@ -138,7 +150,8 @@ def main():
         workers = children_of(pool.pid)
         check(len(workers) == 2, f"workers: {workers}")
         slow = [Background(http_get, port, "/slow?ms=1500") for _ in range(2)]
-        time.sleep(0.4)  # both requests are being served now
+        # both requests are being served: two connections, none left in the accept queue
+        wait_for(lambda: accepted(port) >= 2, timeout=5, interval=0.01, what="both slow requests accepted")
         started = time.monotonic()
         pool.signal(signal.SIGTERM)
         for req in slow:
