@@ -475,3 +475,42 @@ def check_ready_floor(samples, floor, what, minimum=10):
                               f"(reload {s['reload.state']}, workers {states})")
         serving = sum(1 for w in s.get("workers", []) if w["role"] == "serving" and w["state"] == "ready")
         check(serving == ready, f"{what}: workers.ready {ready} but {serving} serving ready workers: {states}")
+
+
+class Waiting:
+    """N connections to 127.0.0.1:PORT, each with its request sent and not
+    read yet: they wait in a listening socket's queue until a worker
+    accepts them. (The systemd suite's box.py uses this one too.)"""
+
+    def __init__(self, port, n):
+        self.socks = []
+        for _ in range(n):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+            self.socks.append(s)
+
+    def answers(self, timeout=20.0):
+        """For each connection the pid of the hello-worker that answered 200
+        (as the worker sees it: the box's view under systemd), or a string
+        saying what went wrong."""
+        deadline = time.monotonic() + timeout
+        out = []
+        for s in self.socks:
+            data = b""
+            try:
+                while True:
+                    s.settimeout(max(0.01, deadline - time.monotonic()))
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                head, _, body = data.partition(b"\r\n\r\n")
+                if b" 200 " in head.split(b"\r\n")[0] and body.startswith(b"hello from pid"):
+                    out.append(parse_hello(body.decode())["pid"])
+                else:
+                    out.append(f"answer {data[:60]!r}")
+            except OSError as e:
+                out.append(type(e).__name__)
+            finally:
+                s.close()
+        return out

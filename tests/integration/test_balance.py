@@ -39,7 +39,7 @@ import tempfile
 import time
 
 from harness import (HELLO_WORKER, LOADGEN, SOCKHERD, Load, Pool, check, check_no_failures,
-                     can_run, children_of, ctl, free_port, parse_hello, pid_alive, run, wait_for)
+                     Waiting, can_run, children_of, ctl, free_port, parse_hello, pid_alive, run, wait_for)
 
 
 def spread(port, seconds=3.0):
@@ -123,41 +123,6 @@ def listeners(port):
     out = subprocess.run(["ss", "-ltnHe", f"sport = :{port}"], capture_output=True, text=True,
                          check=True).stdout
     return [int(w[4:]) for w in out.split() if w.startswith("ino:")]
-
-
-class Waiting:
-    """N connections, each with its request sent, not read yet."""
-
-    def __init__(self, port, n):
-        self.socks = []
-        for _ in range(n):
-            s = socket.create_connection(("127.0.0.1", port), timeout=5)
-            s.sendall(b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
-            self.socks.append(s)
-
-    def answers(self, timeout=15.0):
-        """The answering worker's pid for each connection, or what went wrong."""
-        deadline = time.monotonic() + timeout
-        out = []
-        for s in self.socks:
-            data = b""
-            try:
-                while True:
-                    s.settimeout(max(0.01, deadline - time.monotonic()))
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-                head, _, body = data.partition(b"\r\n\r\n")
-                if b" 200 " in head.split(b"\r\n")[0]:
-                    out.append(parse_hello(body.decode())["pid"])
-                else:
-                    out.append(f"answer {data[:60]!r}")
-            except OSError as e:
-                out.append(f"{type(e).__name__}")
-            finally:
-                s.close()
-        return out
 
 
 def refused_exit(args, preexec=None, pass_fds=(), env=None):

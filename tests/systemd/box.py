@@ -692,42 +692,9 @@ __all__ = ["Box", "Load", "TestFailure", "Skip", "check", "log", "wait_for", "fr
 
 # ---- queued connections and listening sockets (appended) -------------------
 
-class Waiting:
-    """N connections from the host to 127.0.0.1:PORT, each with its request
-    sent and not read yet: they wait in a listening socket's queue until a
-    worker accepts them."""
-
-    def __init__(self, port, n):
-        self.socks = []
-        for _ in range(n):
-            s = socket.create_connection(("127.0.0.1", port), timeout=5)
-            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            self.socks.append(s)
-
-    def answers(self, timeout=20.0):
-        """For each connection the pid (box view) of the hello-worker that
-        answered 200, or a string saying what went wrong."""
-        deadline = time.monotonic() + timeout
-        out = []
-        for s in self.socks:
-            data = b""
-            try:
-                while True:
-                    s.settimeout(max(0.01, deadline - time.monotonic()))
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-                head, _, body = data.partition(b"\r\n\r\n")
-                if b" 200 " in head.split(b"\r\n")[0] and body.startswith(b"hello from pid"):
-                    out.append(int(body.split()[3]))
-                else:
-                    out.append(f"answer {data[:60]!r}")
-            except OSError as e:
-                out.append(type(e).__name__)
-            finally:
-                s.close()
-        return out
+# one implementation for both suites: tests/integration/harness.py
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+from harness import Waiting  # noqa: E402
 
 
 def tally(answers):
