@@ -137,6 +137,8 @@ def main():
             check_reload_framing(upstream, 8)
 
             # --- a command that exits at once ---
+            # (the replaced generation may still be draining after "reload complete")
+            wait_for(lambda: len(children_of(pool.pid)) == 4, what="generation 8's workers to finish draining")
             before = set(children_of(pool.pid))
             write(path, conf(port, "/bin/false"))
             with Load(port) as load:

@@ -7,14 +7,19 @@ of at most MAX_EXPOSURE (measured: 3.0 on Debian 12's systemd 252, the
 figure the README quotes). That the number can fail: with a drop-in that
 empties SystemCallFilter= the same command must give a higher exposure
 (measured: 4.4), so removing the filter from the unit fails this test.
-The properties the README promises for crashes and the OOM killer are
-asserted as systemd loaded them: Restart=on-failure and OOMPolicy=continue
-(a real OOM kill is in test_worker_crash)."""
+A sanitizer build installs a drop-in that also allows @debug (units/
+sanitizer.conf, for LeakSanitizer), which costs SANITIZER_EXPOSURE more
+(measured: 3.2 in all). The properties the README promises for crashes and
+the OOM killer are asserted as systemd loaded them: Restart=on-failure and
+OOMPolicy=continue. No test makes the OOM killer kill a worker for real:
+this host has the memory controller on cgroup v1, and systemd sees OOM
+kills only through cgroup v2's memory.events."""
 import re
 
 from box import SERVICE, SOCKET, Box, check, free_port, log, run, setup_pool
 
 MAX_EXPOSURE = 3.0
+SANITIZER_EXPOSURE = 0.2
 
 
 def exposure(box):
@@ -43,10 +48,15 @@ def main():
             check(got == want, f"{prop}={got}, want {want}")
 
         score = exposure(box)
-        log(f"overall exposure {score} (at most {MAX_EXPOSURE})")
-        check(score <= MAX_EXPOSURE, f"overall exposure {score}, more than the {MAX_EXPOSURE} measured")
+        sanitizer = box.run(["test", "-e", f"/lib/systemd/system/sockherd@.service.d/sanitizer.conf"],
+                            check=False).returncode == 0
+        limit = round(MAX_EXPOSURE + (SANITIZER_EXPOSURE if sanitizer else 0), 1)
+        log(f"overall exposure {score} (at most {limit}{', a sanitizer build' if sanitizer else ''})")
+        check(score <= limit, f"overall exposure {score}, more than the {limit} measured")
 
-        dropin = f"/etc/systemd/system/{SERVICE}.d/no-syscall-filter.conf"
+        # (named to sort after every other drop-in: a sanitizer build's sanitizer.conf
+        # adds @debug, which after an empty SystemCallFilter= would be the whole list)
+        dropin = f"/etc/systemd/system/{SERVICE}.d/zz-no-syscall-filter.conf"
         box.write(dropin, "[Service]\nSystemCallFilter=\n")
         box.systemctl("daemon-reload")
         unfiltered = exposure(box)

@@ -324,6 +324,8 @@ static void test_sweep(void **state) {
         assert_int_equal(notify_sweep(p->base), 0);
 
         /* nothing is swept in a directory others can write to */
+        free(dead);
+        dead = NULL;
         assert_int_equal(chmod(p->base, 0777), 0);
         fd = notify_socket_open(p->base, (gid_t) -1, &dead);
         close(fd);
