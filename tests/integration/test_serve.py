@@ -44,7 +44,13 @@ def main():
         pool.wait_ready()
         fds = {fd: os.readlink(f"/proc/{pool.pid}/fd/{fd}") for fd in (0, 1)
                if os.path.exists(f"/proc/{pool.pid}/fd/{fd}")}
-        check(fds == {0: "/dev/null", 1: "/dev/null"}, f"the manager's fds 0 and 1: {fds}")
+        if "valgrind" in os.environ.get("SOCKHERD_WRAPPER", ""):
+            # valgrind, started first, puts its --log-file on the lowest free
+            # fd (0) before sockherd runs: what counts is that no socket is there
+            check(set(fds) == {0, 1} and not any(t.startswith("socket:") for t in fds.values()),
+                  f"the manager's fds 0 and 1 under valgrind: {fds}")
+        else:
+            check(fds == {0: "/dev/null", 1: "/dev/null"}, f"the manager's fds 0 and 1: {fds}")
         all_workers_serve(lambda path: http_get(port, path, timeout=3), 3)
 
     # IPv6 loopback, when the machine has it
