@@ -332,6 +332,7 @@ static void print_status(const Fields *f) {
         const char *last_error = field(f, "reload.last_error");
         printf("%s: %s\n", field(f, "name") ?: "?", field(f, "status") ?: "");
         printf("  manager pid:  %s\n", field(f, "manager.pid") ?: "?");
+        printf("  version:      sockherd %s\n", field(f, "manager.version") ?: "?");
         printf("  command:      %s (ready=%s)\n", field(f, "command") ?: "?", field(f, "ready_mode") ?: "?");
         printf("  reload:       %s\n", field(f, "reload.state") ?: "?");
         printf("  balance:      %s\n", field(f, "balance") ?: "?");

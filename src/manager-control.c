@@ -53,6 +53,8 @@ static void command_status(Manager *m, ControlClient *c) {
         manager_format_status(m, status, sizeof(status));
         control_reply_add(&r, "name", "%s", m->config->name);
         control_reply_add(&r, "manager.pid", "%d", (int) getpid());
+        /* the running image's version: after a re-exec, the new program's */
+        control_reply_add(&r, "manager.version", "%s", SOCKHERD_VERSION);
         control_reply_add(&r, "status", "%s", status);
         control_reply_add(&r, "generation", "%" PRIu64, m->generation);
         control_reply_add(&r, "workers.ready", "%u", pool_ready(&m->pool));
