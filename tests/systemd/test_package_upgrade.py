@@ -1,0 +1,220 @@
+"""Upgrading and removing the Debian package under a real systemd, with a
+pool serving load: what packaging/debian/sockherd.postinst, .prerm and
+.postrm do (and packaging/reexec-pools, which the postinst runs).
+
+Three packages of this tree, differing in version:
+  OLD  built here with `packaging/build-deb.sh --version V~old1`
+       (DEB_BUILD_OPTIONS=nocheck), its binaries report V~old1;
+  NEW  $SOCKHERD_TEST_DEB (.ci/run passes the dist/ package it just built
+       and lintian-checked), else built here the same way at the tree's
+       version V;
+  BAD  NEW repacked as version V+bad1 whose /usr/bin/sockherd cannot take
+       over: it says it reads state version 999 (a future, incompatible
+       state format), so the running manager's probe refuses the re-exec.
+
+In a box: `dpkg -i OLD`, the pool `app` on sockherd@app.socket (enabled,
+as the README shows), 4 workers, load from the host, then, under that load,
+`dpkg -i NEW`: dpkg succeeds and says the pool was re-executed; 0 failed
+requests; the same MainPID and the same 4 worker pids (nothing restarted);
+/proc/MAINPID/exe is /usr/bin/sockherd, no longer "(deleted)";
+`sockherdctl show` says ManagerVersion=V; systemd has read the new unit
+files (NeedDaemonReload=no, no "changed on disk" in `systemctl status`).
+Then `dpkg -i BAD`: dpkg still succeeds, its stderr says the pool was not
+re-executed and why, the pool keeps serving from the same pid, still on
+V. Then `dpkg -r`: the pools are stopped, the enablement link stays (as
+for any package's units), /etc/sockherd/app.conf stays. Then
+`dpkg --purge`: the link and /run/sockherd are gone, the admin's
+/etc/sockherd/app.conf and the socket drop-in stay (the package ships no
+conffiles), and dpkg no longer knows the package."""
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+
+from box import (SERVICE, SOCKET, Box, Load, Skip, check, ctl, free_port, http_get, log, main_pid,
+                 run, setup_pool, start_pool, wait_for, worker_pids)
+
+SOURCE = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+HELLO_WORKER = os.environ.get("HELLO_WORKER", "")
+MIN_SENT = 1000
+
+
+def sh(cmd, **kw):
+    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    check(r.returncode == 0, f"{' '.join(cmd)}: exit {r.returncode}\n{r.stdout[-3000:]}{r.stderr[-3000:]}")
+    return r.stdout
+
+
+def build_deb(outdir, version=None):
+    """packaging/build-deb.sh without the test suites; the .deb's path."""
+    t = time.monotonic()
+    env = dict(os.environ, DEB_BUILD_OPTIONS="nocheck")
+    sh([os.path.join(SOURCE, "packaging", "build-deb.sh"), *(["--version", version] if version else []), outdir],
+       env=env, timeout=600)
+    debs = [f for f in os.listdir(outdir) if f.startswith("sockherd_") and f.endswith(".deb")]
+    check(len(debs) == 1, f"build-deb.sh left {debs} in {outdir}")
+    log(f"built {debs[0]} in {time.monotonic() - t:.0f}s")
+    return os.path.join(outdir, debs[0])
+
+
+def deb_field(deb, field):
+    return sh(["dpkg-deb", "-f", deb, field]).strip()
+
+
+def repack_unable(deb, version, outdir):
+    """DEB as VERSION, with a /usr/bin/sockherd that cannot take over a
+    running pool: it claims state version 999 (the real program, moved
+    aside, does the rest)."""
+    root = os.path.join(outdir, "root")
+    sh(["dpkg-deb", "-R", deb, root])
+    os.rename(os.path.join(root, "usr/bin/sockherd"), os.path.join(root, "usr/libexec/sockherd/sockherd.real"))
+    with open(os.path.join(root, "usr/bin/sockherd"), "w") as f:
+        f.write("#!/bin/sh\n"
+                "# test package: a sockherd whose state format the running one does not write\n"
+                "case $1 in --state-version) echo 999; exit 0 ;; esac\n"
+                "exec /usr/libexec/sockherd/sockherd.real \"$@\"\n")
+    os.chmod(os.path.join(root, "usr/bin/sockherd"), 0o755)
+    control = os.path.join(root, "DEBIAN", "control")
+    with open(control) as f:
+        text = f.read()
+    with open(control, "w") as f:
+        f.write(re.sub(r"^Version: .*$", f"Version: {version}", text, flags=re.M))
+    files = sh(["find", "usr", "lib", "-type", "f"], cwd=root).split()
+    with open(os.path.join(root, "DEBIAN", "md5sums"), "w") as f:
+        f.write(sh(["md5sum", *sorted(files)], cwd=root))
+    out = os.path.join(outdir, f"sockherd_{version}_bad.deb")
+    sh(["dpkg-deb", "--root-owner-group", "-b", root, out])
+    return out
+
+
+def dpkg(box, *args):
+    t = time.monotonic()
+    r = box.run(["dpkg", *args], check=False, timeout=120)
+    log(f"$ dpkg {' '.join(args)}: exit {r.returncode} in {time.monotonic() - t:.2f}s\n"
+        f"{r.stdout.rstrip()}\n{r.stderr.rstrip()}")
+    check(r.returncode == 0, f"dpkg {' '.join(args)} failed")
+    return r
+
+
+def exe_of(box, pid):
+    return box.run(["readlink", f"/proc/{pid}/exe"]).stdout.rstrip("\n")
+
+
+def show(box):
+    out = ctl(box, "show").stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def links(box):
+    """The symlinks named sockherd@* under /etc/systemd/system, with their
+    targets."""
+    out = box.run(["find", "/etc/systemd/system", "-type", "l", "-name", "sockherd@*",
+                   "-printf", "%p -> %l\n"]).stdout
+    return sorted(out.splitlines())
+
+
+def exists(box, path):
+    return box.run(["test", "-e", path], check=False).returncode == 0
+
+
+def main():
+    for tool in ("dpkg-buildpackage", "dpkg-deb", "dh"):
+        if not shutil.which(tool):
+            raise Skip(f"{tool} not found: building the packages needs dpkg-dev and debhelper (.ci/install-deps)")
+    check(HELLO_WORKER and os.access(HELLO_WORKER, os.X_OK), "HELLO_WORKER not set")
+    work = tempfile.mkdtemp(prefix=f"sockherd-pkgtest-{os.getpid()}-0.destdir.")
+    try:
+        given = os.environ.get("SOCKHERD_TEST_DEB")
+        new = os.path.abspath(given) if given else build_deb(os.path.join(work, "new"))
+        new_version = deb_field(new, "Version")
+        upstream = new_version.split(":")[-1].rsplit("-", 1)[0]
+        old = build_deb(os.path.join(work, "old"), f"{upstream}~old1")
+        bad_version = f"{upstream}+bad1-1"
+        bad = repack_unable(new, bad_version, os.path.join(work, "bad"))
+        log(f"old {deb_field(old, 'Version')}, new {new_version} ({new}), bad {bad_version}")
+        scenario(old, new, bad, upstream)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def scenario(old, new, bad, upstream):
+    with Box("package") as box:
+        for name, deb in (("old", old), ("new", new), ("bad", bad)):
+            box.copy_in(deb, f"/root/{name}.deb", 0o644)
+        box.copy_in(HELLO_WORKER, "/usr/local/bin/hello-worker")
+        dpkg(box, "-i", "/root/old.deb")
+        port = free_port()
+        setup_pool(box, port)
+        start_pool(box, port)
+        main = main_pid(box)
+        workers = worker_pids(box)
+        check(len(workers) == 4, f"workers {workers}")
+        check(show(box)["ManagerVersion"] == f"{upstream}~old1", f"the old pool reports {show(box)}")
+        enabled = links(box)
+        log(f"MainPID {main}, workers {workers}, enablement links {enabled}")
+        check(any(f"/{SOCKET} -> " in line for line in enabled), f"no enablement link for {SOCKET}")
+
+        # ---- upgrade under load: re-executed in place ----
+        with Load(port, concurrency=8, rate=1500) as load:
+            time.sleep(1.0)
+            r = dpkg(box, "-i", "/root/new.deb")
+            check(f"{SERVICE}: pid {main} re-executed into /usr/bin/sockherd (sockherd {upstream})" in r.stdout,
+                  "dpkg's output does not say the pool was re-executed")
+            time.sleep(1.0)
+            counts = load.stop()
+        props = {p: box.show(SERVICE, p) for p in ("MainPID", "ActiveState", "NRestarts", "NeedDaemonReload")}
+        log(f"after the upgrade: {props}, {SOCKET} NeedDaemonReload={box.show(SOCKET, 'NeedDaemonReload')}")
+        check(props["MainPID"] == str(main), f"MainPID {main} -> {props['MainPID']}")
+        check(props["ActiveState"] == "active" and props["NRestarts"] == "0", f"the service: {props}")
+        check(worker_pids(box) == workers, f"workers {workers} -> {worker_pids(box)}")
+        exe = exe_of(box, main)
+        check(exe == "/usr/bin/sockherd", f"/proc/{main}/exe -> {exe!r} after the upgrade")
+        st = show(box)
+        check(st["ManagerVersion"] == upstream and st["ManagerPid"] == str(main), f"sockherdctl show: {st}")
+        for unit in (SERVICE, SOCKET):
+            check(box.show(unit, "NeedDaemonReload") == "no", f"{unit}: systemd did not reload its unit files")
+            out = box.systemctl("status", unit, check=False).stdout + box.systemctl("status", unit, check=False).stderr
+            check("changed on disk" not in out, f"systemctl status {unit} warns: {out}")
+        check(counts["sent"] >= MIN_SENT, f"only {counts['sent']} requests sent (want >= {MIN_SENT})")
+        check(counts["failed"] == 0 and counts["refused"] == 0 and counts["errors"] == 0
+              and counts["ok"] == counts["sent"], f"requests lost during the upgrade: {counts}")
+        check(sorted(counts["pids"]) == workers, "answers came from other workers than the first four")
+
+        # ---- upgrade to a program that cannot take over: refused, kept ----
+        r = dpkg(box, "-i", "/root/bad.deb")
+        check(re.search(rf"{re.escape(SERVICE)}: not re-executed, pid {main} keeps running the old "
+                        r"/usr/bin/sockherd: .*state version 999", r.stderr),
+              "dpkg's stderr does not say the pool was refused, and why")
+        exe = exe_of(box, main)
+        st = show(box)
+        log(f"after the refused upgrade: /proc/{main}/exe -> {exe!r}, ManagerVersion {st['ManagerVersion']}")
+        check(main_pid(box) == main and worker_pids(box) == workers, "the pool did not keep running")
+        check(exe == "/usr/bin/sockherd (deleted)", f"/proc/{main}/exe -> {exe!r}")
+        check(st["ManagerVersion"] == upstream, f"sockherdctl show: {st}")
+        check(http_get(port)[0] == 200, "the pool does not answer after the refused upgrade")
+
+        # ---- removal: pools stopped, configuration kept ----
+        dpkg(box, "-r", "sockherd")
+        for unit in (SERVICE, SOCKET):
+            state = box.show(unit, "ActiveState")
+            check(state in ("inactive", "failed"), f"{unit} is {state} after dpkg -r")
+        for comm in ("sockherd", "hello-worker"):
+            left = box.run(["pgrep", "-x", comm], check=False).stdout.split()
+            check(not left, f"{comm} processes {left} left after dpkg -r")
+        check(links(box) == enabled, f"dpkg -r changed the enablement links: {links(box)}")
+        check(exists(box, "/etc/sockherd/app.conf"), "dpkg -r removed /etc/sockherd/app.conf")
+
+        # ---- purge: what the package created is gone, the admin's files stay ----
+        dpkg(box, "--purge", "sockherd")
+        check(links(box) == [], f"enablement links left after the purge: {links(box)}")
+        check(not exists(box, "/run/sockherd"), "/run/sockherd left after the purge")
+        check(exists(box, "/etc/sockherd/app.conf"), "the purge removed the admin's /etc/sockherd/app.conf")
+        check(exists(box, f"/etc/systemd/system/{SOCKET}.d/listen.conf"), "the purge removed the admin's drop-in")
+        r = box.run(["dpkg-query", "-W", "-f", "${db:Status-Status}", "sockherd"], check=False)
+        check(r.stdout.strip() in ("", "not-installed"), f"dpkg still has sockherd: {r.stdout!r}")
+        wait_for(lambda: box.show(SOCKET, "LoadState") == "not-found", 5, 0.1, f"{SOCKET} to be forgotten")
+
+
+run(main)
