@@ -18,7 +18,9 @@
 # revision; -1 when none is given) builds that version instead: the copy's
 # debian/changelog gets an entry for it at the top (written here, so
 # devscripts' dch is not needed) and the binaries report it (sockherd
-# --version, `sockherdctl status`); the tree itself is not changed.
+# --version, `sockherdctl status`); the tree itself is not changed. The
+# entry is dated now, or $SOURCE_DATE_EPOCH when set (the packaged files'
+# timestamps follow it).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 version=
@@ -68,7 +70,7 @@ if [ -n "$version" ]; then
         {
                 printf 'sockherd (%s) %s; urgency=medium\n\n' "$deb_version" "$distribution"
                 printf '  * Built from the source tree with packaging/build-deb.sh --version %s.\n\n' "$version"
-                printf ' -- %s  %s\n\n' "$maintainer" "$(date -R)"
+                printf ' -- %s  %s\n\n' "$maintainer" "$(date -R ${SOURCE_DATE_EPOCH:+-d "@$SOURCE_DATE_EPOCH"})"
                 cat "$top/packaging/debian/changelog"
         } > "$src/debian/changelog"
 fi

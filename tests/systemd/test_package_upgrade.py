@@ -4,10 +4,13 @@ pool serving load: what packaging/debian/sockherd.postinst, .prerm and
 
 Three packages of this tree, differing in version:
   OLD  built here with `packaging/build-deb.sh --version V~old1`
-       (DEB_BUILD_OPTIONS=nocheck), its binaries report V~old1;
+       (DEB_BUILD_OPTIONS=nocheck, files dated 2020), its binaries report
+       V~old1;
   NEW  $SOCKHERD_TEST_DEB (.ci/run passes the dist/ package it just built
        and lintian-checked), else built here the same way at the tree's
        version V;
+  (to rerun quickly: SOCKHERD_TEST_OLD_DEB, an older package built
+       before);
   BAD  NEW repacked as version V+bad1 whose /usr/bin/sockherd cannot take
        over: it says it reads state version 999 (a future, incompatible
        state format), so the running manager's probe refuses the re-exec.
@@ -39,6 +42,10 @@ from box import (SERVICE, SOCKET, Box, Load, Skip, check, ctl, free_port, http_g
 SOURCE = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 HELLO_WORKER = os.environ.get("HELLO_WORKER", "")
 MIN_SENT = 1000
+# The old package's files are dated 2020-01-01: older than the new one's, as
+# in a real upgrade (systemd only flags unit files newer than the ones it
+# loaded as changed on disk).
+OLD_EPOCH = 1577836800
 
 
 def sh(cmd, **kw):
@@ -47,10 +54,13 @@ def sh(cmd, **kw):
     return r.stdout
 
 
-def build_deb(outdir, version=None):
-    """packaging/build-deb.sh without the test suites; the .deb's path."""
+def build_deb(outdir, version=None, epoch=None):
+    """packaging/build-deb.sh without the test suites; the .deb's path.
+    EPOCH dates the package's files (SOURCE_DATE_EPOCH)."""
     t = time.monotonic()
     env = dict(os.environ, DEB_BUILD_OPTIONS="nocheck")
+    if epoch:
+        env["SOURCE_DATE_EPOCH"] = str(epoch)
     sh([os.path.join(SOURCE, "packaging", "build-deb.sh"), *(["--version", version] if version else []), outdir],
        env=env, timeout=600)
     debs = [f for f in os.listdir(outdir) if f.startswith("sockherd_") and f.endswith(".deb")]
@@ -68,6 +78,7 @@ def repack_unable(deb, version, outdir):
     running pool: it claims state version 999 (the real program, moved
     aside, does the rest)."""
     root = os.path.join(outdir, "root")
+    os.makedirs(outdir)
     sh(["dpkg-deb", "-R", deb, root])
     os.rename(os.path.join(root, "usr/bin/sockherd"), os.path.join(root, "usr/libexec/sockherd/sockherd.real"))
     with open(os.path.join(root, "usr/bin/sockherd"), "w") as f:
@@ -130,20 +141,25 @@ def main():
         new = os.path.abspath(given) if given else build_deb(os.path.join(work, "new"))
         new_version = deb_field(new, "Version")
         upstream = new_version.split(":")[-1].rsplit("-", 1)[0]
-        old = build_deb(os.path.join(work, "old"), f"{upstream}~old1")
+        old = os.environ.get("SOCKHERD_TEST_OLD_DEB") or build_deb(os.path.join(work, "old"), f"{upstream}~old1", OLD_EPOCH)
         bad_version = f"{upstream}+bad1-1"
         bad = repack_unable(new, bad_version, os.path.join(work, "bad"))
-        log(f"old {deb_field(old, 'Version')}, new {new_version} ({new}), bad {bad_version}")
-        scenario(old, new, bad, upstream)
+        old_upstream = deb_field(old, "Version").split(":")[-1].rsplit("-", 1)[0]
+        log(f"old {old_upstream}, new {new_version} ({new}), bad {bad_version}")
+        scenario(old, new, bad, old_upstream, upstream)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def scenario(old, new, bad, upstream):
+def scenario(old, new, bad, old_upstream, upstream):
     with Box("package") as box:
         for name, deb in (("old", old), ("new", new), ("bad", bad)):
             box.copy_in(deb, f"/root/{name}.deb", 0o644)
         box.copy_in(HELLO_WORKER, "/usr/local/bin/hello-worker")
+        # A machine, not a container image: no policy-rc.d forbidding every
+        # service action (the host's may have one), and no man-db index
+        # rebuild after each dpkg run (15 s each here).
+        box.run(["rm", "-f", "/usr/sbin/policy-rc.d", "/var/lib/man-db/auto-update"])
         dpkg(box, "-i", "/root/old.deb")
         port = free_port()
         setup_pool(box, port)
@@ -151,7 +167,7 @@ def scenario(old, new, bad, upstream):
         main = main_pid(box)
         workers = worker_pids(box)
         check(len(workers) == 4, f"workers {workers}")
-        check(show(box)["ManagerVersion"] == f"{upstream}~old1", f"the old pool reports {show(box)}")
+        check(show(box)["ManagerVersion"] == old_upstream, f"the old pool reports {show(box)}")
         enabled = links(box)
         log(f"MainPID {main}, workers {workers}, enablement links {enabled}")
         check(any(f"/{SOCKET} -> " in line for line in enabled), f"no enablement link for {SOCKET}")
