@@ -58,7 +58,7 @@ def build_deb(outdir, version=None, epoch=None):
     """packaging/build-deb.sh without the test suites; the .deb's path.
     EPOCH dates the package's files (SOURCE_DATE_EPOCH)."""
     t = time.monotonic()
-    env = dict(os.environ, DEB_BUILD_OPTIONS="nocheck")
+    env = dict(os.environ, DEB_BUILD_OPTIONS="nocheck noautodbgsym")
     if epoch:
         env["SOURCE_DATE_EPOCH"] = str(epoch)
     sh([os.path.join(SOURCE, "packaging", "build-deb.sh"), *(["--version", version] if version else []), outdir],
