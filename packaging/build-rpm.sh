@@ -40,7 +40,7 @@ spec="$top/packaging/rpm/sockherd.spec"
 meson_version=$(sed -n "s/^ *version *: *'\([^']*\)'.*/\1/p" "$top/meson.build" | head -n1)
 spec_version=$(sed -n 's/^Version: *//p' "$spec")
 if [ -z "$version" ] && [ "$spec_version" != "$meson_version" ]; then
-        echo "build-rpm.sh: $spec has Version $spec_version, meson.build $meson_version: update the spec (Version, %changelog)" >&2
+        echo "build-rpm.sh: $spec has Version $spec_version, meson.build $meson_version: update the spec (Version, %changelog), or build another version with: $0 --version VERSION" >&2
         exit 1
 fi
 
