@@ -22,6 +22,8 @@ requests; the same MainPID and the same 4 worker pids (nothing restarted);
 /proc/MAINPID/exe is /usr/bin/sockherd, no longer "(deleted)";
 `sockherdctl show` says ManagerVersion=V; systemd has read the new unit
 files (NeedDaemonReload=no, no "changed on disk" in `systemctl status`).
+A second pool, `two` (`listen =` itself, `control = none`), is moved too
+(by SIGUSR2: same pid and workers, exe the new program), then stopped.
 Then `dpkg -i BAD`: dpkg still succeeds, its stderr says the pool was not
 re-executed and why, the pool keeps serving from the same pid, still on
 V. Then `dpkg -r`: the pools are stopped, the enablement link stays (as
@@ -37,11 +39,12 @@ import tempfile
 import time
 
 from box import (SERVICE, SOCKET, Box, Load, Skip, check, ctl, free_port, http_get, log, main_pid,
-                 run, setup_pool, start_pool, wait_for, worker_pids)
+                 run, setup_pool, start_pool, wait_for, wait_status, worker_pids, write_config)
 
 SOURCE = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 HELLO_WORKER = os.environ.get("HELLO_WORKER", "")
 MIN_SENT = 1000
+TWO = "sockherd@two.service"
 # The old package's files are dated 2020-01-01: older than the new one's, as
 # in a real upgrade (systemd only flags unit files newer than the ones it
 # loaded as changed on disk).
@@ -168,8 +171,14 @@ def scenario(old, new, bad, old_upstream, upstream):
         workers = worker_pids(box)
         check(len(workers) == 4, f"workers {workers}")
         check(show(box)["ManagerVersion"] == old_upstream, f"the old pool reports {show(box)}")
+        # a second pool without a control socket: reexec-pools signals it
+        port2 = free_port()
+        write_config(box, 2, listen=port2, extra="control = none\n", name="two")
+        box.systemctl("start", TWO)
+        wait_status(box, "2/2 workers ready, generation 1", unit=TWO)
+        main2, workers2 = main_pid(box, TWO), worker_pids(box, TWO)
         enabled = links(box)
-        log(f"MainPID {main}, workers {workers}, enablement links {enabled}")
+        log(f"MainPID {main}, workers {workers}, enablement links {enabled}; {TWO}: {main2} {workers2}")
         check(any(f"/{SOCKET} -> " in line for line in enabled), f"no enablement link for {SOCKET}")
 
         # ---- upgrade under load: re-executed in place ----
@@ -193,6 +202,13 @@ def scenario(old, new, bad, old_upstream, upstream):
             check(box.show(unit, "NeedDaemonReload") == "no", f"{unit}: systemd did not reload its unit files")
             out = box.systemctl("status", unit, check=False).stdout + box.systemctl("status", unit, check=False).stderr
             check("changed on disk" not in out, f"systemctl status {unit} warns: {out}")
+        # the pool without a control socket: SIGUSR2, same result
+        check(f"{TWO}: pid {main2} re-executed into /usr/bin/sockherd" in r.stdout,
+              f"dpkg's output does not say {TWO} was re-executed")
+        check(main_pid(box, TWO) == main2 and worker_pids(box, TWO) == workers2, f"{TWO} was restarted")
+        check(exe_of(box, main2) == "/usr/bin/sockherd", f"{TWO}: /proc/{main2}/exe -> {exe_of(box, main2)!r}")
+        check(http_get(port2)[0] == 200, f"{TWO} does not answer after the upgrade")
+        box.systemctl("stop", TWO)
         check(counts["sent"] >= MIN_SENT, f"only {counts['sent']} requests sent (want >= {MIN_SENT})")
         check(counts["failed"] == 0 and counts["refused"] == 0 and counts["errors"] == 0
               and counts["ok"] == counts["sent"], f"requests lost during the upgrade: {counts}")
