@@ -22,7 +22,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import (HELLO_WORKER, Load, Pool, can_run, check, check_no_failures, children_of, ctl, free_port,
+from harness import (HELLO_WORKER, SOCKHERD, Load, Pool, can_run, check, check_no_failures, children_of, ctl, free_port,
                      run, wait_for)
 
 def raw(path, data, read=True):
@@ -272,6 +272,10 @@ def main():
             rc, out, err = ctl(*C, "show")
             show = dict(line.split("=", 1) for line in out.splitlines())
             check(show["WorkersReady"] == "3" and show["Generation"] == "1" and show["Name"] == "app", show)
+            # the running image's version, as `sockherd --version` says it
+            version = subprocess.run([SOCKHERD, "--version"], capture_output=True, text=True).stdout.split()[-1]
+            check(show.get("ManagerVersion") == version, f"ManagerVersion {show.get('ManagerVersion')!r}, want {version!r}")
+            check(f"version:      sockherd {version}\n" in ctl(*C, "status")[1], "no version line in status")
 
             # reload --wait: success, then a failure with a non-zero exit
             rc, out, err = ctl(*C, "reload", "--wait")
