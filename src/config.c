@@ -481,8 +481,24 @@ static bool env_name_is_valid(const char *s) {
         return true;
 }
 
+/* "GREETING=hi there": a second word without '=' is most likely the rest
+ * of a value with a space in it. */
+static bool looks_like_unquoted_space(const char *v) {
+        _cleanup_strv_free_ char **words = NULL;
+        if (split_quoted(v, &words) < 0 || !words[0] || !env_assignment_is_valid(words[0]))
+                return false;
+        for (char **w = words + 1; *w; w++)
+                if (!strchr(*w, '='))
+                        return true;
+        return false;
+}
+
 static int set_environment(Config *c, const char *v, const char **reason) {
-        return set_word_list(&c->environment, v, env_assignment_is_valid, ENV_ASSIGNMENT_EXPECTED, reason);
+        int r = set_word_list(&c->environment, v, env_assignment_is_valid, ENV_ASSIGNMENT_EXPECTED, reason);
+        if (r == -EINVAL && strcmp(*reason, ENV_ASSIGNMENT_EXPECTED) == 0 && looks_like_unquoted_space(v))
+                *reason = ENV_ASSIGNMENT_EXPECTED "; words are separated by spaces, so quote a value "
+                          "that has one: NAME=\"a b\"";
+        return r;
 }
 
 static int set_pass_environment(Config *c, const char *v, const char **reason) {

@@ -51,13 +51,15 @@ static void help(void) {
                "      --restart-delay DUR      first respawn delay (default 100ms), doubled per failure\n"
                "      --restart-delay-max DUR  respawn delay cap (default 10s)\n"
                "      --restart-stable DUR     run time that resets the backoff (default 10s)\n"
-               "      --reload-batch N|N%%     slots replaced at once by a reload (default 25%%)\n"
-               "      --balance shared|reuseport  one socket for all workers (default), or one\n"
+               "      --reload-batch N|N%%      slots replaced at once by a reload (default 25%%)\n"
+               "      --balance shared|reuseport\n"
+               "                               one socket for all workers (default), or one\n"
                "                               SO_REUSEPORT socket per worker for an even spread\n"
                "      --user USER              run workers as USER (needs root)\n"
                "      --group GROUP            run workers with GROUP\n"
                "      --working-directory DIR  workers start in DIR\n"
-               "  -e, --environment NAME=VALUE add to the workers' environment (repeatable)\n"
+               "  -e, --environment NAME=VALUE\n"
+               "                               add to the workers' environment (repeatable)\n"
                "      --name NAME              name of this pool in logs, status and sockherdctl -u\n"
                "      --control PATH|none      control socket (default: $RUNTIME_DIRECTORY/control,\n"
                "                               /run/sockherd/NAME/control as root, else under $XDG_RUNTIME_DIR)\n"
@@ -66,7 +68,7 @@ static void help(void) {
                "  -h, --help                   show this help\n"
                "      --version                show the version\n"
                "\n"
-               "See sockherd(8) and the README for the config file keys.\n");
+               "See sockherd.conf(5) for the config file keys, sockherd(8) for the rest.\n");
 }
 
 enum {
