@@ -88,6 +88,7 @@ Config *config_free(Config *c) {
         free(c->user_home);
         free(c->group);
         free(c->working_directory);
+        free(c->working_directory_resolved);
         strv_free(c->environment);
         strv_free(c->pass_environment);
         strv_free(c->supplementary_groups);
@@ -974,6 +975,14 @@ int config_validate(Config *c, unsigned online_cpus, ConfigError *err) {
                 struct stat st;
                 if (stat(c->working_directory, &st) < 0 || !S_ISDIR(st.st_mode))
                         return config_error(err, "working-directory '%s' is not a directory", c->working_directory);
+                /* pinned now: a deploy that moves a 'current' symlink must not
+                 * move this config's workers (a respawn after a rollback) */
+                char *resolved = realpath(c->working_directory, NULL);
+                if (!resolved)
+                        return config_error(err, "working-directory '%s': cannot resolve: %s", c->working_directory,
+                                            strerror(errno));
+                free(c->working_directory_resolved);
+                c->working_directory_resolved = resolved;
         }
 
         return command_check(c, err);

@@ -249,6 +249,7 @@ static int restore_sockets(int fd, State *state, ListenSet *set, int *ret_contro
                 r = listen_set_adopt(set, ss->fd, ss->name);
                 if (r < 0)
                         return log_error_errno(r, "re-exec: %m");
+                set->sockets[set->n - 1].backlog_taken = ss->backlog_taken;
                 if (ss->unlink_path[0]) {
                         ListenSocket *s = &set->sockets[set->n - 1];
                         struct stat st;

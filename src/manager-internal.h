@@ -110,6 +110,9 @@ uint64_t manager_now_usec(void);
 /* balance=reuseport: connections queued on slot i's own sockets (slot 0's
  * are the shared ones). */
 unsigned manager_slot_queue(Manager *m, unsigned i);
+/* Log (once per change) a listening socket whose backlog a worker lowered
+ * with its own listen() call. */
+void manager_check_backlogs(Manager *m);
 
 /* For manager-reexec.c */
 Worker *manager_adopt_worker(Manager *m, pid_t pid, unsigned slot, uint64_t generation, WorkerState state,

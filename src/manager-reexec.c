@@ -241,9 +241,18 @@ static int manager_build_state(Manager *m, State *s) {
         snprintf(s->reload_error, sizeof(s->reload_error), "%s", m->reload_error);
         snprintf(s->notify_address, sizeof(s->notify_address), "%s", m->notify_address);
         snprintf(s->control_path, sizeof(s->control_path), "%s", m->control_path ?: "");
+        /* too long for the record: the new image resolves it again */
+        const Config *c = m->config;
+        if (c->working_directory && c->working_directory_resolved &&
+            strlen(c->working_directory) < sizeof(s->working_directory) &&
+            strlen(c->working_directory_resolved) < sizeof(s->working_directory_resolved)) {
+                strcpy(s->working_directory, c->working_directory);
+                strcpy(s->working_directory_resolved, c->working_directory_resolved);
+        }
 
         for (size_t i = 0; i < m->sockets.n; i++) {
-                StateSocket sock = { .fd = m->sockets.sockets[i].fd };
+                StateSocket sock = { .fd = m->sockets.sockets[i].fd,
+                                     .backlog_taken = m->sockets.sockets[i].backlog_taken };
                 snprintf(sock.name, sizeof(sock.name), "%s", m->sockets.sockets[i].name);
                 snprintf(sock.unlink_path, sizeof(sock.unlink_path), "%s", m->sockets.sockets[i].unlink_path ?: "");
                 if (state_add_socket(s, &sock) < 0)
@@ -364,6 +373,22 @@ int manager_restore(Manager *m, const State *s) {
         snprintf(m->reload_error, sizeof(m->reload_error), "%s", s->reload_error);
         if (s->control_path[0] && !m->control_path)
                 m->control_path = strdup(s->control_path); /* ours to remove at exit */
+
+        /* the generation keeps the directory it began in, not where a
+         * symlink points now (the file was read again: only if it still
+         * names the same directory) */
+        if (s->working_directory_resolved[0] && m->config->working_directory &&
+            strcmp(m->config->working_directory, s->working_directory) == 0 &&
+            (!m->config->working_directory_resolved ||
+             strcmp(m->config->working_directory_resolved, s->working_directory_resolved) != 0)) {
+                char *pinned = strdup(s->working_directory_resolved);
+                if (!pinned)
+                        return -ENOMEM;
+                log_info("working-directory %s stays %s, as for generation %" PRIu64 " before the re-exec",
+                         s->working_directory, pinned, s->generation);
+                free(m->config->working_directory_resolved);
+                m->config->working_directory_resolved = pinned;
+        }
 
         unsigned old_slots = m->pool.n_slots;
         if (s->n_slots != old_slots) {

@@ -395,6 +395,29 @@ unsigned manager_slot_queue(Manager *m, unsigned i) {
         return total;
 }
 
+void manager_check_backlogs(Manager *m) {
+        char address[128];
+
+        for (size_t i = 0; i < m->sockets.n; i++) {
+                ListenSocket *s = &m->sockets.sockets[i];
+                unsigned queued, backlog;
+                if (s->backlog_taken == 0 || listen_queue(s->fd, &queued, &backlog) < 0)
+                        continue;
+                if (backlog >= s->backlog_taken) {
+                        s->backlog_reported = 0;
+                        continue;
+                }
+                if (backlog == s->backlog_reported)
+                        continue;
+                s->backlog_reported = backlog;
+                log_warning("socket %s (%s): its backlog went down from %u to %u after sockherd took it: a worker "
+                            "called listen() on it with a smaller backlog (Node's server.listen() does, with 511, "
+                            "unless given a backlog); connections beyond %u waiting are refused",
+                            socket_address_format(s->fd, address) >= 0 ? address : "?", s->name,
+                            s->backlog_taken, backlog, backlog);
+        }
+}
+
 /* New connections go to slots 0..n-1: all slots, except the ones a reload
  * added and has not committed yet. */
 static void manager_steer(Manager *m) {
@@ -501,6 +524,7 @@ static void worker_apply(Manager *m, Worker *w, WorkerEvent event) {
                 if (event != WORKER_EVENT_STARTED)
                         m->command_ran = true;
                 log_worker(LOG_INFO, w, "ready");
+                manager_check_backlogs(m);
                 worker_watchdog_arm(m, w);
                 if (is_incoming(m, w))
                         reload_on_new_worker_ready(m, w);
@@ -1626,6 +1650,13 @@ int manager_new(ConfigSource *source, Config *config, ListenSet *sockets, int co
         *source = (ConfigSource) {};
         m->sockets = *sockets;
         *sockets = (ListenSet) {};
+        /* before any worker could call listen() on them */
+        for (size_t i = 0; i < m->sockets.n; i++) {
+                ListenSocket *s = &m->sockets.sockets[i];
+                unsigned queued, backlog;
+                if (s->backlog_taken == 0 && listen_queue(s->fd, &queued, &backlog) >= 0)
+                        s->backlog_taken = backlog;
+        }
         *ret = m;
         return 0;
 

@@ -61,9 +61,14 @@ int state_write(const State *s, FILE *f) {
         fprintf(f, "control %d %s\n", s->control_fd, esc(s->control_path, a, sizeof(a)));
         if (s->control_uid >= 0)
                 fprintf(f, "control-uid %" PRId64 "\n", s->control_uid);
+        /* a record older readers skip: they resolve the directory again */
+        if (s->working_directory_resolved[0])
+                fprintf(f, "working-directory %s %s\n", esc(s->working_directory, a, sizeof(a)),
+                        esc(s->working_directory_resolved, b, sizeof(b)));
         for (size_t i = 0; i < s->n_sockets; i++)
-                fprintf(f, "socket %d %s %s\n", s->sockets[i].fd, esc(s->sockets[i].name, a, sizeof(a)),
-                        esc(s->sockets[i].unlink_path, b, sizeof(b)));
+                /* the backlog last: older readers ignore it */
+                fprintf(f, "socket %d %s %s %u\n", s->sockets[i].fd, esc(s->sockets[i].name, a, sizeof(a)),
+                        esc(s->sockets[i].unlink_path, b, sizeof(b)), s->sockets[i].backlog_taken);
         fprintf(f, "slots %u\n", s->n_slots);
         for (unsigned i = 0; i < s->n_slots; i++)
                 fprintf(f, "slot %u %u %u\n", i, s->slots[i].restarts, s->slots[i].backoff_failures);
@@ -185,9 +190,17 @@ int state_read(FILE *f, State *ret, char *err, size_t err_size) {
                         if (sscanf(rest, "%" SCNd64, &s.control_uid) != 1 || s.control_uid < 0 ||
                             s.control_uid > UINT32_MAX - 1)
                                 FAIL("state line %u: bad control-uid record", lineno);
+                } else if (strcmp(type, "working-directory") == 0) {
+                        if (sscanf(rest, "%2047s %2047s", a, b) != 2)
+                                FAIL("state line %u: bad working-directory record", lineno);
+                        unesc(a, s.working_directory, sizeof(s.working_directory));
+                        unesc(b, s.working_directory_resolved, sizeof(s.working_directory_resolved));
+                        if (s.working_directory_resolved[0] != '/')
+                                FAIL("state line %u: bad working-directory record", lineno);
                 } else if (strcmp(type, "socket") == 0) {
                         StateSocket sock = {};
-                        if (sscanf(rest, "%d %2047s %2047s", &sock.fd, a, b) != 3 || sock.fd < 0)
+                        if (sscanf(rest, "%d %2047s %2047s %u", &sock.fd, a, b, &sock.backlog_taken) < 3 ||
+                            sock.fd < 0)
                                 FAIL("state line %u: bad socket record", lineno);
                         unesc(a, sock.name, sizeof(sock.name));
                         unesc(b, sock.unlink_path, sizeof(sock.unlink_path));

@@ -57,6 +57,9 @@ typedef struct Config {
         uid_t uid;              /* resolved by config_validate, or -1 */
         gid_t gid;
         char *working_directory;
+        char *working_directory_resolved; /* resolved by config_validate (symlinks followed): the
+                                           * directory this config's workers start in, also when
+                                           * a symlink in the path has moved on since */
         char **environment;     /* KEY=VALUE */
         char **pass_environment; /* names taken from the manager's environment, beyond the default list */
         char **supplementary_groups; /* group names, added to the user's own */
