@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <systemd/sd-bus.h>
 
 #include "sockherd/config.h"
 #include "sockherd/control.h"
@@ -90,6 +91,11 @@ struct Manager {
         bool announced_ready;
         bool command_ran;       /* some worker is known to have run the command (see
                                  * manager_cannot_start() in manager.c) */
+        sd_bus *bus;            /* to systemd, about our own unit (manager-unit.c); NULL: none */
+        sd_bus_slot *unit_query;
+        char *unit;             /* our service's name, e.g. sockherd@app.service */
+        char *unit_path;        /* its D-Bus object path */
+
         char last_status[512];
         RateLimit notify_drops;
         RateLimit signal_drops;   /* signals from senders we do not take orders from */
@@ -145,6 +151,15 @@ void manager_metrics_add_worker(Manager *m, ControlReply *r, const char *prefix,
 void manager_metrics_add_pool(Manager *m, ControlReply *r);
 /* The Prometheus text exposition of the latest sample. */
 int manager_metrics_text(Manager *m, char **ret);
+
+/* manager-unit.c */
+/* When this is a system service's main process: connect to systemd (before
+ * dropping root). Without a connection the checks below do nothing. */
+void manager_unit_open(Manager *m);
+void manager_unit_close(Manager *m);
+/* Ask for the unit's TimeoutStopSec= and warn, when the answer comes, if
+ * the committed config's stop-timeout is not shorter. */
+void manager_unit_check_stop_timeout(Manager *m);
 
 /* manager-control.c */
 int manager_control_open(Manager *m, int passed_fd);

@@ -926,6 +926,7 @@ static void reload_commit(Manager *m) {
         m->generation = run->generation;
         manager_update_recycling(m);
         manager_metrics_update(m);
+        manager_unit_check_stop_timeout(m);
         log_emit_id(SOCKHERD_MESSAGE_RELOAD_DONE, LOG_INFO, -1, 0, 0,
                     "reload complete: generation %" PRIu64 " serves on %u workers", m->generation, m->pool.n_slots);
         reload_finish(m, true);
@@ -1657,6 +1658,8 @@ int manager_new(ConfigSource *source, Config *config, ListenSet *sockets, int co
                 if (s->backlog_taken == 0 && listen_queue(s->fd, &queued, &backlog) >= 0)
                         s->backlog_taken = backlog;
         }
+        manager_unit_open(m);
+        manager_unit_check_stop_timeout(m);
         *ret = m;
         return 0;
 
@@ -1670,6 +1673,7 @@ Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
         manager_control_close(m);
+        manager_unit_close(m);
         reload_run_free(m->reload);
         for (unsigned i = 0; i < m->pool.n_slots; i++) {
                 Slot *sl = &m->pool.slots[i];
