@@ -8,9 +8,11 @@
  *
  * Asked only when this process is a service's main process (its parent is
  * PID 1 and its unit a .service). The connection goes to PID 1's private
- * socket (root only: opened before the manager drops root, and kept), else
- * to the system bus; when neither answers, nothing is checked (logged at
- * debug level). */
+ * socket when the manager runs as root and keeps root; a manager that will
+ * drop root uses the system bus like any user (reading a unit's properties
+ * needs no privilege), so that it does not carry a root-authenticated
+ * channel to PID 1 past the drop. When nothing answers, nothing is checked
+ * (logged at debug level). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -22,6 +24,7 @@
 #include "manager-internal.h"
 #include "sockherd/log.h"
 #include "sockherd/parse.h"
+#include "sockherd/privileges.h"
 #include "sockherd/util.h"
 
 #define SYSTEMD_PRIVATE_BUS "unix:path=/run/systemd/private"
@@ -31,11 +34,11 @@ static bool ends_with(const char *s, const char *suffix) {
         return n >= k && strcmp(s + n - k, suffix) == 0;
 }
 
-static int bus_connect(sd_bus **ret) {
+static int bus_connect(bool keeps_root, sd_bus **ret) {
         sd_bus *bus = NULL;
         int r;
 
-        if (geteuid() == 0) {
+        if (keeps_root) {
                 r = sd_bus_new(&bus);
                 if (r >= 0)
                         r = sd_bus_set_address(bus, SYSTEMD_PRIVATE_BUS);
@@ -60,7 +63,8 @@ void manager_unit_open(Manager *m) {
 
         if (getppid() != 1 || sd_pid_get_unit(0, &unit) < 0 || !ends_with(unit, ".service"))
                 return; /* not a system service's main process */
-        int r = bus_connect(&bus);
+        bool keeps_root = geteuid() == 0 && privileges_keep_reason(m->config, 0);
+        int r = bus_connect(keeps_root, &bus);
         if (r >= 0)
                 r = sd_bus_attach_event(bus, m->event, SD_EVENT_PRIORITY_NORMAL);
         if (r >= 0)
