@@ -61,6 +61,8 @@ int state_write(const State *s, FILE *f) {
         fprintf(f, "control %d %s\n", s->control_fd, esc(s->control_path, a, sizeof(a)));
         if (s->control_uid >= 0)
                 fprintf(f, "control-uid %" PRId64 "\n", s->control_uid);
+        if (s->http_fd >= 0)
+                fprintf(f, "http %d %s\n", s->http_fd, esc(s->http_path, a, sizeof(a)));
         for (size_t i = 0; i < s->n_sockets; i++)
                 fprintf(f, "socket %d %s %s\n", s->sockets[i].fd, esc(s->sockets[i].name, a, sizeof(a)),
                         esc(s->sockets[i].unlink_path, b, sizeof(b)));
@@ -128,7 +130,7 @@ static int parse_state_name(const char *name, WorkerState *ret) {
 #define FAIL(...) do { snprintf(err, err_size, __VA_ARGS__); r = -EBADMSG; goto fail; } while (0)
 
 int state_read(FILE *f, State *ret, char *err, size_t err_size) {
-        State s = { .notify_fd = -1, .control_fd = -1, .control_uid = -1 };
+        State s = { .notify_fd = -1, .control_fd = -1, .control_uid = -1, .http_fd = -1 };
         char line[STATE_STRING_MAX * 8], a[STATE_STRING_MAX * 4], b[STATE_STRING_MAX * 4], c[64];
         unsigned lineno = 0;
         bool ended = false, slots_seen = false;
@@ -185,6 +187,10 @@ int state_read(FILE *f, State *ret, char *err, size_t err_size) {
                         if (sscanf(rest, "%" SCNd64, &s.control_uid) != 1 || s.control_uid < 0 ||
                             s.control_uid > UINT32_MAX - 1)
                                 FAIL("state line %u: bad control-uid record", lineno);
+                } else if (strcmp(type, "http") == 0) {
+                        if (sscanf(rest, "%d %2047s", &s.http_fd, a) != 2 || s.http_fd < 0)
+                                FAIL("state line %u: bad http record", lineno);
+                        unesc(a, s.http_path, sizeof(s.http_path));
                 } else if (strcmp(type, "socket") == 0) {
                         StateSocket sock = {};
                         if (sscanf(rest, "%d %2047s %2047s", &sock.fd, a, b) != 3 || sock.fd < 0)

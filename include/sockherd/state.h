@@ -74,6 +74,8 @@ typedef struct State {
         int control_fd;                         /* -1: none */
         char control_path[STATE_STRING_MAX];    /* "" unless we created the file */
         int64_t control_uid;                    /* -1: not recorded (older writer) */
+        int http_fd;                            /* the http-listen socket, -1: none */
+        char http_path[STATE_STRING_MAX];       /* "" unless we created a unix socket file */
         StateSocket *sockets;
         size_t n_sockets;
         StateSlot *slots;
