@@ -197,8 +197,20 @@ static int on_client_io(sd_event_source *src _unused_, int fd, uint32_t revents,
                 client_free(c); /* gone before a whole request */
                 return 0;
         }
+        bool first = c->in_size == 0;
+        /* where the end of the head could begin: "\n\r\n" may straddle reads */
+        size_t from = c->in_size >= 2 ? c->in_size - 2 : 0;
         c->in_size += (size_t) n;
 
+        /* Parse only when it can tell something new: on the first read (a
+         * TLS handshake or other garbage is refused at once), when the head
+         * has ended, or when the buffer is full. Not on every read: a client
+         * trickling 8 KiB one byte at a time would cost a parse of the whole
+         * buffer per byte. */
+        if (!first && c->in_size < sizeof(c->in) &&
+            !memmem(c->in + from, c->in_size - from, "\n\n", 2) &&
+            !memmem(c->in + from, c->in_size - from, "\n\r\n", 3))
+                return 0;
         HttpParse p = http_request_parse(c->in, c->in_size, &req);
         if (p == HTTP_PARSE_INCOMPLETE)
                 return 0;

@@ -127,6 +127,17 @@ def part_serve(pool, port, hport, control):
                        (b"GET /health HTTP/1.0\r\n" + b"X: y\r\n" * 65 + b"\r\n", 431)):
         status, out = raw(hport, data)
         check(status == want, f"{data[:40]!r}...: {status}, expected {want}: {out[:200]!r}")
+    # a request trickled in one byte at a time (the end of the head split
+    # across reads) is answered
+    with socket.create_connection(("127.0.0.1", hport), timeout=5) as c:
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for b in b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n":
+            c.send(bytes([b]))
+            time.sleep(0.002)
+        out = b""
+        while chunk := c.recv(65536):
+            out += chunk
+        check(out.startswith(b"HTTP/1.1 200 OK") and b'"status":"ready"' in out, f"trickled request: {out!r}")
     # the pool's own port is untouched by all this
     status, out = raw(port, b"GET / HTTP/1.0\r\n\r\n")
     check(status == 200 and b"hello from pid" in out, f"pool: {status} {out[:100]!r}")
