@@ -26,7 +26,7 @@ const char *const config_keys[] = {
         "environment", "reload-batch", "control", "control-group",
         "watchdog", "max-lifetime", "max-memory", "balance", "metrics-interval",
         "metrics-file", "bind-retry", "pass-environment", "supplementary-groups",
-        "no-new-privileges", NULL,
+        "no-new-privileges", "http-listen", "health-min-ready", "drain-delay", NULL,
 };
 
 _printf_(2, 3)
@@ -61,6 +61,7 @@ Config *config_new(void) {
         c->gid = (gid_t) -1;
         c->control_gid = (gid_t) -1;
         c->no_new_privileges = true;
+        c->health_min_ready = 1;
         return c;
 }
 
@@ -97,6 +98,7 @@ Config *config_free(Config *c) {
         free(c->control_group);
         free(c->metrics_file);
         free(c->config_file);
+        free(c->http_listen_text);
         free(c);
         return NULL;
 }
@@ -525,6 +527,45 @@ static int set_no_new_privileges(Config *c, const char *v, const char **reason) 
         return 0;
 }
 
+static int set_http_listen(Config *c, const char *v, const char **reason) {
+        ListenAddress a;
+        if (strcmp(v, "none") == 0 || *v == '\0') {
+                c->http = false;
+                free(c->http_listen_text);
+                c->http_listen_text = NULL;
+                return 0;
+        }
+        int r = listen_address_parse(v, &a);
+        if (r < 0) {
+                *reason = r == -ERANGE ? "the port must be from 1 to 65535" :
+                          r == -ENAMETOOLONG ? "the socket path is longer than 107 bytes" :
+                          "expected HOST:PORT, [V6]:PORT, :PORT, PORT, /path, @abstract or 'none'";
+                return -EINVAL;
+        }
+        r = set_string(&c->http_listen_text, v);
+        if (r < 0)
+                return r;
+        c->http_listen = a;
+        c->http = true;
+        return 0;
+}
+
+static int set_health_min_ready(Config *c, const char *v, const char **reason) {
+        if (parse_uint_range(v, 0, CONFIG_WORKERS_MAX, &c->health_min_ready) < 0) {
+                *reason = "expected a number of workers from 0 to 1024";
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int set_drain_delay(Config *c, const char *v, const char **reason) {
+        if (strcmp(v, "off") == 0) {
+                c->drain_delay_usec = 0;
+                return 0;
+        }
+        return set_duration(&c->drain_delay_usec, v, reason);
+}
+
 static const struct {
         const char *key;
         Setter set;
@@ -558,6 +599,9 @@ static const struct {
         { "pass-environment", set_pass_environment },
         { "supplementary-groups", set_supplementary_groups },
         { "no-new-privileges", set_no_new_privileges },
+        { "http-listen", set_http_listen },
+        { "health-min-ready", set_health_min_ready },
+        { "drain-delay", set_drain_delay },
         /* not a file key: the command line's -e, one assignment per option */
         { "environment-literal", set_environment_literal },
 };
@@ -1065,6 +1109,11 @@ const char *config_reload_blocker(const Config *old, const Config *new, bool soc
                 return "name";
         if (old->balance != new->balance)
                 return "balance";
+        /* the manager may have dropped the root a privileged port needs */
+        if (old->http != new->http ||
+            (old->http && (old->http_listen.sa_len != new->http_listen.sa_len ||
+                           memcmp(&old->http_listen.sa, &new->http_listen.sa, old->http_listen.sa_len) != 0)))
+                return "http-listen";
         if (sockets_passed_in)
                 return NULL; /* listen= and backlog= are not used */
         if (old->n_listen != new->n_listen)

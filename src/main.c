@@ -64,6 +64,9 @@ static void help(void) {
                "      --control PATH|none      control socket (default: $RUNTIME_DIRECTORY/control,\n"
                "                               /run/sockherd/NAME/control as root, else under $XDG_RUNTIME_DIR)\n"
                "      --control-group GROUP    members of GROUP may use the control socket too\n"
+               "      --http-listen ADDR       serve GET /health and /metrics over HTTP on ADDR (default off)\n"
+               "      --health-min-ready N     /health answers 503 below N ready workers (default 1)\n"
+               "      --drain-delay DUR        on stop, answer 503 on /health for DUR before stopping (default off)\n"
                "      --check-config           validate the configuration and exit (0 ok, 2 error)\n"
                "  -h, --help                   show this help\n"
                "      --version                show the version\n"
@@ -76,7 +79,7 @@ enum {
         OPT_RESTART_DELAY, OPT_RESTART_DELAY_MAX, OPT_RESTART_STABLE, OPT_USER,
         OPT_GROUP, OPT_WORKING_DIRECTORY, OPT_NAME, OPT_BACKLOG, OPT_CHECK_CONFIG,
         OPT_VERSION, OPT_RELOAD_BATCH, OPT_CONTROL, OPT_CONTROL_GROUP, OPT_DESERIALIZE, OPT_BALANCE, OPT_BIND_RETRY,
-        OPT_STATE_VERSION,
+        OPT_STATE_VERSION, OPT_HTTP_LISTEN, OPT_HEALTH_MIN_READY, OPT_DRAIN_DELAY,
 };
 
 static const struct option options[] = {
@@ -101,6 +104,9 @@ static const struct option options[] = {
         { "control-group",     required_argument, NULL, OPT_CONTROL_GROUP },
         { "balance",           required_argument, NULL, OPT_BALANCE },
         { "bind-retry",        required_argument, NULL, OPT_BIND_RETRY },
+        { "http-listen",       required_argument, NULL, OPT_HTTP_LISTEN },
+        { "health-min-ready",  required_argument, NULL, OPT_HEALTH_MIN_READY },
+        { "drain-delay",       required_argument, NULL, OPT_DRAIN_DELAY },
         { "check-config",      no_argument,       NULL, OPT_CHECK_CONFIG },
         { "help",              no_argument,       NULL, 'h' },
         { "version",           no_argument,       NULL, OPT_VERSION },
@@ -175,6 +181,9 @@ static int parse_argv(int argc, char **argv, ConfigSource *src, bool *ret_check)
                 case OPT_CONTROL_GROUP: key = "control-group"; break;
                 case OPT_BALANCE: key = "balance"; break;
                 case OPT_BIND_RETRY: key = "bind-retry"; break;
+                case OPT_HTTP_LISTEN: key = "http-listen"; break;
+                case OPT_HEALTH_MIN_READY: key = "health-min-ready"; break;
+                case OPT_DRAIN_DELAY: key = "drain-delay"; break;
                 default: return EXIT_USAGE;
                 }
                 char origin[64];

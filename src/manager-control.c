@@ -156,7 +156,7 @@ static void command_reload(Manager *m, ControlClient *c, char **argv, int argc) 
                 control_client_reply_error(c, "usage: reload [--wait]");
                 return;
         }
-        if (m->stopping) {
+        if (m->stopping || m->draining) {
                 control_client_reply_error(c, "the manager is stopping");
                 return;
         }

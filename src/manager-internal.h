@@ -73,6 +73,12 @@ struct Manager {
         size_t n_waiters;
 
         ControlServer *control;
+        struct HttpServer *http;  /* http-listen (manager-http.c), or NULL */
+        char *http_path;        /* a unix socket file we bound for it, removed at exit */
+        dev_t http_dev;
+        ino_t http_ino;
+        bool draining;          /* a stop was asked for; drain-delay runs before it begins */
+        sd_event_source *drain_source;
         char *control_path;     /* a socket file we created, removed at exit */
         uid_t control_uid;      /* may use the control socket besides root: the uid we were started as */
         char reload_error[512]; /* the last reload's failure, "" after a success */
@@ -160,6 +166,14 @@ void manager_unit_close(Manager *m);
 /* Ask for the unit's TimeoutStopSec= and warn, when the answer comes, if
  * the committed config's stop-timeout is not shorter. */
 void manager_unit_check_stop_timeout(Manager *m);
+/* manager-http.c */
+struct HealthInput;
+/* Bind http-listen, or serve passed_fd (handed over by a re-exec, with the
+ * unix socket path the old image created, or ""). 0 when it is off. */
+int manager_http_open(Manager *m, int passed_fd, const char *passed_path);
+void manager_http_close(Manager *m);
+/* What /health reports, from the manager's state. */
+void manager_health_input(Manager *m, struct HealthInput *ret);
 
 /* manager-control.c */
 int manager_control_open(Manager *m, int passed_fd);

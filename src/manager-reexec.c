@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "manager-internal.h"
+#include "sockherd/http-server.h"
 #include "sockherd/log.h"
 #include "sockherd/util.h"
 
@@ -43,7 +44,7 @@ int manager_reexec_check(Manager *m, char *why, size_t why_size) {
         _cleanup_config_ Config *config = NULL;
         ConfigError err = {};
 
-        if (m->stopping)
+        if (m->stopping || m->draining)
                 return snprintf(why, why_size, "the manager is stopping"), -ESHUTDOWN;
         if (m->reload)
                 return snprintf(why, why_size, "a reload or restart is running; try again when it has ended"), -EBUSY;
@@ -236,6 +237,7 @@ static int manager_build_state(Manager *m, State *s) {
                 .notify_fd = m->notify_fd,
                 .control_fd = m->control ? control_server_fd(m->control) : -1,
                 .control_uid = m->control_uid,
+                .http_fd = m->http ? http_server_fd(m->http) : -1,
                 .n_slots = m->pool.n_slots,
         };
         snprintf(s->reload_error, sizeof(s->reload_error), "%s", m->reload_error);
@@ -249,6 +251,7 @@ static int manager_build_state(Manager *m, State *s) {
                 strcpy(s->working_directory, c->working_directory);
                 strcpy(s->working_directory_resolved, c->working_directory_resolved);
         }
+        snprintf(s->http_path, sizeof(s->http_path), "%s", m->http_path ?: "");
 
         for (size_t i = 0; i < m->sockets.n; i++) {
                 StateSocket sock = { .fd = m->sockets.sockets[i].fd,
@@ -298,6 +301,8 @@ static void keep_fds(Manager *m, const State *s, int memfd, bool keep) {
         (void) set_cloexec(s->notify_fd, !keep);
         if (s->control_fd >= 0)
                 (void) set_cloexec(s->control_fd, !keep);
+        if (s->http_fd >= 0)
+                (void) set_cloexec(s->http_fd, !keep);
         for (size_t i = 0; i < s->n_slot_sockets; i++)
                 (void) set_cloexec(s->slot_sockets[i].fd, !keep);
         if (memfd >= 0)

@@ -71,6 +71,11 @@ typedef struct Config {
         char *control_group;
         gid_t control_gid;      /* resolved by config_validate, or -1 */
         char *config_file;      /* NULL when none was read */
+        bool http;              /* http-listen is set: serve /metrics and /health */
+        ListenAddress http_listen;
+        char *http_listen_text; /* as the user wrote it, for messages */
+        unsigned health_min_ready; /* /health is 503 below this many ready workers */
+        uint64_t drain_delay_usec; /* on stop, /health is 503 this long before the workers stop */
 } Config;
 
 #define CONFIG_ERROR_MAX 512

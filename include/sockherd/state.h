@@ -79,6 +79,8 @@ typedef struct State {
          * resolved when it began; "" when none (or an older writer) */
         char working_directory[STATE_STRING_MAX];
         char working_directory_resolved[STATE_STRING_MAX];
+        int http_fd;                            /* the http-listen socket, -1: none */
+        char http_path[STATE_STRING_MAX];       /* "" unless we created a unix socket file */
         StateSocket *sockets;
         size_t n_sockets;
         StateSlot *slots;

@@ -25,7 +25,9 @@ static void test_round_trip(void **state) {
         State in = {
                 .generation = 7, .last_generation = 9, .requests = 12, .announced_ready = true,
                 .passed_in = false, .notify_fd = 5, .control_fd = 6, .control_uid = 0, .n_slots = 3,
+                .http_fd = 19,
         };
+        strcpy(in.http_path, "/run/app/http sock");
         strcpy(in.reload_error, "app.conf:3: invalid value 'x y' for key 'workers'\nsecond line");
         strcpy(in.notify_address, "@sockherd/app/123/abc/notify");
         strcpy(in.control_path, "/run/sockherd/app/control");
@@ -75,6 +77,8 @@ static void test_round_trip(void **state) {
         assert_int_equal(out.control_uid, 0);
         assert_string_equal(out.working_directory, "/srv/app/current");
         assert_string_equal(out.working_directory_resolved, "/srv/app/releases/r 1");
+        assert_int_equal(out.http_fd, 19);
+        assert_string_equal(out.http_path, in.http_path);
         assert_int_equal(out.n_sockets, 2);
         assert_int_equal(out.sockets[0].fd, 3);
         assert_string_equal(out.sockets[0].name, "listen");
@@ -179,6 +183,8 @@ static void test_unknown_records_are_skipped(void **state) {
         assert_int_equal(s.control_fd, -1);
         /* an older writer had no control-uid: the reader says so */
         assert_int_equal(s.control_uid, -1);
+        /* nor an http-listen socket */
+        assert_int_equal(s.http_fd, -1);
         state_done(&s);
 }
 
