@@ -475,9 +475,12 @@ class Box:
         CompletedProcess with str stdout/stderr."""
         if isinstance(input, str):
             input = input.encode()
-        r = subprocess.run(["nsenter", "-t", str(self.pid), "-a", *cmd], input=input,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           env=BOX_ENV, timeout=timeout)
+        try:
+            r = subprocess.run(["nsenter", "-t", str(self.pid), "-a", *cmd], input=input,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env=BOX_ENV, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise TestFailure(f"in the box: {' '.join(cmd)}: no answer within {timeout}s") from None
         r.stdout = r.stdout.decode(errors="replace")
         r.stderr = r.stderr.decode(errors="replace")
         if check and r.returncode != 0:
