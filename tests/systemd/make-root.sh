@@ -48,7 +48,8 @@ log=$root.log
 rm -rf "$tmp"
 start=$(date +%s)
 echo "make-root.sh: debootstrap $suite into $root from $mirror ($include)" >&2
-if ! debootstrap --variant=minbase --include="$include" "$suite" "$tmp" "$mirror" > "$log" 2>&1; then
+# Niced: it runs next to the integration tests, some of which time things.
+if ! nice -n 19 debootstrap --variant=minbase --include="$include" "$suite" "$tmp" "$mirror" > "$log" 2>&1; then
         tail -n 30 "$log" >&2
         echo "make-root.sh: debootstrap failed after $(( $(date +%s) - start ))s (log: $log)" >&2
         rm -rf "$tmp"
