@@ -26,7 +26,7 @@ const char *const config_keys[] = {
         "environment", "reload-batch", "control", "control-group",
         "watchdog", "max-lifetime", "max-memory", "balance", "metrics-interval",
         "metrics-file", "bind-retry", "pass-environment", "supplementary-groups",
-        "no-new-privileges", NULL,
+        "no-new-privileges", "http-listen", "health-min-ready", "drain-delay", NULL,
 };
 
 _printf_(2, 3)
@@ -61,6 +61,7 @@ Config *config_new(void) {
         c->gid = (gid_t) -1;
         c->control_gid = (gid_t) -1;
         c->no_new_privileges = true;
+        c->health_min_ready = 1;
         return c;
 }
 
@@ -88,6 +89,7 @@ Config *config_free(Config *c) {
         free(c->user_home);
         free(c->group);
         free(c->working_directory);
+        free(c->working_directory_resolved);
         strv_free(c->environment);
         strv_free(c->pass_environment);
         strv_free(c->supplementary_groups);
@@ -96,6 +98,7 @@ Config *config_free(Config *c) {
         free(c->control_group);
         free(c->metrics_file);
         free(c->config_file);
+        free(c->http_listen_text);
         free(c);
         return NULL;
 }
@@ -481,8 +484,24 @@ static bool env_name_is_valid(const char *s) {
         return true;
 }
 
+/* "GREETING=hi there": a second word without '=' is most likely the rest
+ * of a value with a space in it. */
+static bool looks_like_unquoted_space(const char *v) {
+        _cleanup_strv_free_ char **words = NULL;
+        if (split_quoted(v, &words) < 0 || !words[0] || !env_assignment_is_valid(words[0]))
+                return false;
+        for (char **w = words + 1; *w; w++)
+                if (!strchr(*w, '='))
+                        return true;
+        return false;
+}
+
 static int set_environment(Config *c, const char *v, const char **reason) {
-        return set_word_list(&c->environment, v, env_assignment_is_valid, ENV_ASSIGNMENT_EXPECTED, reason);
+        int r = set_word_list(&c->environment, v, env_assignment_is_valid, ENV_ASSIGNMENT_EXPECTED, reason);
+        if (r == -EINVAL && strcmp(*reason, ENV_ASSIGNMENT_EXPECTED) == 0 && looks_like_unquoted_space(v))
+                *reason = ENV_ASSIGNMENT_EXPECTED "; words are separated by spaces, so quote a value "
+                          "that has one: NAME=\"a b\"";
+        return r;
 }
 
 static int set_pass_environment(Config *c, const char *v, const char **reason) {
@@ -506,6 +525,45 @@ static int set_no_new_privileges(Config *c, const char *v, const char **reason) 
         }
         c->no_new_privileges = b;
         return 0;
+}
+
+static int set_http_listen(Config *c, const char *v, const char **reason) {
+        ListenAddress a;
+        if (strcmp(v, "none") == 0 || *v == '\0') {
+                c->http = false;
+                free(c->http_listen_text);
+                c->http_listen_text = NULL;
+                return 0;
+        }
+        int r = listen_address_parse(v, &a);
+        if (r < 0) {
+                *reason = r == -ERANGE ? "the port must be from 1 to 65535" :
+                          r == -ENAMETOOLONG ? "the socket path is longer than 107 bytes" :
+                          "expected HOST:PORT, [V6]:PORT, :PORT, PORT, /path, @abstract or 'none'";
+                return -EINVAL;
+        }
+        r = set_string(&c->http_listen_text, v);
+        if (r < 0)
+                return r;
+        c->http_listen = a;
+        c->http = true;
+        return 0;
+}
+
+static int set_health_min_ready(Config *c, const char *v, const char **reason) {
+        if (parse_uint_range(v, 0, CONFIG_WORKERS_MAX, &c->health_min_ready) < 0) {
+                *reason = "expected a number of workers from 0 to 1024";
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int set_drain_delay(Config *c, const char *v, const char **reason) {
+        if (strcmp(v, "off") == 0) {
+                c->drain_delay_usec = 0;
+                return 0;
+        }
+        return set_duration(&c->drain_delay_usec, v, reason);
 }
 
 static const struct {
@@ -541,6 +599,9 @@ static const struct {
         { "pass-environment", set_pass_environment },
         { "supplementary-groups", set_supplementary_groups },
         { "no-new-privileges", set_no_new_privileges },
+        { "http-listen", set_http_listen },
+        { "health-min-ready", set_health_min_ready },
+        { "drain-delay", set_drain_delay },
         /* not a file key: the command line's -e, one assignment per option */
         { "environment-literal", set_environment_literal },
 };
@@ -958,6 +1019,14 @@ int config_validate(Config *c, unsigned online_cpus, ConfigError *err) {
                 struct stat st;
                 if (stat(c->working_directory, &st) < 0 || !S_ISDIR(st.st_mode))
                         return config_error(err, "working-directory '%s' is not a directory", c->working_directory);
+                /* pinned now: a deploy that moves a 'current' symlink must not
+                 * move this config's workers (a respawn after a rollback) */
+                char *resolved = realpath(c->working_directory, NULL);
+                if (!resolved)
+                        return config_error(err, "working-directory '%s': cannot resolve: %s", c->working_directory,
+                                            strerror(errno));
+                free(c->working_directory_resolved);
+                c->working_directory_resolved = resolved;
         }
 
         return command_check(c, err);
@@ -1040,6 +1109,11 @@ const char *config_reload_blocker(const Config *old, const Config *new, bool soc
                 return "name";
         if (old->balance != new->balance)
                 return "balance";
+        /* the manager may have dropped the root a privileged port needs */
+        if (old->http != new->http ||
+            (old->http && (old->http_listen.sa_len != new->http_listen.sa_len ||
+                           memcmp(&old->http_listen.sa, &new->http_listen.sa, old->http_listen.sa_len) != 0)))
+                return "http-listen";
         if (sockets_passed_in)
                 return NULL; /* listen= and backlog= are not used */
         if (old->n_listen != new->n_listen)

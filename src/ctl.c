@@ -342,9 +342,12 @@ static void print_status(const Fields *f) {
                 const char *name = fieldf(f, "socket", i, "name");
                 if (!*name)
                         break;
-                printf("  socket %u:     %s (%s)%s%s%s%s\n", i, fieldf(f, "socket", i, "address"), name,
+                const char *lowered = fieldf(f, "socket", i, "backlog_lowered_from");
+                printf("  socket %u:     %s (%s)%s%s%s%s%s%s%s\n", i, fieldf(f, "socket", i, "address"), name,
                        *fieldf(f, "socket", i, "queue") ? ", queue " : "", fieldf(f, "socket", i, "queue"),
-                       *fieldf(f, "socket", i, "backlog") ? "/" : "", fieldf(f, "socket", i, "backlog"));
+                       *fieldf(f, "socket", i, "backlog") ? "/" : "", fieldf(f, "socket", i, "backlog"),
+                       *lowered ? " (backlog lowered from " : "", lowered,
+                       *lowered ? " by a worker's listen() call)" : "");
         }
         const char *warning = field(f, "imbalance.warning");
         if (field(f, "imbalance.jain_cpu"))

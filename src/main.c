@@ -51,22 +51,27 @@ static void help(void) {
                "      --restart-delay DUR      first respawn delay (default 100ms), doubled per failure\n"
                "      --restart-delay-max DUR  respawn delay cap (default 10s)\n"
                "      --restart-stable DUR     run time that resets the backoff (default 10s)\n"
-               "      --reload-batch N|N%%     slots replaced at once by a reload (default 25%%)\n"
-               "      --balance shared|reuseport  one socket for all workers (default), or one\n"
+               "      --reload-batch N|N%%      slots replaced at once by a reload (default 25%%)\n"
+               "      --balance shared|reuseport\n"
+               "                               one socket for all workers (default), or one\n"
                "                               SO_REUSEPORT socket per worker for an even spread\n"
                "      --user USER              run workers as USER (needs root)\n"
                "      --group GROUP            run workers with GROUP\n"
                "      --working-directory DIR  workers start in DIR\n"
-               "  -e, --environment NAME=VALUE add to the workers' environment (repeatable)\n"
+               "  -e, --environment NAME=VALUE\n"
+               "                               add to the workers' environment (repeatable)\n"
                "      --name NAME              name of this pool in logs, status and sockherdctl -u\n"
                "      --control PATH|none      control socket (default: $RUNTIME_DIRECTORY/control,\n"
                "                               /run/sockherd/NAME/control as root, else under $XDG_RUNTIME_DIR)\n"
                "      --control-group GROUP    members of GROUP may use the control socket too\n"
+               "      --http-listen ADDR       serve GET /health and /metrics over HTTP on ADDR (default off)\n"
+               "      --health-min-ready N     /health answers 503 below N ready workers (default 1)\n"
+               "      --drain-delay DUR        on stop, answer 503 on /health for DUR before stopping (default off)\n"
                "      --check-config           validate the configuration and exit (0 ok, 2 error)\n"
                "  -h, --help                   show this help\n"
                "      --version                show the version\n"
                "\n"
-               "See sockherd(8) and the README for the config file keys.\n");
+               "See sockherd.conf(5) for the config file keys, sockherd(8) for the rest.\n");
 }
 
 enum {
@@ -74,7 +79,7 @@ enum {
         OPT_RESTART_DELAY, OPT_RESTART_DELAY_MAX, OPT_RESTART_STABLE, OPT_USER,
         OPT_GROUP, OPT_WORKING_DIRECTORY, OPT_NAME, OPT_BACKLOG, OPT_CHECK_CONFIG,
         OPT_VERSION, OPT_RELOAD_BATCH, OPT_CONTROL, OPT_CONTROL_GROUP, OPT_DESERIALIZE, OPT_BALANCE, OPT_BIND_RETRY,
-        OPT_STATE_VERSION,
+        OPT_STATE_VERSION, OPT_HTTP_LISTEN, OPT_HEALTH_MIN_READY, OPT_DRAIN_DELAY,
 };
 
 static const struct option options[] = {
@@ -99,6 +104,9 @@ static const struct option options[] = {
         { "control-group",     required_argument, NULL, OPT_CONTROL_GROUP },
         { "balance",           required_argument, NULL, OPT_BALANCE },
         { "bind-retry",        required_argument, NULL, OPT_BIND_RETRY },
+        { "http-listen",       required_argument, NULL, OPT_HTTP_LISTEN },
+        { "health-min-ready",  required_argument, NULL, OPT_HEALTH_MIN_READY },
+        { "drain-delay",       required_argument, NULL, OPT_DRAIN_DELAY },
         { "check-config",      no_argument,       NULL, OPT_CHECK_CONFIG },
         { "help",              no_argument,       NULL, 'h' },
         { "version",           no_argument,       NULL, OPT_VERSION },
@@ -173,6 +181,9 @@ static int parse_argv(int argc, char **argv, ConfigSource *src, bool *ret_check)
                 case OPT_CONTROL_GROUP: key = "control-group"; break;
                 case OPT_BALANCE: key = "balance"; break;
                 case OPT_BIND_RETRY: key = "bind-retry"; break;
+                case OPT_HTTP_LISTEN: key = "http-listen"; break;
+                case OPT_HEALTH_MIN_READY: key = "health-min-ready"; break;
+                case OPT_DRAIN_DELAY: key = "drain-delay"; break;
                 default: return EXIT_USAGE;
                 }
                 char origin[64];
@@ -247,6 +258,7 @@ static int restore_sockets(int fd, State *state, ListenSet *set, int *ret_contro
                 r = listen_set_adopt(set, ss->fd, ss->name);
                 if (r < 0)
                         return log_error_errno(r, "re-exec: %m");
+                set->sockets[set->n - 1].backlog_taken = ss->backlog_taken;
                 if (ss->unlink_path[0]) {
                         ListenSocket *s = &set->sockets[set->n - 1];
                         struct stat st;

@@ -50,6 +50,7 @@ static void command_status(Manager *m, ControlClient *c) {
 
         control_reply_init(&r, NULL);
         (void) manager_metrics_refresh(m); /* without numbers, the status still answers */
+        manager_check_backlogs(m);
         manager_format_status(m, status, sizeof(status));
         control_reply_add(&r, "name", "%s", m->config->name);
         control_reply_add(&r, "manager.pid", "%d", (int) getpid());
@@ -79,6 +80,10 @@ static void command_status(Manager *m, ControlClient *c) {
                         control_reply_add(&r, key, "%u", queued);
                         snprintf(key, sizeof(key), "socket.%zu.backlog", i);
                         control_reply_add(&r, key, "%u", backlog);
+                        if (backlog < m->sockets.sockets[i].backlog_taken) {
+                                snprintf(key, sizeof(key), "socket.%zu.backlog_lowered_from", i);
+                                control_reply_add(&r, key, "%u", m->sockets.sockets[i].backlog_taken);
+                        }
                 }
         }
         control_reply_add(&r, "balance", "%s", m->config->balance == BALANCE_REUSEPORT ? "reuseport" : "shared");
@@ -153,7 +158,7 @@ static void command_reload(Manager *m, ControlClient *c, char **argv, int argc) 
                 control_client_reply_error(c, "usage: reload [--wait]");
                 return;
         }
-        if (m->stopping) {
+        if (m->stopping || m->draining) {
                 control_client_reply_error(c, "the manager is stopping");
                 return;
         }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <systemd/sd-bus.h>
 
 #include "sockherd/config.h"
 #include "sockherd/control.h"
@@ -72,6 +73,12 @@ struct Manager {
         size_t n_waiters;
 
         ControlServer *control;
+        struct HttpServer *http;  /* http-listen (manager-http.c), or NULL */
+        char *http_path;        /* a unix socket file we bound for it, removed at exit */
+        dev_t http_dev;
+        ino_t http_ino;
+        bool draining;          /* a stop was asked for; drain-delay runs before it begins */
+        sd_event_source *drain_source;
         char *control_path;     /* a socket file we created, removed at exit */
         uid_t control_uid;      /* may use the control socket besides root: the uid we were started as */
         char reload_error[512]; /* the last reload's failure, "" after a success */
@@ -90,6 +97,11 @@ struct Manager {
         bool announced_ready;
         bool command_ran;       /* some worker is known to have run the command (see
                                  * manager_cannot_start() in manager.c) */
+        sd_bus *bus;            /* to systemd, about our own unit (manager-unit.c); NULL: none */
+        sd_bus_slot *unit_query;
+        char *unit;             /* our service's name, e.g. sockherd@app.service */
+        char *unit_path;        /* its D-Bus object path */
+
         char last_status[512];
         RateLimit notify_drops;
         RateLimit signal_drops;   /* signals from senders we do not take orders from */
@@ -110,6 +122,9 @@ uint64_t manager_now_usec(void);
 /* balance=reuseport: connections queued on slot i's own sockets (slot 0's
  * are the shared ones). */
 unsigned manager_slot_queue(Manager *m, unsigned i);
+/* Log (once per change) a listening socket whose backlog a worker lowered
+ * with its own listen() call. */
+void manager_check_backlogs(Manager *m);
 
 /* For manager-reexec.c */
 Worker *manager_adopt_worker(Manager *m, pid_t pid, unsigned slot, uint64_t generation, WorkerState state,
@@ -142,6 +157,23 @@ void manager_metrics_add_worker(Manager *m, ControlReply *r, const char *prefix,
 void manager_metrics_add_pool(Manager *m, ControlReply *r);
 /* The Prometheus text exposition of the latest sample. */
 int manager_metrics_text(Manager *m, char **ret);
+
+/* manager-unit.c */
+/* When this is a system service's main process: connect to systemd (before
+ * dropping root). Without a connection the checks below do nothing. */
+void manager_unit_open(Manager *m);
+void manager_unit_close(Manager *m);
+/* Ask for the unit's TimeoutStopSec= and warn, when the answer comes, if
+ * the committed config's stop-timeout is not shorter. */
+void manager_unit_check_stop_timeout(Manager *m);
+/* manager-http.c */
+struct HealthInput;
+/* Bind http-listen, or serve passed_fd (handed over by a re-exec, with the
+ * unix socket path the old image created, or ""). 0 when it is off. */
+int manager_http_open(Manager *m, int passed_fd, const char *passed_path);
+void manager_http_close(Manager *m);
+/* What /health reports, from the manager's state. */
+void manager_health_input(Manager *m, struct HealthInput *ret);
 
 /* manager-control.c */
 int manager_control_open(Manager *m, int passed_fd);

@@ -364,6 +364,7 @@ static int on_metrics_tick(sd_event_source *s, uint64_t usec _unused_, void *use
         uint64_t last = m->metrics ? m->metrics->sampled_usec : 0;
 
         int r = metrics_sample(m);
+        manager_check_backlogs(m);
         if (r < 0) {
                 if (m->metrics && m->metrics->file_error != r)
                         log_warning_errno(r, "cannot sample the workers: %m");

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "manager-internal.h"
+#include "sockherd/http-server.h"
 #include "sockherd/log.h"
 #include "sockherd/util.h"
 
@@ -43,7 +44,7 @@ int manager_reexec_check(Manager *m, char *why, size_t why_size) {
         _cleanup_config_ Config *config = NULL;
         ConfigError err = {};
 
-        if (m->stopping)
+        if (m->stopping || m->draining)
                 return snprintf(why, why_size, "the manager is stopping"), -ESHUTDOWN;
         if (m->reload)
                 return snprintf(why, why_size, "a reload or restart is running; try again when it has ended"), -EBUSY;
@@ -236,14 +237,25 @@ static int manager_build_state(Manager *m, State *s) {
                 .notify_fd = m->notify_fd,
                 .control_fd = m->control ? control_server_fd(m->control) : -1,
                 .control_uid = m->control_uid,
+                .http_fd = m->http ? http_server_fd(m->http) : -1,
                 .n_slots = m->pool.n_slots,
         };
         snprintf(s->reload_error, sizeof(s->reload_error), "%s", m->reload_error);
         snprintf(s->notify_address, sizeof(s->notify_address), "%s", m->notify_address);
         snprintf(s->control_path, sizeof(s->control_path), "%s", m->control_path ?: "");
+        /* too long for the record: the new image resolves it again */
+        const Config *c = m->config;
+        if (c->working_directory && c->working_directory_resolved &&
+            strlen(c->working_directory) < sizeof(s->working_directory) &&
+            strlen(c->working_directory_resolved) < sizeof(s->working_directory_resolved)) {
+                strcpy(s->working_directory, c->working_directory);
+                strcpy(s->working_directory_resolved, c->working_directory_resolved);
+        }
+        snprintf(s->http_path, sizeof(s->http_path), "%s", m->http_path ?: "");
 
         for (size_t i = 0; i < m->sockets.n; i++) {
-                StateSocket sock = { .fd = m->sockets.sockets[i].fd };
+                StateSocket sock = { .fd = m->sockets.sockets[i].fd,
+                                     .backlog_taken = m->sockets.sockets[i].backlog_taken };
                 snprintf(sock.name, sizeof(sock.name), "%s", m->sockets.sockets[i].name);
                 snprintf(sock.unlink_path, sizeof(sock.unlink_path), "%s", m->sockets.sockets[i].unlink_path ?: "");
                 if (state_add_socket(s, &sock) < 0)
@@ -289,6 +301,8 @@ static void keep_fds(Manager *m, const State *s, int memfd, bool keep) {
         (void) set_cloexec(s->notify_fd, !keep);
         if (s->control_fd >= 0)
                 (void) set_cloexec(s->control_fd, !keep);
+        if (s->http_fd >= 0)
+                (void) set_cloexec(s->http_fd, !keep);
         for (size_t i = 0; i < s->n_slot_sockets; i++)
                 (void) set_cloexec(s->slot_sockets[i].fd, !keep);
         if (memfd >= 0)
@@ -364,6 +378,22 @@ int manager_restore(Manager *m, const State *s) {
         snprintf(m->reload_error, sizeof(m->reload_error), "%s", s->reload_error);
         if (s->control_path[0] && !m->control_path)
                 m->control_path = strdup(s->control_path); /* ours to remove at exit */
+
+        /* the generation keeps the directory it began in, not where a
+         * symlink points now (the file was read again: only if it still
+         * names the same directory) */
+        if (s->working_directory_resolved[0] && m->config->working_directory &&
+            strcmp(m->config->working_directory, s->working_directory) == 0 &&
+            (!m->config->working_directory_resolved ||
+             strcmp(m->config->working_directory_resolved, s->working_directory_resolved) != 0)) {
+                char *pinned = strdup(s->working_directory_resolved);
+                if (!pinned)
+                        return -ENOMEM;
+                log_info("working-directory %s stays %s, as for generation %" PRIu64 " before the re-exec",
+                         s->working_directory, pinned, s->generation);
+                free(m->config->working_directory_resolved);
+                m->config->working_directory_resolved = pinned;
+        }
 
         unsigned old_slots = m->pool.n_slots;
         if (s->n_slots != old_slots) {

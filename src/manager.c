@@ -142,6 +142,11 @@ void manager_format_status(Manager *m, char *buf, size_t size) {
                 snprintf(buf, size, "stopping, %u workers left", pool_alive(&m->pool));
                 return;
         }
+        if (m->draining) {
+                snprintf(buf, size, "draining: /health answers 503 for drain-delay=%s, then %u workers stop",
+                         format_duration(m->config->drain_delay_usec, (char[32]) {}), pool_alive(&m->pool));
+                return;
+        }
         n = snprintf(buf, size, "%u/%u workers ready, generation %" PRIu64,
                      pool_ready(&m->pool), m->reload ? m->reload->n_from : m->pool.n_slots, m->generation);
         if (n < 0 || (size_t) n >= size)
@@ -161,7 +166,7 @@ void manager_update_status(Manager *m) {
         char status[512];
 
         manager_format_status(m, status, sizeof(status));
-        if (!m->stopping && !m->announced_ready && !m->reload && pool_ready(&m->pool) == m->pool.n_slots) {
+        if (!m->stopping && !m->draining && !m->announced_ready && !m->reload && pool_ready(&m->pool) == m->pool.n_slots) {
                 m->announced_ready = true;
                 log_info("pool ready: %u workers serving %zu socket%s", m->pool.n_slots, m->sockets.n,
                          m->sockets.n == 1 ? "" : "s");
@@ -395,6 +400,29 @@ unsigned manager_slot_queue(Manager *m, unsigned i) {
         return total;
 }
 
+void manager_check_backlogs(Manager *m) {
+        char address[128];
+
+        for (size_t i = 0; i < m->sockets.n; i++) {
+                ListenSocket *s = &m->sockets.sockets[i];
+                unsigned queued, backlog;
+                if (s->backlog_taken == 0 || listen_queue(s->fd, &queued, &backlog) < 0)
+                        continue;
+                if (backlog >= s->backlog_taken) {
+                        s->backlog_reported = 0;
+                        continue;
+                }
+                if (backlog == s->backlog_reported)
+                        continue;
+                s->backlog_reported = backlog;
+                log_warning("socket %s (%s): its backlog went down from %u to %u after sockherd took it: a worker "
+                            "called listen() on it with a smaller backlog (Node's server.listen() does, with 511, "
+                            "unless given a backlog); connections beyond %u waiting are refused",
+                            socket_address_format(s->fd, address) >= 0 ? address : "?", s->name,
+                            s->backlog_taken, backlog, backlog);
+        }
+}
+
 /* New connections go to slots 0..n-1: all slots, except the ones a reload
  * added and has not committed yet. */
 static void manager_steer(Manager *m) {
@@ -501,6 +529,7 @@ static void worker_apply(Manager *m, Worker *w, WorkerEvent event) {
                 if (event != WORKER_EVENT_STARTED)
                         m->command_ran = true;
                 log_worker(LOG_INFO, w, "ready");
+                manager_check_backlogs(m);
                 worker_watchdog_arm(m, w);
                 if (is_incoming(m, w))
                         reload_on_new_worker_ready(m, w);
@@ -902,6 +931,7 @@ static void reload_commit(Manager *m) {
         m->generation = run->generation;
         manager_update_recycling(m);
         manager_metrics_update(m);
+        manager_unit_check_stop_timeout(m);
         log_emit_id(SOCKHERD_MESSAGE_RELOAD_DONE, LOG_INFO, -1, 0, 0,
                     "reload complete: generation %" PRIu64 " serves on %u workers", m->generation, m->pool.n_slots);
         reload_finish(m, true);
@@ -1119,7 +1149,7 @@ static void reload_start(Manager *m) {
 uint64_t manager_request_reload(Manager *m, const char *why) {
         uint64_t request = ++m->requests;
 
-        if (m->stopping)
+        if (m->stopping || m->draining)
                 return request;
         if (reload_queue_request(&m->reload_queue) == RELOAD_REQUEST_QUEUED) {
                 log_info("%s: a reload is running; the new one follows when it ends", why);
@@ -1133,7 +1163,7 @@ uint64_t manager_request_reload(Manager *m, const char *why) {
 int manager_restart_slots(Manager *m, const bool *targets, uint64_t *ret_request) {
         unsigned n = m->pool.n_slots, count = 0;
 
-        if (m->stopping)
+        if (m->stopping || m->draining)
                 return -ESHUTDOWN;
         if (m->reload)
                 return -EBUSY;
@@ -1158,7 +1188,7 @@ int manager_restart_slots(Manager *m, const bool *targets, uint64_t *ret_request
 int manager_scale(Manager *m, unsigned n) {
         unsigned old = m->pool.n_slots;
 
-        if (m->stopping)
+        if (m->stopping || m->draining)
                 return -ESHUTDOWN;
         if (m->reload)
                 return -EBUSY;
@@ -1415,6 +1445,8 @@ static int on_sigchld(sd_event_source *s _unused_, const struct signalfd_siginfo
 /* ---- signals ---- */
 
 static void manager_begin_stop(Manager *m, const char *why) {
+        m->drain_source = sd_event_source_disable_unref(m->drain_source);
+        m->draining = false;
         m->stopping = true;
         log_info("%s: stopping %u workers (stop-timeout=%s)", why, pool_alive(&m->pool),
                  format_duration(m->config->stop_timeout_usec, (char[32]) {}));
@@ -1437,6 +1469,33 @@ static void manager_begin_stop(Manager *m, const char *why) {
                 worker_stop(m, m->pool.retiring[i]);
         manager_update_status(m);
         manager_check_stopped(m);
+}
+
+/* drain-delay: between the stop signal and the stop, /health answers 503
+ * and everything else goes on (workers serve, crashed ones are respawned,
+ * a running reload continues), so that load balancers take this host out
+ * before any worker stops. Reloads, restarts, scaling and re-execs are
+ * refused meanwhile, as during a stop. */
+static void manager_end_drain(Manager *m) {
+        manager_begin_stop(m, "drain-delay over"); /* which ends the drain */
+}
+
+static int on_drain_over(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata) {
+        manager_end_drain(userdata);
+        return 0;
+}
+
+static int manager_begin_drain(Manager *m, const char *why) {
+        int r = sd_event_add_time_relative(m->event, &m->drain_source, CLOCK_MONOTONIC, m->config->drain_delay_usec,
+                                           10 * USEC_PER_MSEC, on_drain_over, m);
+        if (r < 0)
+                return log_warning_errno(r, "%s: cannot start the drain-delay timer, stopping at once: %m", why);
+        m->draining = true;
+        log_info("%s: draining for %s: /health answers 503 while the %u workers keep serving; then they stop",
+                 why, format_duration(m->config->drain_delay_usec, (char[32]) {}), pool_alive(&m->pool));
+        manager_notifyf(m, "STOPPING=1");
+        manager_update_status(m);
+        return 0;
 }
 
 static void manager_for_each_worker(Manager *m, void (*fn)(Worker *w, int sig), int sig) {
@@ -1484,7 +1543,16 @@ static int on_stop_signal(sd_event_source *s _unused_, const struct signalfd_sig
 
         if (!signal_trusted(m, si))
                 return 0;
+        if (m->draining) {
+                /* a second TERM/INT during the drain-delay: stop now */
+                log_warning("SIG%s again: ending the drain delay, stopping the workers now",
+                            sigabbrev_np((int) si->ssi_signo));
+                manager_end_drain(m);
+                return 0;
+        }
         if (!m->stopping) {
+                if (m->config->drain_delay_usec > 0 && manager_begin_drain(m, sigabbrev_np((int) si->ssi_signo) ? : "signal") >= 0)
+                        return 0;
                 manager_begin_stop(m, sigabbrev_np((int) si->ssi_signo) ? : "signal");
                 return 0;
         }
@@ -1622,10 +1690,22 @@ int manager_new(ConfigSource *source, Config *config, ListenSet *sockets, int co
         control_fd = -1;
         if (r < 0)
                 goto fail;
+        r = manager_http_open(m, state ? state->http_fd : -1, state ? state->http_path : NULL);
+        if (r < 0)
+                goto fail;
         m->source = *source;
         *source = (ConfigSource) {};
         m->sockets = *sockets;
         *sockets = (ListenSet) {};
+        /* before any worker could call listen() on them */
+        for (size_t i = 0; i < m->sockets.n; i++) {
+                ListenSocket *s = &m->sockets.sockets[i];
+                unsigned queued, backlog;
+                if (s->backlog_taken == 0 && listen_queue(s->fd, &queued, &backlog) >= 0)
+                        s->backlog_taken = backlog;
+        }
+        manager_unit_open(m);
+        manager_unit_check_stop_timeout(m);
         *ret = m;
         return 0;
 
@@ -1639,6 +1719,9 @@ Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
         manager_control_close(m);
+        manager_unit_close(m);
+        manager_http_close(m);
+        sd_event_source_disable_unref(m->drain_source);
         reload_run_free(m->reload);
         for (unsigned i = 0; i < m->pool.n_slots; i++) {
                 Slot *sl = &m->pool.slots[i];

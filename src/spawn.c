@@ -158,7 +158,7 @@ int spawn_plan_build(const Config *c, const ListenSet *sockets, const int *slot_
                 .watchdog_pid_index = watchdog_pid_index < 0 ? SIZE_MAX : (size_t) watchdog_pid_index,
                 .fds = TAKE_PTR(fds),
                 .n_fds = sockets->n,
-                .working_directory = c->working_directory,
+                .working_directory = c->working_directory_resolved ?: c->working_directory,
                 .uid = c->uid,
                 .gid = c->gid,
                 .groups = c->groups,

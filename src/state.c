@@ -61,9 +61,16 @@ int state_write(const State *s, FILE *f) {
         fprintf(f, "control %d %s\n", s->control_fd, esc(s->control_path, a, sizeof(a)));
         if (s->control_uid >= 0)
                 fprintf(f, "control-uid %" PRId64 "\n", s->control_uid);
+        /* a record older readers skip: they resolve the directory again */
+        if (s->working_directory_resolved[0])
+                fprintf(f, "working-directory %s %s\n", esc(s->working_directory, a, sizeof(a)),
+                        esc(s->working_directory_resolved, b, sizeof(b)));
+        if (s->http_fd >= 0)
+                fprintf(f, "http %d %s\n", s->http_fd, esc(s->http_path, a, sizeof(a)));
         for (size_t i = 0; i < s->n_sockets; i++)
-                fprintf(f, "socket %d %s %s\n", s->sockets[i].fd, esc(s->sockets[i].name, a, sizeof(a)),
-                        esc(s->sockets[i].unlink_path, b, sizeof(b)));
+                /* the backlog last: older readers ignore it */
+                fprintf(f, "socket %d %s %s %u\n", s->sockets[i].fd, esc(s->sockets[i].name, a, sizeof(a)),
+                        esc(s->sockets[i].unlink_path, b, sizeof(b)), s->sockets[i].backlog_taken);
         fprintf(f, "slots %u\n", s->n_slots);
         for (unsigned i = 0; i < s->n_slots; i++)
                 fprintf(f, "slot %u %u %u\n", i, s->slots[i].restarts, s->slots[i].backoff_failures);
@@ -128,7 +135,7 @@ static int parse_state_name(const char *name, WorkerState *ret) {
 #define FAIL(...) do { snprintf(err, err_size, __VA_ARGS__); r = -EBADMSG; goto fail; } while (0)
 
 int state_read(FILE *f, State *ret, char *err, size_t err_size) {
-        State s = { .notify_fd = -1, .control_fd = -1, .control_uid = -1 };
+        State s = { .notify_fd = -1, .control_fd = -1, .control_uid = -1, .http_fd = -1 };
         char line[STATE_STRING_MAX * 8], a[STATE_STRING_MAX * 4], b[STATE_STRING_MAX * 4], c[64];
         unsigned lineno = 0;
         bool ended = false, slots_seen = false;
@@ -185,9 +192,21 @@ int state_read(FILE *f, State *ret, char *err, size_t err_size) {
                         if (sscanf(rest, "%" SCNd64, &s.control_uid) != 1 || s.control_uid < 0 ||
                             s.control_uid > UINT32_MAX - 1)
                                 FAIL("state line %u: bad control-uid record", lineno);
+                } else if (strcmp(type, "working-directory") == 0) {
+                        if (sscanf(rest, "%2047s %2047s", a, b) != 2)
+                                FAIL("state line %u: bad working-directory record", lineno);
+                        unesc(a, s.working_directory, sizeof(s.working_directory));
+                        unesc(b, s.working_directory_resolved, sizeof(s.working_directory_resolved));
+                        if (s.working_directory_resolved[0] != '/')
+                                FAIL("state line %u: bad working-directory record", lineno);
+                } else if (strcmp(type, "http") == 0) {
+                        if (sscanf(rest, "%d %2047s", &s.http_fd, a) != 2 || s.http_fd < 0)
+                                FAIL("state line %u: bad http record", lineno);
+                        unesc(a, s.http_path, sizeof(s.http_path));
                 } else if (strcmp(type, "socket") == 0) {
                         StateSocket sock = {};
-                        if (sscanf(rest, "%d %2047s %2047s", &sock.fd, a, b) != 3 || sock.fd < 0)
+                        if (sscanf(rest, "%d %2047s %2047s %u", &sock.fd, a, b, &sock.backlog_taken) < 3 ||
+                            sock.fd < 0)
                                 FAIL("state line %u: bad socket record", lineno);
                         unesc(a, sock.name, sizeof(sock.name));
                         unesc(b, sock.unlink_path, sizeof(sock.unlink_path));

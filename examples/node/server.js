@@ -181,7 +181,13 @@ function main() {
         process.exit(0);
       }
     });
-    server.listen({ fd }, () => {
+    // Node calls listen() again on the inherited socket, with a backlog of
+    // 511 unless told otherwise: that would shrink the queue sockherd (or
+    // the socket unit) set up, for every worker. Pass the same backlog as
+    // sockherd's --backlog / the socket unit's Backlog= (4096 by default),
+    // as the second argument: with { fd }, Node (v20) ignores a `backlog`
+    // inside the options object.
+    server.listen({ fd }, 4096, () => {
       if (++listening === fds.length) {
         process.stderr.write(`${PROG}: pid ${process.pid} slot ${slot} generation ${generation} ` +
                              `ready on ${fds.length} socket(s)\n`);

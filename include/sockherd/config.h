@@ -57,6 +57,9 @@ typedef struct Config {
         uid_t uid;              /* resolved by config_validate, or -1 */
         gid_t gid;
         char *working_directory;
+        char *working_directory_resolved; /* resolved by config_validate (symlinks followed): the
+                                           * directory this config's workers start in, also when
+                                           * a symlink in the path has moved on since */
         char **environment;     /* KEY=VALUE */
         char **pass_environment; /* names taken from the manager's environment, beyond the default list */
         char **supplementary_groups; /* group names, added to the user's own */
@@ -68,6 +71,11 @@ typedef struct Config {
         char *control_group;
         gid_t control_gid;      /* resolved by config_validate, or -1 */
         char *config_file;      /* NULL when none was read */
+        bool http;              /* http-listen is set: serve /metrics and /health */
+        ListenAddress http_listen;
+        char *http_listen_text; /* as the user wrote it, for messages */
+        unsigned health_min_ready; /* /health is 503 below this many ready workers */
+        uint64_t drain_delay_usec; /* on stop, /health is 503 this long before the workers stop */
 } Config;
 
 #define CONFIG_ERROR_MAX 512

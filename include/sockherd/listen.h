@@ -17,6 +17,9 @@ typedef struct ListenSocket {
         char *unlink_path;      /* a unix socket file we created, removed at exit */
         dev_t dev;
         ino_t ino;
+        unsigned backlog_taken;   /* the kernel's backlog when the manager took it, before any
+                                   * worker ran (kept across a re-exec); 0: unknown (not TCP) */
+        unsigned backlog_reported; /* the lowered backlog last logged; 0: none */
 } ListenSocket;
 
 typedef struct ListenSet {

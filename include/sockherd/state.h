@@ -31,6 +31,7 @@ typedef struct StateSocket {
         int fd;
         char name[STATE_STRING_MAX];
         char unlink_path[STATE_STRING_MAX];     /* "" when none */
+        unsigned backlog_taken;                 /* 0: unknown (or an older writer) */
 } StateSocket;
 
 typedef struct StateSlot {
@@ -74,6 +75,12 @@ typedef struct State {
         int control_fd;                         /* -1: none */
         char control_path[STATE_STRING_MAX];    /* "" unless we created the file */
         int64_t control_uid;                    /* -1: not recorded (older writer) */
+        /* the committed generation's working-directory as configured and as
+         * resolved when it began; "" when none (or an older writer) */
+        char working_directory[STATE_STRING_MAX];
+        char working_directory_resolved[STATE_STRING_MAX];
+        int http_fd;                            /* the http-listen socket, -1: none */
+        char http_path[STATE_STRING_MAX];       /* "" unless we created a unix socket file */
         StateSocket *sockets;
         size_t n_sockets;
         StateSlot *slots;

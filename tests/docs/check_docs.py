@@ -7,6 +7,9 @@
   man/sockherd.conf.5.scd (a line "*key* = ...") and a line in
   examples/sockherd.conf ("key = ..." or "#key = ...");
 - sockherd.conf.5.scd documents no key that config_keys[] lacks;
+- its sentence "The keys ... have no command-line option" names exactly
+  the keys that `sockherd --help` has no option for (besides *command*,
+  the positional arguments);
 - every long option that `sockherd --help` prints has an entry in
   man/sockherd.8.scd (a line starting with "*" that names "--option");
 - with SOCKHERDCTL: every long option and command of `sockherdctl --help`
@@ -85,6 +88,19 @@ def main():
     for opt in opts:
         if not any(re.search(rf"(^|[\s,*]){re.escape(opt)}(\*|,|\s|$)", e) for e in man8):
             gaps.append(f"man/sockherd.8.scd: no entry for option '{opt}' of `sockherd --help`")
+
+    sentence = re.search(r"The keys (.*?) have no\s+command-line option", conf_man, re.S)
+    if not sentence:
+        gaps.append("man/sockherd.conf.5.scd: no sentence 'The keys ... have no command-line option'")
+    else:
+        said = set(re.findall(r"\*([a-z][a-z-]*)\*", sentence.group(1)))
+        without = {k for k in keys if f"--{k}" not in opts and k != "command"}
+        for k in sorted(without - said):
+            gaps.append(f"man/sockherd.conf.5.scd: key '{k}' has no command-line option but is not in "
+                        "'The keys ... have no command-line option'")
+        for k in sorted(said - without):
+            gaps.append(f"man/sockherd.conf.5.scd: 'The keys ... have no command-line option' names '{k}', "
+                        "which has one (or is not a key)")
 
     checked = f"{len(keys)} config keys, {len(opts)} sockherd options"
     if ctl:

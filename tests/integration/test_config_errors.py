@@ -59,6 +59,15 @@ def main():
             rc, out = sockherd("-c", path)
             check(rc == 2, f"{text!r} at start: rc {rc}")
 
+        # a value with a space, unquoted: the error says how to quote it,
+        # and the quoting it suggests is accepted
+        rc, out = sockherd("--check-config", "-c", conf(f"environment = GREETING=hi there\ncommand = {HELLO_WORKER}\n"))
+        check(rc == 2 and 'quote a value that has one: NAME="a b"' in out, f"unquoted space: {rc} {out}")
+        rc, out = sockherd("--check-config", "-c", conf(f'environment = GREETING="hi there"\ncommand = {HELLO_WORKER}\n'))
+        check(rc == 0, f"quoted space: {rc} {out}")
+        rc, out = sockherd("--check-config", "-c", conf(f"environment = 1BAD=x\ncommand = {HELLO_WORKER}\n"))
+        check(rc == 2 and "quote" not in out, f"no quoting hint for a bad name: {rc} {out}")
+
         rc, out = sockherd("-c", os.path.join(tmp, "missing.conf"))
         check(rc == 2 and "missing.conf: cannot open" in out, f"missing file: {rc} {out}")
 

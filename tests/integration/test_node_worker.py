@@ -1,6 +1,7 @@
 """The Node.js example worker under sockherd: server.listen({fd: 3}) on the
 inherited socket, readiness through systemd-notify, every worker serves, and
-SIGTERM lets an in-flight request finish."""
+SIGTERM lets an in-flight request finish. The example passes a backlog: the
+socket keeps sockherd's 4096 (Node's default 511 would make sockherd warn)."""
 import shutil
 import signal
 import time
@@ -17,6 +18,8 @@ def main():
                NODE_SERVER]) as pool:
         pool.wait_ready(timeout=30)
         all_workers_serve(lambda path: http_get(port, path), 3)
+        # each worker's READY=1 comes after its listen(): the check has run
+        check("backlog went down" not in pool.log(), f"the example lowers the backlog:\n{pool.log()}")
 
         slow = Background(http_get, port, "/slow?ms=1500")
         time.sleep(0.4)

@@ -2,11 +2,13 @@
 # The inside half of a test box (see box.py): run as PID 1 of fresh mount,
 # PID, cgroup, UTS and IPC namespaces by
 #
-#     unshare --mount --pid --fork --cgroup --uts --ipc sh boot.sh BASE TARGET
+#     unshare --mount --pid --fork --cgroup --uts --ipc sh boot.sh BASE TARGET [LOWER]
 #
 # It builds a throwaway root -- an overlay whose lower layer is the host's /
-# and whose upper layer lives on a tmpfs -- pivots into it and execs the
-# distribution's systemd as the container's init, starting TARGET.
+# (or LOWER, another distribution's root such as the Debian 13 one that
+# tests/systemd/make-root.sh builds) and whose upper layer lives on a
+# tmpfs -- pivots into it and execs that root's systemd as the container's
+# init, starting TARGET.
 #
 # BASE is an empty host directory used only as a mount point: everything
 # mounted here lives in this private mount namespace and disappears with it.
@@ -18,11 +20,13 @@ set -eu
 
 base=$1
 target=$2
+lower=${3:-/}
 
 fail() { echo "boot.sh: $*" >&2; exit 1; }
 
 [ "$$" = 1 ] || fail "must run as PID 1 of a new PID namespace (got $$)"
 [ -d "$base" ] || fail "$base: no such directory"
+[ -x "$lower/lib/systemd/systemd" ] || fail "$lower/lib/systemd/systemd: not found"
 
 # Nothing mounted from here on may propagate back to the host.
 mount --make-rprivate /
@@ -30,7 +34,7 @@ mount --make-rprivate /
 mount -t tmpfs -o mode=0755 sockherd-box "$base"
 mkdir "$base/upper" "$base/work" "$base/merged"
 mount -t overlay overlay \
-        -o "lowerdir=/,upperdir=$base/upper,workdir=$base/work" "$base/merged"
+        -o "lowerdir=$lower,upperdir=$base/upper,workdir=$base/work" "$base/merged"
 m=$base/merged
 
 # /proc: a fresh instance for the new PID namespace. /proc/sys is read-only

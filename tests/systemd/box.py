@@ -30,6 +30,15 @@ the host).
 
 Paths to built programs come from meson through the environment:
 SOCKHERD_BUILD_ROOT (for `meson install`), HELLO_WORKER, LOADGEN.
+
+Another systemd: with SOCKHERD_BOX=trixie (the suite systemd257 sets it)
+the overlay's lower layer is a Debian 13 root instead of the host's /, one
+that make-root.sh builds on first use (under a lock, once per build
+directory: build/trixie-root), and the box's PID 1 is its systemd 257.
+Everything else is the same: namespaces, overlay, the host's network, the
+sockherd binaries built on the host. install_sockherd() installs the unit
+variant that the box's systemd gets when sockherd is built on it
+(units/meson.build: Type=notify-reload from 253 on).
 """
 import atexit
 import json
@@ -47,6 +56,18 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 BOOT_SH = os.path.join(HERE, "boot.sh")
 BUILD_ROOT = os.environ.get("SOCKHERD_BUILD_ROOT", "")
 HELLO_WORKER = os.environ.get("HELLO_WORKER", "")
+MAKE_ROOT = os.path.join(HERE, "make-root.sh")
+# The lower layer of every box: the host's /, or with SOCKHERD_BOX=trixie
+# (suite systemd257) the Debian 13 root make-root.sh builds, by default in
+# the build directory; SOCKHERD_TRIXIE_ROOT puts it elsewhere (.ci/run
+# shares one between its build directories and the mutation check's).
+BOX = os.environ.get("SOCKHERD_BOX", "")
+if BOX == "trixie":
+    BOX_ROOT = os.environ.get("SOCKHERD_TRIXIE_ROOT") or os.path.join(BUILD_ROOT, "trixie-root")
+elif BOX == "":
+    BOX_ROOT = "/"
+else:
+    raise SystemExit(f"SOCKHERD_BOX={BOX!r}: only 'trixie' (or empty, the host's /) is known")
 LOADGEN = os.environ.get("LOADGEN", "")
 
 TARGET = "sockherd-test.target"
@@ -126,6 +147,31 @@ def parse_hello(body):
 
 # ---- preconditions -------------------------------------------------------
 
+def strict():
+    return os.environ.get("SOCKHERD_TEST_STRICT") == "1"
+
+
+def ensure_root(root):
+    """Build the boxes' Debian 13 lower root (make-root.sh) unless it is
+    there. One that cannot be built (no debootstrap, no network) is a Skip,
+    and a failure under SOCKHERD_TEST_STRICT=1 (CI)."""
+    t = time.monotonic()
+    try:
+        r = subprocess.run(["sh", MAKE_ROOT, root], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, timeout=900)
+        out, rc = r.stdout, r.returncode
+    except subprocess.TimeoutExpired as e:
+        out, rc = f"{e.output or ''}timed out after 900s", 1
+    if out.strip():
+        print(out.rstrip(), flush=True)
+    if rc != 0:
+        why = f"cannot build the box root {root} (make-root.sh exit {rc})"
+        if strict():
+            raise TestFailure(why + " (SOCKHERD_TEST_STRICT=1: a root that cannot be built fails)")
+        raise Skip(why)
+    log(f"box root {root}: ready ({time.monotonic() - t:.1f}s)")
+
+
 def require_environment():
     """Raise Skip when boxes cannot run here: not root, or the kernel refuses
     the namespaces (EPERM/EINVAL). Anything else missing is a failure."""
@@ -133,7 +179,10 @@ def require_environment():
         raise Skip("not root: booting systemd in namespaces needs root")
     for tool in ("unshare", "nsenter"):
         check(shutil.which(tool), f"{tool} not found")
-    check(os.access("/lib/systemd/systemd", os.X_OK), "/lib/systemd/systemd not found")
+    if BOX_ROOT != "/":
+        ensure_root(BOX_ROOT)
+    check(os.access(os.path.join(BOX_ROOT, "lib/systemd/systemd"), os.X_OK),
+          f"{os.path.join(BOX_ROOT, 'lib/systemd/systemd')} not found")
     r = subprocess.run(["unshare", *NAMESPACES, "true"], capture_output=True, text=True, timeout=30)
     if r.returncode != 0:
         err = r.stderr.strip()
@@ -220,10 +269,12 @@ _counter = 0
 
 
 class Box:
-    def __init__(self, name="box"):
+    def __init__(self, name="box", root=None):
         global _counter
         _counter += 1
         self.name = f"sockherd-{name}-{os.getpid()}-{_counter}"
+        self.root = root or BOX_ROOT    # the overlay's lower layer
+        self._systemd_version = None
         self.proc = None        # the unshare process (host side)
         self.pid = None         # the box's PID 1, as the host sees it
         self.pid1_start = None  # its start time, to tell it from a reused pid
@@ -275,7 +326,7 @@ class Box:
         self.proc = subprocess.Popen(
             ["sh", "-c", wrapper, "sh", self.cgroup,
              "setpriv", "--pdeathsig", "KILL",
-             "unshare", *NAMESPACES, "--kill-child=SIGKILL", "sh", BOOT_SH, self.base, TARGET],
+             "unshare", *NAMESPACES, "--kill-child=SIGKILL", "sh", BOOT_SH, self.base, TARGET, self.root],
             stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, start_new_session=True)
         os.close(fd)
 
@@ -320,7 +371,8 @@ class Box:
                 raise TestFailure(f"box not up after {timeout}s (state {state!r}):\n{self.read_log()}")
             time.sleep(0.02)
         self.boot_seconds = time.monotonic() - started
-        log(f"box {self.name}: PID 1 is host pid {self.pid}, system {state} after {self.boot_seconds:.2f}s")
+        log(f"box {self.name}: PID 1 is host pid {self.pid} (systemd {self.systemd_version} on "
+            f"{'the host' if self.root == '/' else self.root}), system {state} after {self.boot_seconds:.2f}s")
         if state == "degraded":
             print(self.run(["systemctl", "--failed", "--no-legend"], check=False).stdout, flush=True)
         return self
@@ -423,9 +475,12 @@ class Box:
         CompletedProcess with str stdout/stderr."""
         if isinstance(input, str):
             input = input.encode()
-        r = subprocess.run(["nsenter", "-t", str(self.pid), "-a", *cmd], input=input,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           env=BOX_ENV, timeout=timeout)
+        try:
+            r = subprocess.run(["nsenter", "-t", str(self.pid), "-a", *cmd], input=input,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env=BOX_ENV, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise TestFailure(f"in the box: {' '.join(cmd)}: no answer within {timeout}s") from None
         r.stdout = r.stdout.decode(errors="replace")
         r.stderr = r.stderr.decode(errors="replace")
         if check and r.returncode != 0:
@@ -437,6 +492,21 @@ class Box:
 
     def show(self, unit, prop):
         return self.systemctl("show", "--value", "-p", prop, unit).stdout.strip()
+
+    @property
+    def systemd_version(self):
+        """The box's systemd's version number ("systemd 257 (257.13-1...)")."""
+        if self._systemd_version is None:
+            first = self.run(["systemctl", "--version"]).stdout.split("\n", 1)[0].split()
+            check(len(first) >= 2 and first[0] == "systemd" and first[1].isdigit(),
+                  f"systemctl --version: {first}")
+            self._systemd_version = int(first[1])
+        return self._systemd_version
+
+    def service_type(self):
+        """The Type= of the shipped sockherd@.service that a build on this
+        box's systemd installs (units/meson.build, notify_reload=auto)."""
+        return "notify-reload" if self.systemd_version >= 253 else "notify"
 
     def write(self, path, data, mode=0o644):
         """Create or replace a file in the box (parents created)."""
@@ -463,6 +533,7 @@ class Box:
                                 "--no-rebuild", "--quiet"],
                                capture_output=True, text=True, timeout=120)
             check(r.returncode == 0, f"meson install failed:\n{r.stdout}{r.stderr}")
+            self._select_unit_variant(staging)
             # Into the box with tar through nsenter. Existing directories
             # keep their metadata, and symlinked ones (/lib -> usr/lib)
             # stay symlinks.
@@ -485,6 +556,20 @@ class Box:
                            f"UBSAN_OPTIONS={os.environ.get('UBSAN_OPTIONS', '')}")
         self.systemctl("daemon-reload")
         log(f"installed into the box: {' '.join(sorted(f[1:] for f in files))} /usr/local/bin/hello-worker")
+
+    def _select_unit_variant(self, staging):
+        """meson installs the sockherd@.service variant for the systemd the
+        build found (the host's); put the one for the box's systemd in its
+        place, as a build on the box's system would install it. Both
+        variants are built (units/meson.build)."""
+        found = [os.path.join(d, f) for d, _dirs, fs in os.walk(staging) for f in fs
+                 if f == "sockherd@.service"]
+        check(len(found) == 1, f"meson install: {len(found)} sockherd@.service files")
+        variant = os.path.join(BUILD_ROOT, "units", "sockherd@.service." + self.service_type())
+        check(os.path.isfile(variant), f"{variant} not built")
+        shutil.copyfile(variant, found[0])
+        log(f"unit for systemd {self.systemd_version}: {os.path.basename(variant)} as "
+            f"{os.path.relpath(found[0], staging)}")
 
     # -- cgroups and processes, as the box sees them --
 
@@ -597,6 +682,35 @@ def start_pool(box, port):
     wait_status(box, "4/4 workers ready, generation 1")
 
 
+def check_service_type(box, unit=SERVICE):
+    """The installed unit is the variant for the box's systemd: Type=notify
+    with ExecReload=sockherdctl ... reload --wait on 252, Type=notify-reload
+    without ExecReload= from 253 on. Returns the type."""
+    want = box.service_type()
+    got, reload = box.show(unit, "Type"), box.show(unit, "ExecReload")
+    log(f"{unit} under systemd {box.systemd_version}: Type={got}, ExecReload={reload or '(none)'}")
+    check(got == want, f"Type={got}, want {want} under systemd {box.systemd_version}")
+    if want == "notify-reload":
+        check(reload == "" and box.show(unit, "ReloadSignal") == str(int(signal.SIGHUP)),
+              f"Type=notify-reload with ExecReload={reload!r}, ReloadSignal={box.show(unit, 'ReloadSignal')}")
+    else:
+        check("sockherdctl" in reload and "reload --wait" in reload, f"ExecReload={reload!r}")
+    return got
+
+
+def reload_jobs(box, unit=SERVICE):
+    """Results of PID 1's reload jobs for the unit, this boot, in order."""
+    return [e.get("JOB_RESULT") for e in box.journal("-b", "-u", unit, "_PID=1", "JOB_TYPE=reload")
+            if e.get("JOB_RESULT")]
+
+
+def reloads_started_by(box, unit=SERVICE):
+    """What started each of sockherd's reloads ('SIGHUP' from systemd with
+    Type=notify-reload, 'control request' from ExecReload='s sockherdctl)."""
+    return [m.split(": starting a rolling reload")[0] for m in messages(box, unit)
+            if m.endswith(": starting a rolling reload")]
+
+
 def wait_active(box, unit=SERVICE, timeout=15.0):
     wait_for(lambda: box.show(unit, "ActiveState") == "active", timeout, 0.05, f"{unit} to be active")
 
@@ -687,7 +801,8 @@ def run(main):
 
 __all__ = ["Box", "Load", "TestFailure", "Skip", "check", "log", "wait_for", "free_port",
            "http_get", "parse_hello", "setup_pool", "write_config", "wait_status", "wait_active",
-           "main_pid", "worker_pids", "ctl", "ctl_status", "messages", "run", "SERVICE", "SOCKET"]
+           "main_pid", "worker_pids", "ctl", "ctl_status", "messages", "run", "SERVICE", "SOCKET",
+           "check_service_type", "reload_jobs", "reloads_started_by"]
 
 
 # ---- queued connections and listening sockets (appended) -------------------

@@ -91,6 +91,10 @@ static void test_defaults(void **state) {
         assert_null(c->config_file);
         assert_int_equal(c->uid, (uid_t) -1);
         assert_int_equal(c->gid, (gid_t) -1);
+        /* the HTTP endpoint is off, /health wants one ready worker, no drain delay */
+        assert_false(c->http);
+        assert_int_equal(c->health_min_ready, 1);
+        assert_int_equal(c->drain_delay_usec, 0);
 }
 
 /* ---- every key ---- */
@@ -128,6 +132,9 @@ static const struct {
         { "pass-environment", "NODE_ENV DATABASE_URL" },
         { "supplementary-groups", "adm 'www-data'" },
         { "no-new-privileges", "no" },
+        { "http-listen", "127.0.0.1:9100" },
+        { "health-min-ready", "2" },
+        { "drain-delay", "5s" },
 };
 
 static void test_every_key_is_covered(void **state) {
@@ -195,6 +202,12 @@ static void test_load_every_key(void **state) {
         assert_int_equal(c->bind_retry_usec, 30 * USEC_PER_SEC);
         assert_int_equal(c->metrics_interval_usec, 15 * USEC_PER_SEC);
         assert_string_equal(c->metrics_file, "/var/lib/node_exporter/sockherd.prom");
+        assert_true(c->http);
+        assert_string_equal(c->http_listen_text, "127.0.0.1:9100");
+        assert_int_equal(c->http_listen.kind, LISTEN_TCP);
+        assert_int_equal(c->http_listen.port, 9100);
+        assert_int_equal(c->health_min_ready, 2);
+        assert_int_equal(c->drain_delay_usec, 5 * USEC_PER_SEC);
 
         assert_int_equal(strv_length(c->command), 4);
         assert_string_equal(c->command[0], "/bin/echo");
@@ -291,6 +304,13 @@ static void test_bad_value_for_every_key(void **state) {
                 { "pass-environment", "'open" },
                 { "supplementary-groups", "'open" },
                 { "no-new-privileges", "maybe" },
+                { "http-listen", "localhost:x" },
+                { "http-listen", "127.0.0.1:0" },
+                { "http-listen", "127.0.0.1:65536" },
+                { "health-min-ready", "-1" },
+                { "health-min-ready", "1025" },
+                { "health-min-ready", "some" },
+                { "drain-delay", "soon" },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
@@ -882,6 +902,18 @@ static void test_reload_blocker_pairs(void **state) {
         assert_blocker(BASE L8080, BASE L8080 "backlog = 128\n", true, NULL);
         assert_blocker(BASE L8080 "name = a\n", BASE L8080 "name = b\n", true, "name");
         assert_blocker(BASE L8080, BASE L8080 "balance = reuseport\n", true, "balance");
+        /* http-listen: added, removed, moved; sockets passed in or not. The
+         * other endpoint keys may change. */
+        assert_blocker(BASE L8080, BASE L8080 "http-listen = 127.0.0.1:9100\n", false, "http-listen");
+        assert_blocker(BASE L8080 "http-listen = 127.0.0.1:9100\n", BASE L8080, true, "http-listen");
+        assert_blocker(BASE L8080 "http-listen = 127.0.0.1:9100\n", BASE L8080 "http-listen = 127.0.0.1:9101\n",
+                       true, "http-listen");
+        assert_blocker(BASE L8080 "http-listen = /run/a.sock\n", BASE L8080 "http-listen = /run/b.sock\n", false,
+                       "http-listen");
+        assert_blocker(BASE L8080 "http-listen = 127.0.0.1:9100\n", BASE L8080 "http-listen = 127.0.0.1:9100\n"
+                       "health-min-ready = 3\ndrain-delay = 10s\n", true, NULL);
+        assert_blocker(BASE L8080 "http-listen = 127.0.0.1:9100\n", BASE L8080 "http-listen = none\n"
+                       "http-listen = 127.0.0.1:9100\n", false, NULL);
         blocker_free();
 }
 

@@ -25,11 +25,15 @@ static void test_round_trip(void **state) {
         State in = {
                 .generation = 7, .last_generation = 9, .requests = 12, .announced_ready = true,
                 .passed_in = false, .notify_fd = 5, .control_fd = 6, .control_uid = 0, .n_slots = 3,
+                .http_fd = 19,
         };
+        strcpy(in.http_path, "/run/app/http sock");
         strcpy(in.reload_error, "app.conf:3: invalid value 'x y' for key 'workers'\nsecond line");
         strcpy(in.notify_address, "@sockherd/app/123/abc/notify");
         strcpy(in.control_path, "/run/sockherd/app/control");
-        StateSocket sock = { .fd = 3 };
+        strcpy(in.working_directory, "/srv/app/current");
+        strcpy(in.working_directory_resolved, "/srv/app/releases/r 1");
+        StateSocket sock = { .fd = 3, .backlog_taken = 4096 };
         strcpy(sock.name, "listen");
         strcpy(sock.unlink_path, "/run/app sock");
         assert_int_equal(state_add_socket(&in, &sock), 0);
@@ -71,10 +75,15 @@ static void test_round_trip(void **state) {
         assert_string_equal(out.control_path, in.control_path);
         /* root here: a manager that dropped root still lets only root in */
         assert_int_equal(out.control_uid, 0);
+        assert_string_equal(out.working_directory, "/srv/app/current");
+        assert_string_equal(out.working_directory_resolved, "/srv/app/releases/r 1");
+        assert_int_equal(out.http_fd, 19);
+        assert_string_equal(out.http_path, in.http_path);
         assert_int_equal(out.n_sockets, 2);
         assert_int_equal(out.sockets[0].fd, 3);
         assert_string_equal(out.sockets[0].name, "listen");
         assert_string_equal(out.sockets[0].unlink_path, "/run/app sock");
+        assert_int_equal(out.sockets[0].backlog_taken, 4096);
         assert_string_equal(out.sockets[1].name, "-");
         assert_string_equal(out.sockets[1].unlink_path, "");
         assert_int_equal(out.n_slots, 3);
@@ -142,6 +151,8 @@ static void test_older_writer(void **state) {
         assert_int_equal(s.sockets[0].fd, 3);
         assert_string_equal(s.sockets[0].name, "listen");
         assert_string_equal(s.sockets[0].unlink_path, "");
+        /* no backlog in its socket record: unknown */
+        assert_int_equal(s.sockets[0].backlog_taken, 0);
         assert_int_equal(s.n_slots, 2);
         assert_int_equal(s.n_workers, 2);
         assert_int_equal(s.workers[0].pid, 12577);
@@ -150,6 +161,8 @@ static void test_older_writer(void **state) {
         assert_int_equal(s.workers[0].role, STATE_ROLE_SERVING);
         assert_int_equal(s.workers[1].pid, 12578);
         assert_int_equal(s.workers[1].started_usec, 2286070174);
+        /* no working-directory record: the new image resolves it again */
+        assert_string_equal(s.working_directory_resolved, "");
         state_done(&s);
 }
 
@@ -170,6 +183,8 @@ static void test_unknown_records_are_skipped(void **state) {
         assert_int_equal(s.control_fd, -1);
         /* an older writer had no control-uid: the reader says so */
         assert_int_equal(s.control_uid, -1);
+        /* nor an http-listen socket */
+        assert_int_equal(s.http_fd, -1);
         state_done(&s);
 }
 
@@ -189,6 +204,8 @@ static void test_refusals(void **state) {
                 { "sockherd-state 1\nnotify x @n\nslots 1\nend\n", "line 2: bad notify" },
                 { "sockherd-state 1\nnotify 5 @n\nslots 99999\nend\n", "line 3: bad slots" },
                 { "sockherd-state 1\nnotify 5 @n\ncontrol-uid -3\nslots 1\nend\n", "line 3: bad control-uid" },
+                { "sockherd-state 1\nnotify 5 @n\nworking-directory /a\nslots 1\nend\n", "line 3: bad working-directory" },
+                { "sockherd-state 1\nnotify 5 @n\nworking-directory /a b\nslots 1\nend\n", "line 3: bad working-directory" },
         };
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
                 State s;

@@ -3,7 +3,10 @@
 //
 //     sockherd -l 127.0.0.1:8080 -w 4 --ready notify -- node examples/migrate/node-cluster/after.js
 //
-// - the listening socket is fd 3: server.listen({ fd: 3 });
+// - the listening socket is fd 3: server.listen({ fd: 3 }, 4096) (without
+//   the backlog, Node calls listen() with 511 and shrinks the queue sockherd
+//   set up, for every worker; { fd: 3, backlog: 4096 } does not work: Node
+//   ignores `backlog` in the options object when given an fd);
 // - once listening it says READY=1 by running `systemd-notify --ready`
 //   (Node cannot send on a unix datagram socket itself);
 // - SIGTERM: stop accepting, let the requests in flight finish, answer the
@@ -45,7 +48,7 @@ const server = http.createServer((req, res) => {
     answer();
 });
 
-server.listen({ fd: 3 }, () => {
+server.listen({ fd: 3 }, 4096, () => {
   if (process.env.NOTIFY_SOCKET)
     execFile('systemd-notify', ['--ready'], (err) => {
       if (err)
