@@ -26,7 +26,8 @@ const char *const config_keys[] = {
         "environment", "reload-batch", "control", "control-group",
         "watchdog", "max-lifetime", "max-memory", "balance", "metrics-interval",
         "metrics-file", "bind-retry", "pass-environment", "supplementary-groups",
-        "no-new-privileges", "http-listen", "health-min-ready", "drain-delay", NULL,
+        "no-new-privileges", "http-listen", "health-min-ready", "drain-delay",
+        "clean-environment", NULL,
 };
 
 _printf_(2, 3)
@@ -87,6 +88,7 @@ Config *config_free(Config *c) {
         strv_free(c->command);
         free(c->user);
         free(c->user_home);
+        free(c->user_shell);
         free(c->group);
         free(c->working_directory);
         free(c->working_directory_resolved);
@@ -566,6 +568,16 @@ static int set_drain_delay(Config *c, const char *v, const char **reason) {
         return set_duration(&c->drain_delay_usec, v, reason);
 }
 
+static int set_clean_environment(Config *c, const char *v, const char **reason) {
+        int b = parse_boolean(v);
+        if (b < 0) {
+                *reason = "expected yes or no";
+                return -EINVAL;
+        }
+        c->clean_environment = b;
+        return 0;
+}
+
 static const struct {
         const char *key;
         Setter set;
@@ -602,6 +614,7 @@ static const struct {
         { "http-listen", set_http_listen },
         { "health-min-ready", set_health_min_ready },
         { "drain-delay", set_drain_delay },
+        { "clean-environment", set_clean_environment },
         /* not a file key: the command line's -e, one assignment per option */
         { "environment-literal", set_environment_literal },
 };
@@ -993,7 +1006,8 @@ int config_validate(Config *c, unsigned online_cpus, ConfigError *err) {
                         return config_error(err, "user '%s' does not exist", c->user);
                 c->uid = pw->pw_uid;
                 c->gid = pw->pw_gid;
-                if (set_string(&c->user_home, pw->pw_dir) < 0)
+                if (set_string(&c->user_home, pw->pw_dir) < 0 ||
+                    (pw->pw_shell && *pw->pw_shell && set_string(&c->user_shell, pw->pw_shell) < 0))
                         return -ENOMEM;
                 if (geteuid() != 0 && c->uid != geteuid())
                         return config_error(err, "user '%s': switching users needs root", c->user);

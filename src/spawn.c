@@ -23,17 +23,34 @@
 #include "sockherd/spawn.h"
 #include "sockherd/util.h"
 
-/* A worker's environment is built from scratch: these variables (and any
- * LC_*) are taken from the manager's environment when set, then the names
- * in pass-environment, then environment=, then the protocol's own. Nothing
- * else reaches a worker: not the manager's NOTIFY_SOCKET, WATCHDOG_*,
- * LISTEN_*, MAINPID or CREDENTIALS_DIRECTORY, nor whatever secrets the
- * manager was started with. */
+/* A worker inherits the manager's environment, as a service's processes
+ * inherit systemd's (Environment=, EnvironmentFile=, CREDENTIALS_DIRECTORY
+ * of the unit), then environment= on top, then the protocol's own. With
+ * clean-environment = yes it is built from scratch instead: only these
+ * variables (and any LC_*) are taken from the manager's environment when
+ * set, then the names in pass-environment. */
 const char *const spawn_default_passed_variables[] = {
         "PATH", "LANG", "LANGUAGE", "TZ", "TERM", "HOME", "USER", "LOGNAME", "SHELL", "TMPDIR",
         "JOURNAL_STREAM", "INVOCATION_ID",
         "RUNTIME_DIRECTORY", "STATE_DIRECTORY", "CACHE_DIRECTORY", "LOGS_DIRECTORY",
         "CONFIGURATION_DIRECTORY", NULL,
+};
+
+/* In either mode, never taken from the manager's environment (not even
+ * when pass-environment names them): they describe the manager's own
+ * protocol with systemd (its sockets, its notify socket, its watchdog, its
+ * pid, its fd store), or what sockherd sets for each worker itself. A
+ * worker that found systemd's NOTIFY_SOCKET could speak for the whole
+ * service; one that found the manager's LISTEN_* or WATCHDOG_* would take
+ * them for its own. Exact names only: an app's LISTEN_PORT is its own.
+ * What describes the service rather than the manager stays:
+ * INVOCATION_ID, JOURNAL_STREAM (a worker's stderr is the manager's),
+ * MANAGERPID (systemd's user manager), TRIGGER_*, MONITOR_*. */
+const char *const spawn_manager_variables[] = {
+        "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "LISTEN_PIDFDID",
+        "NOTIFY_SOCKET", "WATCHDOG_PID", "WATCHDOG_USEC",
+        "MAINPID", "SYSTEMD_EXEC_PID", "FDSTORE",
+        "SOCKHERD_SLOT", "SOCKHERD_GENERATION", NULL,
 };
 
 #define SPAWN_DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -59,6 +76,10 @@ static bool env_name_in(const char *entry, char *const *names) {
 }
 
 static bool env_is_passed(const Config *c, const char *entry) {
+        if (env_name_in(entry, (char *const *) spawn_manager_variables))
+                return false;
+        if (!c->clean_environment)
+                return true;
         return strncmp(entry, "LC_", 3) == 0 ||
                env_name_in(entry, (char *const *) spawn_default_passed_variables) ||
                env_name_in(entry, c->pass_environment);
@@ -121,9 +142,11 @@ int spawn_plan_build(const Config *c, const ListenSet *sockets, const int *slot_
                         goto fail;
         if (!env_find(env.v, env.n, "PATH") && env_put(&env, strdup("PATH=" SPAWN_DEFAULT_PATH)) < 0)
                 goto fail;
+        /* as systemd's User= does: the manager's own would be root's */
         if (c->user && (env_put(&env, strdup_printf("USER=%s", c->user)) < 0 ||
                         env_put(&env, strdup_printf("LOGNAME=%s", c->user)) < 0 ||
-                        (c->user_home && env_put(&env, strdup_printf("HOME=%s", c->user_home)) < 0)))
+                        (c->user_home && env_put(&env, strdup_printf("HOME=%s", c->user_home)) < 0) ||
+                        (c->user_shell && env_put(&env, strdup_printf("SHELL=%s", c->user_shell)) < 0)))
                 goto fail;
         for (char **e = c->environment; e && *e; e++)
                 if (env_put(&env, strdup(*e)) < 0)

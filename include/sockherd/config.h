@@ -54,6 +54,7 @@ typedef struct Config {
         char *user;             /* run workers as this user (needs root) */
         char *group;
         char *user_home;        /* resolved by config_validate */
+        char *user_shell;       /* resolved by config_validate */
         uid_t uid;              /* resolved by config_validate, or -1 */
         gid_t gid;
         char *working_directory;
@@ -62,6 +63,7 @@ typedef struct Config {
                                            * a symlink in the path has moved on since */
         char **environment;     /* KEY=VALUE */
         char **pass_environment; /* names taken from the manager's environment, beyond the default list */
+        bool clean_environment; /* workers get only the default list and pass_environment, not everything */
         char **supplementary_groups; /* group names, added to the user's own */
         gid_t *groups;          /* resolved by config_validate: the workers' supplementary groups */
         size_t n_groups;

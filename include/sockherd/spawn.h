@@ -33,9 +33,12 @@ typedef struct SpawnPlan {
         pid_t manager_pid;
 } SpawnPlan;
 
-/* Variables taken from the manager's environment by default (plus LC_*);
- * everything else must be named in pass-environment. */
+/* With clean-environment = yes, the variables taken from the manager's
+ * environment (plus LC_*); everything else must be named in
+ * pass-environment. */
 extern const char *const spawn_default_passed_variables[];
+/* Never taken from the manager's environment, in either mode. */
+extern const char *const spawn_manager_variables[];
 
 /* slot_fds: the slot's own sockets (balance=reuseport), -1 entries and
  * NULL meaning the shared socket of that position. */

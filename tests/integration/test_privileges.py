@@ -8,8 +8,9 @@
 - With balance=reuseport it keeps root (sibling sockets of root's sockets)
   and says so.
 - Workers run with no_new_privs (unless no-new-privileges = no), the
-  configured supplementary groups, and an environment built from an
-  allow-list: the manager's secrets do not reach them, pass-environment does.
+  configured supplementary groups, and the manager's environment with
+  USER, LOGNAME, HOME and SHELL of their user, not root's (the allow-list of
+  clean-environment = yes: test_worker_env).
 - A config file that others can write is refused when running as root, with
   the reason.
 - Workers never hold a manager fd besides their listening sockets, in every
@@ -83,7 +84,8 @@ def test_drop_to_user(tmp):
             f"command = {PROBE_WORKER} --report {report} --serve\n")
     conf = write_conf(conf_dir, base)
     control = os.path.join(tmp, "control")
-    env = {"MANAGER_SECRET": "hunter2", "PASSED_ON": "yes", "LC_TIME": "C"}
+    env = {"MANAGER_SECRET": "hunter2", "PASSED_ON": "yes", "LC_TIME": "C",
+           "USER": "root", "LOGNAME": "root", "HOME": "/root", "SHELL": "/bin/bash"}
     with Pool(["-c", conf, "--control", control], env=env) as pool:
         pool.wait_ready()
         pool.wait_log("dropped root: running as user 'nobody'")
@@ -104,10 +106,12 @@ def test_drop_to_user(tmp):
             check("0" not in ws.get("Groups", []), f"worker Groups {ws.get('Groups')}")
             check(ws["NoNewPrivs"] == ["1"], f"worker NoNewPrivs {ws['NoNewPrivs']}")
             e = proc_environ(w)
-            check("MANAGER_SECRET" not in e, "the manager's environment leaked to a worker")
+            check(e.get("MANAGER_SECRET") == "hunter2", "the manager's environment was not inherited")
             check(e.get("PASSED_ON") == "yes", f"pass-environment: {e.get('PASSED_ON')}")
             check(e.get("LC_TIME") == "C", "LC_* was not passed")
-            check(e.get("USER") == "nobody" and "PATH" in e, f"USER/PATH {e.get('USER')} {e.get('PATH')}")
+            user = (e.get("USER"), e.get("LOGNAME"), e.get("HOME"), e.get("SHELL"))
+            check(user == ("nobody", "nobody", nobody.pw_dir, nobody.pw_shell) and "PATH" in e,
+                  f"USER, LOGNAME, HOME, SHELL {user}, PATH {e.get('PATH')}")
             check_worker_fds(w, 1, "dropped manager")
         status, body = http_get(port)
         check(status == 200 and body.startswith("probe "), f"serve: {status} {body!r}")

@@ -1,11 +1,16 @@
 """What a worker sees, exactly as systemd would prepare a service: only fds
 0, 1, 2 and its listening sockets (at 3, 4, without CLOEXEC), stdin on
 /dev/null, LISTEN_PID equal to its own pid, the manager's own LISTEN_*,
-WATCHDOG_* and NOTIFY_SOCKET not passed on, an empty signal mask and default
-dispositions, its own process group, and the configured environment (the
-manager's own variables only when on the allow-list)."""
+WATCHDOG_*, NOTIFY_SOCKET, MAINPID, SYSTEMD_EXEC_PID and FDSTORE not passed
+on, an empty signal mask and default dispositions, its own process group,
+and the manager's environment with environment= on top.
+
+With clean-environment = yes, the manager's own variables reach workers only
+when on the allow-list (LC_* here) or named in pass-environment; a reload
+that turns it on (or off) applies to the workers it starts."""
 import os
 import re
+import signal
 import socket
 import tempfile
 
@@ -25,6 +30,10 @@ def main():
         env = {
             "WATCHDOG_PID": "1", "WATCHDOG_USEC": "1000000", "LISTEN_PIDFDID": "42",
             "NOTIFY_SOCKET": upstream, "PROBE_INHERITED": "yes", "PROBE_OVERRIDE": "old",
+            # stale ones, as a manager started from a service's shell might have
+            "LISTEN_FDS": "7", "LISTEN_PID": "1", "LISTEN_FDNAMES": "stale",
+            "MAINPID": "1", "SYSTEMD_EXEC_PID": "1", "FDSTORE": "64",
+            "SOCKHERD_SLOT": "9", "SOCKHERD_GENERATION": "99",
         }
         with Pool(["-l", f"127.0.0.1:{p1}", "-l", f"127.0.0.1:{p2}", "-w", "2",
                    "--ready", "notify", "-e", "PROBE_OVERRIDE=new", "-e", "PROBE_SPACE=a b",
@@ -53,9 +62,10 @@ def main():
                 check(e.get("SOCKHERD_GENERATION") == "1", f"SOCKHERD_GENERATION {e}")
                 check(re.fullmatch(r"/.+/notify\.\w{6}/notify", e.get("NOTIFY_SOCKET", "")), f"NOTIFY_SOCKET {e}")
                 check(e.get("NOTIFY_SOCKET") != upstream, "the manager's own NOTIFY_SOCKET leaked")
-                for name in ("WATCHDOG_PID", "WATCHDOG_USEC", "LISTEN_PIDFDID"):
-                    check(name in r["unset"], f"{name} was passed to the worker")
-                check("PROBE_INHERITED" not in e, "a variable off the allow-list reached the worker")
+                for name in ("WATCHDOG_PID", "WATCHDOG_USEC", "LISTEN_PIDFDID", "MAINPID",
+                             "SYSTEMD_EXEC_PID", "FDSTORE"):
+                    check(name in r["unset"], f"the manager's {name} was passed to the worker")
+                check(e.get("PROBE_INHERITED") == "yes", "the manager's environment was not inherited")
                 check(e.get("PROBE_OVERRIDE") == "new", "environment= did not override")
                 check(e.get("PROBE_SPACE") == "a b", f"PROBE_SPACE {e.get('PROBE_SPACE')!r}")
                 check(int(r["sigblk"], 16) == 0, f"blocked signals {r['sigblk']}")
@@ -64,6 +74,61 @@ def main():
         os.close(leaked_r)
         os.close(leaked_w)
         sink.close()
+    clean_environment()
+
+
+def clean_environment():
+    """clean-environment = yes: today's allow-list, also across reloads."""
+    with tempfile.TemporaryDirectory() as tmp:
+        report = os.path.join(tmp, "r-%s")
+        conf = os.path.join(tmp, "app.conf")
+        port = free_port()
+
+        def write_conf(clean):
+            with open(conf, "w") as f:
+                f.write(f"listen = 127.0.0.1:{port}\nworkers = 1\nready = notify\n"
+                        f"clean-environment = {clean}\npass-environment = PROBE_PASSED\n"
+                        f"environment = PROBE_OVERRIDE=new\n"
+                        f"command = {PROBE_WORKER} --report {report}\n")
+
+        def worker_env(generation):
+            path = report.replace("%s", "0")
+
+            def current():
+                try:
+                    return read_report(path)["env"].get("SOCKHERD_GENERATION") == generation
+                except FileNotFoundError:
+                    return False
+            wait_for(current, what=f"a report of generation {generation}")
+            return read_report(path)
+
+        env = {"PROBE_INHERITED": "yes", "PROBE_PASSED": "yes", "PROBE_OVERRIDE": "old",
+               "LC_TIME": "C", "WATCHDOG_USEC": "1000000"}
+        write_conf("yes")
+        with Pool(["-c", conf], env=env) as pool:
+            pool.wait_ready()
+            r = worker_env("1")
+            e = r["env"]
+            check("PROBE_INHERITED" not in e, "clean-environment: a variable off the allow-list reached the worker")
+            check(e.get("PROBE_PASSED") == "yes", f"pass-environment: {e.get('PROBE_PASSED')}")
+            check(e.get("PROBE_OVERRIDE") == "new", "environment= did not override")
+            check("WATCHDOG_USEC" in r["unset"], "the manager's WATCHDOG_USEC was passed to the worker")
+            check(proc_environ(r["pid"]).get("LC_TIME") == "C", "LC_* was not passed")
+
+            write_conf("no")
+            pool.signal(signal.SIGHUP)
+            e = worker_env("2")["env"]
+            check(e.get("PROBE_INHERITED") == "yes", "a reload to clean-environment = no did not apply")
+
+            write_conf("yes")
+            pool.signal(signal.SIGHUP)
+            e = worker_env("3")["env"]
+            check("PROBE_INHERITED" not in e, "a reload to clean-environment = yes did not apply")
+
+
+def proc_environ(pid):
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        return dict(e.decode().split("=", 1) for e in f.read().split(b"\0") if b"=" in e)
 
 
 run(main)

@@ -3,8 +3,9 @@ root by systemd) drops to nobody once its sockets are open, and everything
 still works through systemd: readiness, `systemctl reload` (ExecReload=
 talks to the control socket as root), `systemctl restart` through the
 socket unit. Each worker runs as nobody with no_new_privs, holds only fds
-0-2 and its listening socket, and does not see an Environment= of the
-unit (a secret); it does get the unit's JOURNAL_STREAM and INVOCATION_ID.
+0-2 and its listening socket, and sees the unit's Environment= (workers
+inherit the manager's environment), JOURNAL_STREAM and INVOCATION_ID, with
+USER, LOGNAME and HOME of nobody.
 0 requests may fail. The workers are probe-workers, which record the fds
 they inherited before they open anything of their own."""
 import os
@@ -49,12 +50,14 @@ def check_pool(box, generation):
         f = inherited_fds(box, w)
         check(sorted(f) == [0, 1, 2, 3] and f[3].startswith("socket:"), f"worker {w} fds {f}")
         env = box.environ(w)
-        check("APP_SECRET" not in env, f"the unit's Environment= reached worker {w}")
+        check(env.get("APP_SECRET") == "s3cret", f"the unit's Environment= did not reach worker {w}")
+        check((env.get("USER"), env.get("LOGNAME"), env.get("HOME")) == ("nobody", "nobody", "/nonexistent"),
+              f"worker {w}: USER, LOGNAME, HOME {env.get('USER')} {env.get('LOGNAME')} {env.get('HOME')}")
         check(env.get("SOCKHERD_GENERATION") == str(generation), f"generation {env.get('SOCKHERD_GENERATION')}")
         check("JOURNAL_STREAM" in env and "INVOCATION_ID" in env, f"worker env {sorted(env)}")
     check(box.environ(main).get("APP_SECRET") == "s3cret", "the manager lacks its own Environment=")
     log(f"manager {main} runs as nobody with no capabilities; workers {workers}: nobody, "
-        f"no_new_privs, fds 0-3, no APP_SECRET")
+        f"no_new_privs, fds 0-3, the unit's APP_SECRET, nobody's USER and HOME")
     return main
 
 

@@ -135,6 +135,7 @@ static const struct {
         { "http-listen", "127.0.0.1:9100" },
         { "health-min-ready", "2" },
         { "drain-delay", "5s" },
+        { "clean-environment", "yes" },
 };
 
 static void test_every_key_is_covered(void **state) {
@@ -222,6 +223,7 @@ static void test_load_every_key(void **state) {
         assert_int_equal(strv_length(c->environment), 2);
         assert_string_equal(c->environment[0], "A=1");
         assert_string_equal(c->environment[1], "B=two words");
+        assert_true(c->clean_environment);
 
         /* loading a string does not make it the config file */
         assert_null(c->config_file);
@@ -311,6 +313,7 @@ static void test_bad_value_for_every_key(void **state) {
                 { "health-min-ready", "1025" },
                 { "health-min-ready", "some" },
                 { "drain-delay", "soon" },
+                { "clean-environment", "sometimes" },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
@@ -1133,6 +1136,13 @@ static void test_pass_environment_and_groups_keys(void **state) {
         assert_false(c->no_new_privileges);
         assert_int_equal(config_load_string(c, "t.conf", "pass-environment =\n", &err), 0);
         assert_null(c->pass_environment);
+
+        /* workers inherit the manager's environment unless told otherwise */
+        assert_false(c->clean_environment);
+        assert_int_equal(config_load_string(c, "t.conf", "clean-environment = yes\n", &err), 0);
+        assert_true(c->clean_environment);
+        assert_int_equal(config_load_string(c, "t.conf", "clean-environment = no\n", &err), 0);
+        assert_false(c->clean_environment);
 }
 
 static void test_validate_supplementary_groups(void **state) {

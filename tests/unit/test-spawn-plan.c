@@ -29,6 +29,16 @@ static char *inherited[] = {
         "LC_ALL=C.UTF-8",
         "CREDENTIALS_DIRECTORY=/run/credentials/app.service",
         "AWS_SECRET_ACCESS_KEY=manager-secret",
+        "MAINPID=1",
+        "SYSTEMD_EXEC_PID=1",
+        "FDSTORE=64",
+        "INVOCATION_ID=0123456789abcdef0123456789abcdef",
+        "JOURNAL_STREAM=8:1234",
+        "LISTEN_PORT=8080",
+        "SOCKHERD_GENERATION=3",
+        "HOME=/root",
+        "USER=root",
+        "SHELL=/bin/bash",
         NULL,
 };
 
@@ -127,14 +137,16 @@ static void test_environment(void **state) {
         Fixture *f = *state;
         SpawnPlan p = build(f, "@test/notify", inherited);
 
-        /* passed on: the default list and LC_* */
+        /* by default the manager's environment is inherited, as systemd
+         * passes a unit's Environment= to all of a service's processes */
         assert_env(p.envp, "PATH", "/bin");
         assert_env(p.envp, "LC_ALL", "C.UTF-8");
-
-        /* not on the list: the manager's other variables and secrets */
-        assert_no_env(p.envp, "FOO");
-        assert_no_env(p.envp, "CREDENTIALS_DIRECTORY");
-        assert_no_env(p.envp, "AWS_SECRET_ACCESS_KEY");
+        assert_env(p.envp, "FOO", "bar");
+        assert_env(p.envp, "CREDENTIALS_DIRECTORY", "/run/credentials/app.service");
+        assert_env(p.envp, "AWS_SECRET_ACCESS_KEY", "manager-secret");
+        assert_env(p.envp, "INVOCATION_ID", "0123456789abcdef0123456789abcdef");
+        assert_env(p.envp, "JOURNAL_STREAM", "8:1234");
+        assert_env(p.envp, "LISTEN_PORT", "8080");
 
         /* the protocol, exactly once each */
         assert_env(p.envp, "LISTEN_FDS", "2");
@@ -148,9 +160,49 @@ static void test_environment(void **state) {
         assert_no_env(p.envp, "LISTEN_PIDFDID");
         assert_no_env(p.envp, "WATCHDOG_PID");
         assert_no_env(p.envp, "WATCHDOG_USEC");
+        assert_no_env(p.envp, "MAINPID");
+        assert_no_env(p.envp, "SYSTEMD_EXEC_PID");
+        assert_no_env(p.envp, "FDSTORE");
 
         /* nothing else */
-        assert_int_equal(strv_length(p.envp), 8);
+        assert_int_equal(strv_length(p.envp), 17);
+        spawn_plan_done(&p);
+}
+
+static void test_clean_environment(void **state) {
+        Fixture *f = *state;
+        set_key(f->config, "clean-environment", "yes");
+        SpawnPlan p = build(f, "@test/notify", inherited);
+
+        /* passed on: the default list and LC_* */
+        assert_env(p.envp, "PATH", "/bin");
+        assert_env(p.envp, "LC_ALL", "C.UTF-8");
+        assert_env(p.envp, "INVOCATION_ID", "0123456789abcdef0123456789abcdef");
+        assert_env(p.envp, "JOURNAL_STREAM", "8:1234");
+
+        /* not on the list: the manager's other variables and secrets */
+        assert_no_env(p.envp, "FOO");
+        assert_no_env(p.envp, "CREDENTIALS_DIRECTORY");
+        assert_no_env(p.envp, "AWS_SECRET_ACCESS_KEY");
+        assert_no_env(p.envp, "LISTEN_PORT");
+
+        /* the protocol, exactly once each */
+        assert_env(p.envp, "LISTEN_FDS", "2");
+        assert_env(p.envp, "LISTEN_FDNAMES", "web:admin");
+        assert_env(p.envp, "SOCKHERD_SLOT", "2");
+        assert_env(p.envp, "SOCKHERD_GENERATION", "5");
+        assert_env(p.envp, "NOTIFY_SOCKET", "@test/notify");
+        assert_int_equal(env_count(p.envp, "LISTEN_PID", NULL), 1);
+        assert_no_env(p.envp, "WATCHDOG_USEC");
+
+        /* nothing else */
+        assert_int_equal(strv_length(p.envp), 13);
+        spawn_plan_done(&p);
+
+        /* and back */
+        set_key(f->config, "clean-environment", "no");
+        p = build(f, "@test/notify", inherited);
+        assert_env(p.envp, "FOO", "bar");
         spawn_plan_done(&p);
 }
 
@@ -239,6 +291,7 @@ static void test_user_and_directory(void **state) {
         set_key(f->config, "user", "someone");
         set_key(f->config, "working-directory", "/srv/app");
         f->config->user_home = strdup("/home/someone");
+        f->config->user_shell = strdup("/bin/sh");
         f->config->uid = 1234;
         f->config->gid = 5678;
         SpawnPlan p = build(f, "@n", inherited);
@@ -246,9 +299,25 @@ static void test_user_and_directory(void **state) {
         assert_int_equal(p.uid, 1234);
         assert_int_equal(p.gid, 5678);
         assert_string_equal(p.working_directory, "/srv/app");
+        /* the user's own, not the manager's (root's), in both modes */
         assert_env(p.envp, "USER", "someone");
         assert_env(p.envp, "LOGNAME", "someone");
         assert_env(p.envp, "HOME", "/home/someone");
+        assert_env(p.envp, "SHELL", "/bin/sh");
+        spawn_plan_done(&p);
+
+        set_key(f->config, "clean-environment", "yes");
+        p = build(f, "@n", inherited);
+        assert_env(p.envp, "USER", "someone");
+        assert_env(p.envp, "LOGNAME", "someone");
+        assert_env(p.envp, "HOME", "/home/someone");
+        assert_env(p.envp, "SHELL", "/bin/sh");
+        spawn_plan_done(&p);
+
+        /* environment= still has the last word */
+        set_key(f->config, "environment", "HOME=/srv/app");
+        p = build(f, "@n", inherited);
+        assert_env(p.envp, "HOME", "/srv/app");
         spawn_plan_done(&p);
 }
 
@@ -303,6 +372,7 @@ static void test_large_generation(void **state) {
 
 static void test_pass_environment(void **state) {
         Fixture *f = *state;
+        set_key(f->config, "clean-environment", "yes");
         set_key(f->config, "pass-environment", "FOO NOT_SET");
         SpawnPlan p = build(f, "@n", inherited);
         assert_env(p.envp, "FOO", "bar");
@@ -311,10 +381,12 @@ static void test_pass_environment(void **state) {
         spawn_plan_done(&p);
 
         /* protocol variables stay the manager's, even when named */
-        set_key(f->config, "pass-environment", "LISTEN_FDS NOTIFY_SOCKET WATCHDOG_USEC");
+        set_key(f->config, "pass-environment", "LISTEN_FDS NOTIFY_SOCKET WATCHDOG_USEC MAINPID");
         p = build(f, "@n", inherited);
         assert_env(p.envp, "LISTEN_FDS", "2");
         assert_env(p.envp, "NOTIFY_SOCKET", "@n");
+        assert_no_env(p.envp, "WATCHDOG_USEC");
+        assert_no_env(p.envp, "MAINPID");
         spawn_plan_done(&p);
 }
 
@@ -342,6 +414,7 @@ static void test_default_list_has_no_protocol_variables(void **state) {
         /* a variable whose name only starts like a listed one is not passed */
         char *env[] = { "PATHX=1", "LANGUAGES=2", "LC=3", NULL };
         Fixture *f = *state;
+        set_key(f->config, "clean-environment", "yes");
         SpawnPlan p = build(f, "@n", env);
         assert_no_env(p.envp, "PATHX");
         assert_no_env(p.envp, "LANGUAGES");
@@ -369,6 +442,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_argv, fixture_setup, fixture_teardown),
                 cmocka_unit_test_setup_teardown(test_environment, fixture_setup, fixture_teardown),
+                cmocka_unit_test_setup_teardown(test_clean_environment, fixture_setup, fixture_teardown),
                 cmocka_unit_test_setup_teardown(test_listen_pid_slot, fixture_setup, fixture_teardown),
                 cmocka_unit_test_setup_teardown(test_config_environment, fixture_setup, fixture_teardown),
                 cmocka_unit_test_setup_teardown(test_protocol_variables_win, fixture_setup, fixture_teardown),

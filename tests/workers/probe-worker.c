@@ -6,7 +6,8 @@
  *
  *     fd <n> <cloexec 0|1> <target of /proc/self/fd/n>   one per open fd
  *     env NAME=value | unset NAME    LISTEN_*, NOTIFY_SOCKET, WATCHDOG_*,
- *                                    SOCKHERD_SLOT, SOCKHERD_GENERATION
+ *                                    SOCKHERD_SLOT, SOCKHERD_GENERATION,
+ *                                    MAINPID, SYSTEMD_EXEC_PID, FDSTORE
  *     env PROBE_...=value            every variable named PROBE_*
  *     pid <n> / ppid <n> / pgid <n> / sid <n>
  *     sigblk <hex> / sigign <hex>    SigBlk / SigIgn of /proc/self/status
@@ -77,6 +78,7 @@ static const char *const watched_env[] = {
         "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "LISTEN_PIDFDID",
         "NOTIFY_SOCKET", "WATCHDOG_PID", "WATCHDOG_USEC",
         "SOCKHERD_SLOT", "SOCKHERD_GENERATION",
+        "MAINPID", "SYSTEMD_EXEC_PID", "FDSTORE",
 };
 
 static volatile sig_atomic_t got_sigterm;
