@@ -6,9 +6,8 @@ Three packages of this tree, differing in version:
   OLD  built here with `packaging/build-deb.sh --version V~old1`
        (DEB_BUILD_OPTIONS=nocheck, files dated 2020), its binaries report
        V~old1;
-  NEW  $SOCKHERD_TEST_DEB (.ci/run passes the dist/ package it just built
-       and lintian-checked), else built here the same way at the tree's
-       version V;
+  NEW  $SOCKHERD_TEST_DEB (a package built before, e.g. dist/'s), else
+       built here the same way at the tree's version V (as CI does);
   (to rerun quickly: SOCKHERD_TEST_OLD_DEB, an older package built
        before);
   BAD  NEW repacked as version V+bad1 whose /usr/bin/sockherd cannot take
