@@ -75,7 +75,8 @@ static void command_status(Manager *m, ControlClient *c) {
                 snprintf(key, sizeof(key), "socket.%zu.address", i);
                 control_reply_add(&r, key, "%s", socket_address_format(m->sockets.sockets[i].fd, address) >= 0 ? address : "?");
                 unsigned queued, backlog;
-                if (listen_queue(m->sockets.sockets[i].fd, &queued, &backlog) >= 0) {
+                if (listen_queue(m->sockets.sockets[i].fd, &queued, &backlog) >= 0 &&
+                    manager_socket_backlog(m, i, &backlog) >= 0) {
                         snprintf(key, sizeof(key), "socket.%zu.queue", i);
                         control_reply_add(&r, key, "%u", queued);
                         snprintf(key, sizeof(key), "socket.%zu.backlog", i);

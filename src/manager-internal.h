@@ -125,6 +125,11 @@ unsigned manager_slot_queue(Manager *m, unsigned i);
 /* Log (once per change) a listening socket whose backlog a worker lowered
  * with its own listen() call. */
 void manager_check_backlogs(Manager *m);
+/* The lowest backlog among socket j's listening sockets: the socket itself
+ * and, with balance=reuseport, each slot's sibling of it (a worker's
+ * listen() lowers only the socket it called it on). 0 or a negative errno
+ * when the socket itself cannot be read. */
+int manager_socket_backlog(Manager *m, size_t j, unsigned *ret);
 
 /* For manager-reexec.c */
 Worker *manager_adopt_worker(Manager *m, pid_t pid, unsigned slot, uint64_t generation, WorkerState state,

@@ -400,13 +400,28 @@ unsigned manager_slot_queue(Manager *m, unsigned i) {
         return total;
 }
 
+int manager_socket_backlog(Manager *m, size_t j, unsigned *ret) {
+        unsigned queued, backlog;
+        int r = listen_queue(m->sockets.sockets[j].fd, &queued, &backlog);
+        if (r < 0)
+                return r;
+        for (unsigned i = 0; i < m->pool.n_slots; i++) {
+                const int *fds = m->pool.slots[i].fds;
+                unsigned b;
+                if (fds && fds[j] >= 0 && listen_queue(fds[j], &queued, &b) >= 0 && b < backlog)
+                        backlog = b;
+        }
+        *ret = backlog;
+        return 0;
+}
+
 void manager_check_backlogs(Manager *m) {
         char address[128];
 
         for (size_t i = 0; i < m->sockets.n; i++) {
                 ListenSocket *s = &m->sockets.sockets[i];
-                unsigned queued, backlog;
-                if (s->backlog_taken == 0 || listen_queue(s->fd, &queued, &backlog) < 0)
+                unsigned backlog;
+                if (s->backlog_taken == 0 || manager_socket_backlog(m, i, &backlog) < 0)
                         continue;
                 if (backlog >= s->backlog_taken) {
                         s->backlog_reported = 0;

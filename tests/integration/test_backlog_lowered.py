@@ -8,6 +8,9 @@ the queue every worker shares. sockherd notices:
   and `--json` has backlog_lowered_from in sockets[0];
 - after a re-exec the manager still knows the backlog it took the socket
   with (the state carries it);
+- with balance=reuseport, where each slot listens on its own sibling
+  socket, a worker that lowers only its slot's socket is reported the same
+  way (the lowest backlog among the socket's siblings);
 - a pool whose workers leave the backlog alone shows and logs nothing.
 """
 import json
@@ -53,6 +56,26 @@ def main():
             pool.wait_log("resumed after re-exec")
             check("backlog lowered from 1024" in status(control), "after a re-exec the lowered backlog is not shown")
             print(status(control))
+
+        # reuseport: only slot 2's worker lowers, on its own sibling socket
+        control3 = os.path.join(tmp, "control3")
+        port = free_port()
+        lower_slot2 = ("import os, socket, time\n"
+                       "s = socket.socket(fileno=3)\n"
+                       "if os.environ.get('SOCKHERD_SLOT') == '2':\n"
+                       "    s.listen(16)\n"
+                       "time.sleep(3600)\n")
+        with Pool(["-l", f"127.0.0.1:{port}", "--backlog", "1024", "-w", "3", "--balance", "reuseport",
+                   "--ready", "alive:300ms", "--control", control3, "--", sys.executable, "-c",
+                   lower_slot2]) as pool:
+            pool.wait_ready()
+            wait_for(lambda: "backlog lowered from 1024" in status(control3), timeout=10,
+                     what="status showing slot 2's lowered backlog")
+            check("/16 (backlog lowered from 1024 by a worker's listen() call)" in status(control3),
+                  status(control3))
+            warning = f"socket 127.0.0.1:{port} (listen): its backlog went down from 1024 to 16"
+            pool.wait_log(warning)
+            check(pool.log().count(warning) == 1, f"the warning is not logged exactly once:\n{pool.log()}")
 
         control2 = os.path.join(tmp, "control2")
         with Pool(["-l", f"127.0.0.1:{free_port()}", "--backlog", "1024", "-w", "2", "--ready", "notify",
