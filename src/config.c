@@ -27,7 +27,7 @@ const char *const config_keys[] = {
         "watchdog", "max-lifetime", "max-memory", "balance", "metrics-interval",
         "metrics-file", "bind-retry", "pass-environment", "supplementary-groups",
         "no-new-privileges", "http-listen", "health-min-ready", "drain-delay",
-        "clean-environment", NULL,
+        "clean-environment", "log-identifier", NULL,
 };
 
 _printf_(2, 3)
@@ -84,6 +84,7 @@ Config *config_free(Config *c) {
         if (!c || --c->n_ref > 0)
                 return NULL;
         free(c->name);
+        free(c->log_identifier);
         config_clear_listen(c);
         strv_free(c->command);
         free(c->user);
@@ -132,18 +133,33 @@ static int strv_append(char ***v, const char *s) {
 
 typedef int (*Setter)(Config *c, const char *value, const char **reason);
 
-static int set_name(Config *c, const char *v, const char **reason) {
+/* A pool name, and a log identifier: 1 to 64 letters, digits, '-', '_', '.' */
+static bool name_is_valid(const char *v, const char **reason) {
         size_t n = strlen(v);
         if (n == 0 || n > 64) {
                 *reason = "must be 1 to 64 characters";
-                return -EINVAL;
+                return false;
         }
         for (const char *p = v; *p; p++)
                 if (!isalnum((unsigned char) *p) && !strchr("-_.", *p)) {
                         *reason = "only letters, digits, '-', '_' and '.' are allowed";
-                        return -EINVAL;
+                        return false;
                 }
+        return true;
+}
+
+static int set_name(Config *c, const char *v, const char **reason) {
+        if (!name_is_valid(v, reason))
+                return -EINVAL;
         return set_string(&c->name, v);
+}
+
+/* The same rule as name: it is typed after journalctl -t, and syslog
+ * forwarders print it before "[PID]: ". */
+static int set_log_identifier(Config *c, const char *v, const char **reason) {
+        if (!name_is_valid(v, reason))
+                return -EINVAL;
+        return set_string(&c->log_identifier, v);
 }
 
 static int set_listen(Config *c, const char *v, const char **reason) {
@@ -615,6 +631,7 @@ static const struct {
         { "health-min-ready", set_health_min_ready },
         { "drain-delay", set_drain_delay },
         { "clean-environment", set_clean_environment },
+        { "log-identifier", set_log_identifier },
         /* not a file key: the command line's -e, one assignment per option */
         { "environment-literal", set_environment_literal },
 };
@@ -997,6 +1014,16 @@ int config_validate(Config *c, unsigned online_cpus, ConfigError *err) {
                 }
                 const char *reason;
                 if (set_name(c, name, &reason) < 0 && set_name(c, "sockherd", &reason) < 0)
+                        return -ENOMEM;
+        }
+        /* the workers' journal identifier: the pool's name, or for a pool
+         * that has none of its own the command's file name, as systemd
+         * names a service's output after its executable */
+        if (!c->log_identifier) {
+                const char *base = strrchr(c->command[0], '/');
+                const char *reason;
+                base = base ? base + 1 : c->command[0];
+                if (set_string(&c->log_identifier, c->name_explicit || !name_is_valid(base, &reason) ? c->name : base) < 0)
                         return -ENOMEM;
         }
 

@@ -27,6 +27,10 @@ static bool stderr_is_journal(void) {
         return (unsigned long long) st.st_dev == dev && (unsigned long long) st.st_ino == ino;
 }
 
+bool log_stderr_is_journal(void) {
+        return use_journal;
+}
+
 void log_setup(const char *name) {
         if (name && strcmp(name, "sockherd") != 0)
                 snprintf(identifier, sizeof(identifier), "sockherd[%s]", name);
@@ -77,10 +81,31 @@ static void log_vemit(const char *message_id, int priority, int slot, pid_t pid,
                 }
         }
 
-        fprintf(stderr, "%s: %s%s\n", identifier,
-                priority <= LOG_ERR ? "error: " : priority == LOG_WARNING ? "warning: " : "",
-                message);
+        if (use_journal)
+                /* the journal refused the entry: the stream still works, and
+                 * names us itself, so only the sd-daemon(3) level prefix */
+                fprintf(stderr, "<%d>%s\n", priority, message);
+        else
+                fprintf(stderr, "%s: %s%s\n", identifier,
+                        priority <= LOG_ERR ? "error: " : priority == LOG_WARNING ? "warning: " : "",
+                        message);
         errno = saved_errno;
+}
+
+void log_bare(int priority, const char *fmt, ...) {
+        char message[1024];
+        va_list ap;
+
+        if (use_journal) {
+                va_start(ap, fmt);
+                log_vemit(NULL, priority, -1, 0, 0, fmt, ap);
+                va_end(ap);
+                return;
+        }
+        va_start(ap, fmt);
+        vsnprintf(message, sizeof(message), fmt, ap);
+        va_end(ap);
+        fprintf(stderr, "%s: %s\n", identifier, message);
 }
 
 void log_emit(int priority, int slot, pid_t pid, uint64_t generation, const char *fmt, ...) {

@@ -28,7 +28,7 @@
 #define EXIT_USAGE 2
 
 static int log_oom(void) {
-        fprintf(stderr, "sockherd: out of memory\n");
+        log_bare(LOG_ERR, "out of memory");
         return EXIT_RUNTIME;
 }
 
@@ -142,7 +142,7 @@ static int parse_argv(int argc, char **argv, ConfigSource *src, bool *ret_check)
                 case OPT_DESERIALIZE: {
                         unsigned fd;
                         if (parse_uint_range(optarg, 3, 65535, &fd) < 0) {
-                                fprintf(stderr, "sockherd: bad --deserialize fd '%s'\n", optarg);
+                                log_bare(LOG_ERR, "bad --deserialize fd '%s'", optarg);
                                 return EXIT_USAGE;
                         }
                         deserialize_fd = (int) fd;
@@ -425,13 +425,16 @@ int main(int argc, char **argv) {
 
         if (standard_fds_fill() < 0)
                 return EXIT_RUNTIME; /* no /dev/null: nowhere to say so either */
+        /* early, so that even a config error under journald is an entry
+         * of its own, not "sockherd[PID]: sockherd: ..." */
+        log_setup(NULL);
         /* Never dumpable, in every image: after the drop to user= the
          * workers share our uid, and a dumpable manager would let them
          * ptrace it, read /proc/PID/environ and take its sockets with
          * pidfd_getfd(). The drop clears the flag, but execve() sets it
          * again, so a re-exec (which runs this again) would undo that. */
         if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
-                fprintf(stderr, "sockherd: cannot make the process non-dumpable: %s\n", strerror(errno));
+                log_bare(LOG_ERR, "cannot make the process non-dumpable: %m");
                 return EXIT_RUNTIME;
         }
 
@@ -447,7 +450,7 @@ int main(int argc, char **argv) {
 
         r = config_source_load(&source, online_cpus(), &config, &err);
         if (r < 0) {
-                fprintf(stderr, "sockherd: %s\n", err.message);
+                log_bare(LOG_ERR, "%s", err.message);
                 r = r == -ENOMEM ? EXIT_RUNTIME : EXIT_USAGE;
                 goto finish;
         }

@@ -816,7 +816,11 @@ static int manager_spawn(Manager *m, unsigned slot, Config *config, uint64_t gen
         if (r < 0)
                 log_error_errno(r, "slot %u: cannot start a worker: %m", slot);
         else {
-                r = spawn_plan_exec(&plan, &pid);
+                /* under journald each worker writes to a stream of its own */
+                if (log_stderr_is_journal())
+                        r = spawn_plan_use_journal_stream(&plan, config->log_identifier);
+                if (r >= 0)
+                        r = spawn_plan_exec(&plan, &pid);
                 spawn_plan_done(&plan);
                 if (r < 0) {
                         char hint[160] = "";

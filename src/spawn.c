@@ -17,8 +17,11 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <syslog.h>
 #include <unistd.h>
+#include <systemd/sd-journal.h>
 
 #include "sockherd/spawn.h"
 #include "sockherd/util.h"
@@ -197,13 +200,35 @@ fail:
         return r;
 }
 
+/* room for "DEV:INODE", two 64-bit numbers, after "JOURNAL_STREAM=" */
+#define JOURNAL_STREAM_PLACEHOLDER "JOURNAL_STREAM=00000000000000000000:00000000000000000000"
+
+int spawn_plan_use_journal_stream(SpawnPlan *p, const char *identifier) {
+        EnvBuilder env = { .v = p->envp, .n = strv_length(p->envp) };
+        ssize_t i = env_put(&env, strdup(JOURNAL_STREAM_PLACEHOLDER));
+        p->envp = env.v;
+        if (i < 0)
+                return (int) i;
+        p->journal_identifier = identifier;
+        p->journal_stream_index = (size_t) i;
+        return 0;
+}
+
 void spawn_plan_done(SpawnPlan *p) {
         strv_free(p->envp);
         free(p->fds);
         *p = (SpawnPlan) {};
 }
 
-/* Child side helpers: no allocation, no stdio. */
+/* Child side helpers: no allocation, no stdio.
+ *
+ * Where the child's own messages go, set in the child only: the manager's
+ * stderr (also once the worker's stdout and stderr are its journal stream:
+ * a copy closed by exec), and with an "<N>" level prefix when that is the
+ * journal, which names the sender itself, else with "sockherd: ". */
+static int child_error_fd = STDERR_FILENO;
+static bool child_error_to_journal = false;
+
 static void child_write_pid(char *dst, pid_t pid) {
         char digits[16];
         size_t n = 0;
@@ -217,16 +242,33 @@ static void child_write_pid(char *dst, pid_t pid) {
         *dst = '\0';
 }
 
+_printf_(2, 0)
+static void child_say(int priority, const char *fmt, va_list ap) {
+        char buf[512];
+        int prefix = child_error_to_journal ? snprintf(buf, sizeof(buf), "<%d>", priority)
+                                            : snprintf(buf, sizeof(buf), "sockherd: ");
+        int n = vsnprintf(buf + prefix, sizeof(buf) - (size_t) prefix, fmt, ap);
+        if (n > 0) {
+                size_t len = (size_t) prefix + (size_t) n;
+                (void) !write(child_error_fd, buf, len < sizeof(buf) ? len : sizeof(buf) - 1);
+        }
+}
+
 _printf_(2, 3) _Noreturn
 static void child_fail(int code, const char *fmt, ...) {
-        char buf[512];
         va_list ap;
         va_start(ap, fmt);
-        int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+        child_say(LOG_ERR, fmt, ap);
         va_end(ap);
-        if (n > 0)
-                (void) !write(STDERR_FILENO, buf, (size_t) n < sizeof(buf) ? (size_t) n : sizeof(buf) - 1);
         _exit(code);
+}
+
+_printf_(1, 2)
+static void child_warn(const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        child_say(LOG_WARNING, fmt, ap);
+        va_end(ap);
 }
 
 static int child_reset_signals(void) {
@@ -288,37 +330,70 @@ static int child_stdin_null(void) {
         return 0;
 }
 
+static bool same_file(int a, int b) {
+        struct stat sa, sb;
+        return fstat(a, &sa) >= 0 && fstat(b, &sb) >= 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* See spawn_plan_use_journal_stream(). Never a reason to fail the worker.
+ * Connecting may wait for a busy journald: in the child, not the manager. */
+static void child_connect_journal(const SpawnPlan *p, const char *cmd) {
+        char *value = p->envp[p->journal_stream_index] + strlen("JOURNAL_STREAM=");
+        size_t room = strlen(value) + 1;
+        bool stdout_too = same_file(STDOUT_FILENO, STDERR_FILENO);
+        struct stat st;
+
+        /* the listening sockets end at 3 + n_fds; all above is closed */
+        int saved = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3 + (int) p->n_fds);
+        int fd = sd_journal_stream_fd(p->journal_identifier, LOG_INFO, 1);
+        if (fd < 0)
+                child_warn("%s: cannot connect to the journal: %s; the worker writes to sockherd's stream\n",
+                           cmd, strerror(-fd));
+        else {
+                if ((stdout_too && dup2(fd, STDOUT_FILENO) < 0) || dup2(fd, STDERR_FILENO) < 0)
+                        child_warn("%s: cannot use the journal stream: %s\n", cmd, strerror(errno));
+                (void) close(fd);
+                if (saved >= 0)
+                        child_error_fd = saved;
+        }
+        if (fstat(STDERR_FILENO, &st) >= 0)
+                snprintf(value, room, "%llu:%llu", (unsigned long long) st.st_dev, (unsigned long long) st.st_ino);
+        else
+                value[0] = '\0';
+}
+
 static _Noreturn void child_run(const SpawnPlan *p) {
         const char *cmd = p->argv[0];
         int r;
 
+        child_error_to_journal = p->journal_identifier != NULL;
         if ((r = child_reset_signals()) < 0)
-                child_fail(SPAWN_EXIT_SETUP, "sockherd: %s: cannot reset signals: %s\n", cmd, strerror(-r));
+                child_fail(SPAWN_EXIT_SETUP, "%s: cannot reset signals: %s\n", cmd, strerror(-r));
         if (setsid() < 0)
-                child_fail(SPAWN_EXIT_SETUP, "sockherd: %s: setsid: %s\n", cmd, strerror(errno));
+                child_fail(SPAWN_EXIT_SETUP, "%s: setsid: %s\n", cmd, strerror(errno));
         if ((r = child_stdin_null()) < 0)
-                child_fail(SPAWN_EXIT_SETUP, "sockherd: %s: cannot open /dev/null: %s\n", cmd, strerror(-r));
+                child_fail(SPAWN_EXIT_SETUP, "%s: cannot open /dev/null: %s\n", cmd, strerror(-r));
         if ((r = child_place_fds(p->fds, p->n_fds)) < 0)
-                child_fail(SPAWN_EXIT_SETUP, "sockherd: %s: cannot pass listening sockets: %s\n", cmd, strerror(-r));
+                child_fail(SPAWN_EXIT_SETUP, "%s: cannot pass listening sockets: %s\n", cmd, strerror(-r));
 
         /* Only root switches; a manager that is not root (it was started as
          * the workers' user, or dropped to it) already has their credentials,
          * config_validate() made sure of that. */
         if (geteuid() == 0) {
                 if (p->set_groups && setgroups(p->n_groups, p->groups) < 0)
-                        child_fail(SPAWN_EXIT_SETUP, "sockherd: %s: cannot set supplementary groups: %s\n", cmd, strerror(errno));
+                        child_fail(SPAWN_EXIT_SETUP, "%s: cannot set supplementary groups: %s\n", cmd, strerror(errno));
                 if (p->gid != (gid_t) -1 && setresgid(p->gid, p->gid, p->gid) < 0)
-                        child_fail(SPAWN_EXIT_SETUP, "sockherd: %s: cannot switch to gid %u: %s\n", cmd, (unsigned) p->gid, strerror(errno));
+                        child_fail(SPAWN_EXIT_SETUP, "%s: cannot switch to gid %u: %s\n", cmd, (unsigned) p->gid, strerror(errno));
                 if (p->uid != (uid_t) -1 && setresuid(p->uid, p->uid, p->uid) < 0)
-                        child_fail(SPAWN_EXIT_SETUP, "sockherd: %s: cannot switch to uid %u: %s\n", cmd, (unsigned) p->uid, strerror(errno));
+                        child_fail(SPAWN_EXIT_SETUP, "%s: cannot switch to uid %u: %s\n", cmd, (unsigned) p->uid, strerror(errno));
         }
 
         if (p->working_directory && chdir(p->working_directory) < 0)
-                child_fail(SPAWN_EXIT_SETUP, "sockherd: %s: cannot change to %s: %s\n", cmd, p->working_directory, strerror(errno));
+                child_fail(SPAWN_EXIT_SETUP, "%s: cannot change to %s: %s\n", cmd, p->working_directory, strerror(errno));
 
         /* after the credential switch, which would clear it */
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
-                child_fail(SPAWN_EXIT_SETUP, "sockherd: %s: PR_SET_PDEATHSIG: %s\n", cmd, strerror(errno));
+                child_fail(SPAWN_EXIT_SETUP, "%s: PR_SET_PDEATHSIG: %s\n", cmd, strerror(errno));
         if (getppid() != p->manager_pid)
                 _exit(SPAWN_EXIT_SETUP); /* the manager died before we got here */
 
@@ -327,13 +402,16 @@ static _Noreturn void child_run(const SpawnPlan *p) {
                 child_write_pid(p->envp[p->watchdog_pid_index] + strlen("WATCHDOG_PID="), getpid());
 
         if (p->no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-                child_fail(SPAWN_EXIT_SETUP, "sockherd: %s: PR_SET_NO_NEW_PRIVS: %s\n", cmd, strerror(errno));
+                child_fail(SPAWN_EXIT_SETUP, "%s: PR_SET_NO_NEW_PRIVS: %s\n", cmd, strerror(errno));
+
+        if (p->journal_identifier)
+                child_connect_journal(p, cmd);
 
         execvpe(cmd, p->argv, p->envp);
         int e = errno;
         /* ENOENT for a file that is there: its #! interpreter is missing */
         bool interpreter = e == ENOENT && strchr(cmd, '/') && access(cmd, F_OK) == 0;
-        child_fail(SPAWN_EXIT_EXEC, "sockherd: cannot execute '%s': %s%s\n", cmd, strerror(e),
+        child_fail(SPAWN_EXIT_EXEC, "cannot execute '%s': %s%s\n", cmd, strerror(e),
                    interpreter ? " (the file exists: its #! interpreter is missing)" : "");
 }
 

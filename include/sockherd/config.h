@@ -78,6 +78,7 @@ typedef struct Config {
         char *http_listen_text; /* as the user wrote it, for messages */
         unsigned health_min_ready; /* /health is 503 below this many ready workers */
         uint64_t drain_delay_usec; /* on stop, /health is 503 this long before the workers stop */
+        char *log_identifier;   /* the workers' journal identifier; config_validate defaults it */
 } Config;
 
 #define CONFIG_ERROR_MAX 512

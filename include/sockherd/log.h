@@ -5,14 +5,22 @@
  * stderr. Library-like modules never log. */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <syslog.h>
 #include <sys/types.h>
 
 #include "sockherd/util.h"
 
+/* Detects whether stderr is the journal (systemd.exec(5): JOURNAL_STREAM
+ * names fd 2's device and inode). May run more than once: early with
+ * NULL, then with the pool's name, which plain stderr lines carry. */
 void log_setup(const char *name);
 void log_set_max_level(int level);
+/* What log_setup() found. Then journald names each line itself
+ * (SYSLOG_IDENTIFIER, _PID): nothing written to stderr may carry a
+ * "sockherd: " prefix, and workers get journal streams of their own. */
+bool log_stderr_is_journal(void);
 
 /* slot < 0: no worker fields. Returns nothing; see log_error_errno. */
 _printf_(5, 6)
@@ -23,6 +31,12 @@ void log_emit(int priority, int slot, pid_t pid, uint64_t generation, const char
 _printf_(6, 7)
 void log_emit_id(const char *message_id, int priority, int slot, pid_t pid, uint64_t generation,
                  const char *fmt, ...);
+
+/* A message that names its problem itself (a config file's error), as
+ * "sockherd: MESSAGE" on plain stderr, without the "error: " word of
+ * log_error(); under journald an entry of PRIORITY like any other. */
+_printf_(2, 3)
+void log_bare(int priority, const char *fmt, ...);
 
 /* Stable MESSAGE_IDs, for `journalctl MESSAGE_ID=...` and catalogs. Never
  * change one: outside tools match them. */

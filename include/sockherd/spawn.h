@@ -31,6 +31,8 @@ typedef struct SpawnPlan {
         bool set_groups;                /* setgroups(groups) when root */
         bool no_new_privileges;
         pid_t manager_pid;
+        const char *journal_identifier; /* borrowed; see spawn_plan_use_journal_stream() */
+        size_t journal_stream_index;    /* envp entry JOURNAL_STREAM= the child fills in */
 } SpawnPlan;
 
 /* With clean-environment = yes, the variables taken from the manager's
@@ -45,6 +47,15 @@ extern const char *const spawn_manager_variables[];
 int spawn_plan_build(const Config *c, const ListenSet *sockets, const int *slot_fds, unsigned slot,
                      uint64_t generation, const char *notify_address, char *const *environment, SpawnPlan *ret);
 void spawn_plan_done(SpawnPlan *p);
+
+/* For a manager whose stderr is the journal: the child connects to
+ * journald itself, just before exec, and its stdout and stderr (each that
+ * is the manager's journal stream) become a stream of its own under
+ * IDENTIFIER (borrowed), with sd-daemon(3) "<N>" level prefixes honoured,
+ * so that its lines carry its name and stay apart from other workers'.
+ * The environment gets that stream's JOURNAL_STREAM. Should journald
+ * refuse, the worker keeps the manager's stream and a warning says so. */
+int spawn_plan_use_journal_stream(SpawnPlan *p, const char *identifier);
 
 /* Fork and exec. Returns the child's pid in *ret_pid. */
 int spawn_plan_exec(const SpawnPlan *p, pid_t *ret_pid);

@@ -136,6 +136,7 @@ static const struct {
         { "health-min-ready", "2" },
         { "drain-delay", "5s" },
         { "clean-environment", "yes" },
+        { "log-identifier", "web.front" },
 };
 
 static void test_every_key_is_covered(void **state) {
@@ -165,6 +166,7 @@ static void test_load_every_key(void **state) {
         load_ok(c, text);
 
         assert_string_equal(c->name, "my-app_1.2");
+        assert_string_equal(c->log_identifier, "web.front");
 
         assert_int_equal(c->n_listen, 4);
         assert_string_equal(c->listen_text[0], "127.0.0.1:8080");
@@ -314,6 +316,10 @@ static void test_bad_value_for_every_key(void **state) {
                 { "health-min-ready", "some" },
                 { "drain-delay", "soon" },
                 { "clean-environment", "sometimes" },
+                { "log-identifier", "" },
+                { "log-identifier", "my app" },
+                { "log-identifier", "app[1]" },
+                { "log-identifier", "a-name-longer-than-sixty-four-characters-is-refused-as-a-name-isx" },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
@@ -1096,6 +1102,33 @@ static void test_validate_name_default(void **state) {
         assert_string_equal(f->name, "web");
 }
 
+/* The workers' journal identifier: the pool's name when it has one of its
+ * own, else the command's file name (not "sockherd", the manager's). */
+static void test_validate_log_identifier_default(void **state) {
+        ConfigError err;
+
+        _cleanup_config_ Config *c = valid_config();
+        c->config_file = strdup("/etc/sockherd/app.conf");
+        validate_ok(c, 1);
+        assert_string_equal(c->log_identifier, "app");
+
+        _cleanup_config_ Config *d = valid_config();
+        assert_int_equal(config_set(d, "name", "shop", "t", &err), 0);
+        validate_ok(d, 1);
+        assert_string_equal(d->log_identifier, "shop");
+
+        _cleanup_config_ Config *e = valid_config();
+        validate_ok(e, 1);
+        assert_string_equal(e->name, "sockherd");
+        assert_string_equal(e->log_identifier, "true");
+
+        _cleanup_config_ Config *f = valid_config();
+        assert_int_equal(config_set(f, "log-identifier", "web", "t", &err), 0);
+        assert_int_equal(config_set(f, "name", "shop", "t", &err), 0);
+        validate_ok(f, 1);
+        assert_string_equal(f->log_identifier, "web");
+}
+
 /* a long command continues on indented lines (the line limit is inih's) */
 static void test_command_continuation(void **state) {
         Config *c = *state;
@@ -1264,6 +1297,7 @@ int main(void) {
                 cmocka_unit_test(test_validate_command_lookup),
                 cmocka_unit_test(test_validate_working_directory),
                 cmocka_unit_test(test_validate_name_default),
+                cmocka_unit_test(test_validate_log_identifier_default),
                 cmocka_unit_test(test_pass_environment_and_groups_keys),
                 cmocka_unit_test(test_validate_supplementary_groups),
                 cmocka_unit_test(test_validate_groups_of_user),

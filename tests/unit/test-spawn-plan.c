@@ -438,6 +438,35 @@ static void test_groups_and_no_new_privileges(void **state) {
         spawn_plan_done(&p);
 }
 
+/* Under journald: one JOURNAL_STREAM, the placeholder the child fills with
+ * its own stream's DEV:INODE, replacing the manager's; the other indexes
+ * the child writes through stay valid. */
+static void test_journal_stream(void **state) {
+        Fixture *f = *state;
+        static char *env[] = { "PATH=/bin", "JOURNAL_STREAM=8:1234", "TZ=UTC", NULL };
+        SpawnPlan p = build(f, "@test/notify", env);
+
+        assert_null(p.journal_identifier);
+        assert_env(p.envp, "JOURNAL_STREAM", "8:1234");
+        assert_int_equal(spawn_plan_use_journal_stream(&p, "web"), 0);
+        assert_string_equal(p.journal_identifier, "web");
+        assert_int_equal(env_count(p.envp, "JOURNAL_STREAM", NULL), 1);
+        assert_true(strncmp(p.envp[p.journal_stream_index], "JOURNAL_STREAM=", 15) == 0);
+        /* room for two 64-bit numbers and the colon */
+        assert_true(strlen(p.envp[p.journal_stream_index] + 15) >= 41);
+        assert_true(strncmp(p.envp[p.listen_pid_index], "LISTEN_PID=", 11) == 0);
+        assert_env(p.envp, "TZ", "UTC");
+        spawn_plan_done(&p);
+
+        /* a manager without one: added */
+        p = build(f, "@test/notify", inherited);
+        assert_int_equal(spawn_plan_use_journal_stream(&p, "web"), 0);
+        assert_int_equal(env_count(p.envp, "JOURNAL_STREAM", NULL), 1);
+        assert_true(strncmp(p.envp[p.journal_stream_index], "JOURNAL_STREAM=", 15) == 0);
+        assert_null(p.envp[strv_length(p.envp)]);
+        spawn_plan_done(&p);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_argv, fixture_setup, fixture_teardown),
@@ -457,6 +486,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_default_path, fixture_setup, fixture_teardown),
                 cmocka_unit_test_setup_teardown(test_default_list_has_no_protocol_variables, fixture_setup, fixture_teardown),
                 cmocka_unit_test_setup_teardown(test_groups_and_no_new_privileges, fixture_setup, fixture_teardown),
+                cmocka_unit_test_setup_teardown(test_journal_stream, fixture_setup, fixture_teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
