@@ -84,7 +84,7 @@ def manager_lines(box):
 
 def wait_ready(box, text):
     """StatusText starts with text (a failed reload adds a note after it)."""
-    wait_for(lambda: box.show(SERVICE, "StatusText").startswith(text), 20, 0.1, f"StatusText {text!r}")
+    wait_for(lambda: box.show(SERVICE, "StatusText").startswith(text), 10, 0.1, f"StatusText {text!r}")
 
 
 def kill_and_wait_replacement(box, victim, ready_text):
@@ -135,6 +135,14 @@ def main():
         log(f"journalctl -t app: {len(by_tag)} lines; -t app -p err: {errors}")
         check(sorted(errors) == sorted(f"talker {pid} stdout error" for pid in workers),
               f"journalctl -t app -p err: {errors}")
+
+        # the README's queries: one worker with sockherd's lines about it
+        pid = workers[1]
+        both = [e.get("MESSAGE") for e in box.journal("-b", f"_PID={pid}", "+", f"SOCKHERD_WORKER_PID={pid}")]
+        check(f"talker {pid} stdout plain" in both and any(m.endswith(f"pid {pid}: ready") for m in both),
+              f"journalctl _PID={pid} + SOCKHERD_WORKER_PID={pid}: {both}")
+        own = [e.get("SYSLOG_IDENTIFIER") for e in box.journal("-b", "-u", SERVICE, "-t", "sockherd")]
+        check(own and set(own) == {"sockherd"}, f"journalctl -u {SERVICE} -t sockherd: {set(own)}")
 
         # the manager's own lines: under sockherd, from the main pid, one prefix
         mine = manager_lines(box)
