@@ -7,10 +7,12 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <systemd/sd-journal.h>
+#include <systemd/sd-login.h>
 
 #include "sockherd/log.h"
 
 static bool use_journal;
+static char *journal_unit; /* our systemd unit under journald, for the workers' streams */
 static int max_level = LOG_INFO;
 static char identifier[80] = "sockherd";
 
@@ -31,10 +33,16 @@ bool log_stderr_is_journal(void) {
         return use_journal;
 }
 
+const char *log_journal_unit(void) {
+        return journal_unit;
+}
+
 void log_setup(const char *name) {
         if (name && strcmp(name, "sockherd") != 0)
                 snprintf(identifier, sizeof(identifier), "sockherd[%s]", name);
         use_journal = stderr_is_journal();
+        if (use_journal && !journal_unit && sd_pid_get_unit(0, &journal_unit) < 0)
+                journal_unit = NULL;
 }
 
 void log_set_max_level(int level) {

@@ -818,7 +818,7 @@ static int manager_spawn(Manager *m, unsigned slot, Config *config, uint64_t gen
         else {
                 /* under journald each worker writes to a stream of its own */
                 if (log_stderr_is_journal())
-                        r = spawn_plan_use_journal_stream(&plan, config->log_identifier);
+                        r = spawn_plan_use_journal_stream(&plan, config->log_identifier, log_journal_unit());
                 if (r >= 0)
                         r = spawn_plan_exec(&plan, &pid);
                 spawn_plan_done(&plan);

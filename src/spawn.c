@@ -16,12 +16,14 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <stddef.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <syslog.h>
 #include <unistd.h>
-#include <systemd/sd-journal.h>
 
 #include "sockherd/spawn.h"
 #include "sockherd/util.h"
@@ -203,13 +205,14 @@ fail:
 /* room for "DEV:INODE", two 64-bit numbers, after "JOURNAL_STREAM=" */
 #define JOURNAL_STREAM_PLACEHOLDER "JOURNAL_STREAM=00000000000000000000:00000000000000000000"
 
-int spawn_plan_use_journal_stream(SpawnPlan *p, const char *identifier) {
+int spawn_plan_use_journal_stream(SpawnPlan *p, const char *identifier, const char *unit) {
         EnvBuilder env = { .v = p->envp, .n = strv_length(p->envp) };
         ssize_t i = env_put(&env, strdup(JOURNAL_STREAM_PLACEHOLDER));
         p->envp = env.v;
         if (i < 0)
                 return (int) i;
         p->journal_identifier = identifier;
+        p->journal_unit = unit;
         p->journal_stream_index = (size_t) i;
         return 0;
 }
@@ -335,6 +338,39 @@ static bool same_file(int a, int b) {
         return fstat(a, &sa) >= 0 && fstat(b, &sb) >= 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
+/* sd_journal_stream_fd(), with the unit in the header (it sends none).
+ * The header is journald's stdout protocol: identifier, unit, priority,
+ * level prefix, forward to syslog, to kmsg, to the console. */
+static int child_journal_stream(const char *identifier, const char *unit) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX, .sun_path = "/run/systemd/journal/stdout" };
+        char header[512];
+        int n = snprintf(header, sizeof(header), "%s\n%s\n%d\n1\n0\n0\n0\n", identifier, unit ?: "", LOG_INFO);
+        if (n < 0 || (size_t) n >= sizeof(header))
+                return -ENAMETOOLONG;
+
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, (struct sockaddr *) &sa, (socklen_t) (offsetof(struct sockaddr_un, sun_path) + strlen(sa.sun_path))) < 0 ||
+            shutdown(fd, SHUT_RD) < 0) {
+                int r = -errno;
+                (void) close(fd);
+                return r;
+        }
+        for (size_t done = 0; done < (size_t) n;) {
+                ssize_t w = write(fd, header + done, (size_t) n - done);
+                if (w < 0 && errno == EINTR)
+                        continue;
+                if (w <= 0) {
+                        int r = w < 0 ? -errno : -EIO;
+                        (void) close(fd);
+                        return r;
+                }
+                done += (size_t) w;
+        }
+        return fd;
+}
+
 /* See spawn_plan_use_journal_stream(). Never a reason to fail the worker.
  * Connecting may wait for a busy journald: in the child, not the manager. */
 static void child_connect_journal(const SpawnPlan *p, const char *cmd) {
@@ -345,7 +381,7 @@ static void child_connect_journal(const SpawnPlan *p, const char *cmd) {
 
         /* the listening sockets end at 3 + n_fds; all above is closed */
         int saved = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3 + (int) p->n_fds);
-        int fd = sd_journal_stream_fd(p->journal_identifier, LOG_INFO, 1);
+        int fd = child_journal_stream(p->journal_identifier, p->journal_unit);
         if (fd < 0)
                 child_warn("%s: cannot connect to the journal: %s; the worker writes to sockherd's stream\n",
                            cmd, strerror(-fd));
@@ -376,6 +412,11 @@ static _Noreturn void child_run(const SpawnPlan *p) {
         if ((r = child_place_fds(p->fds, p->n_fds)) < 0)
                 child_fail(SPAWN_EXIT_SETUP, "%s: cannot pass listening sockets: %s\n", cmd, strerror(-r));
 
+        /* before the credential switch: journald takes the unit's name
+         * from a root peer only */
+        if (p->journal_identifier)
+                child_connect_journal(p, cmd);
+
         /* Only root switches; a manager that is not root (it was started as
          * the workers' user, or dropped to it) already has their credentials,
          * config_validate() made sure of that. */
@@ -403,9 +444,6 @@ static _Noreturn void child_run(const SpawnPlan *p) {
 
         if (p->no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
                 child_fail(SPAWN_EXIT_SETUP, "%s: PR_SET_NO_NEW_PRIVS: %s\n", cmd, strerror(errno));
-
-        if (p->journal_identifier)
-                child_connect_journal(p, cmd);
 
         execvpe(cmd, p->argv, p->envp);
         int e = errno;

@@ -21,6 +21,9 @@ void log_set_max_level(int level);
  * (SYSLOG_IDENTIFIER, _PID): nothing written to stderr may carry a
  * "sockherd: " prefix, and workers get journal streams of their own. */
 bool log_stderr_is_journal(void);
+/* Under journald, the systemd unit sockherd runs in (sd_pid_get_unit()),
+ * or NULL. */
+const char *log_journal_unit(void);
 
 /* slot < 0: no worker fields. Returns nothing; see log_error_errno. */
 _printf_(5, 6)

@@ -32,6 +32,7 @@ typedef struct SpawnPlan {
         bool no_new_privileges;
         pid_t manager_pid;
         const char *journal_identifier; /* borrowed; see spawn_plan_use_journal_stream() */
+        const char *journal_unit;       /* borrowed, or NULL */
         size_t journal_stream_index;    /* envp entry JOURNAL_STREAM= the child fills in */
 } SpawnPlan;
 
@@ -49,13 +50,17 @@ int spawn_plan_build(const Config *c, const ListenSet *sockets, const int *slot_
 void spawn_plan_done(SpawnPlan *p);
 
 /* For a manager whose stderr is the journal: the child connects to
- * journald itself, just before exec, and its stdout and stderr (each that
- * is the manager's journal stream) become a stream of its own under
- * IDENTIFIER (borrowed), with sd-daemon(3) "<N>" level prefixes honoured,
- * so that its lines carry its name and stay apart from other workers'.
- * The environment gets that stream's JOURNAL_STREAM. Should journald
- * refuse, the worker keeps the manager's stream and a warning says so. */
-int spawn_plan_use_journal_stream(SpawnPlan *p, const char *identifier);
+ * journald itself, before it switches credentials, and its stdout and
+ * stderr (each that is the manager's journal stream) become a stream of
+ * its own under IDENTIFIER, with sd-daemon(3) "<N>" level prefixes
+ * honoured, so that its lines carry its name and stay apart from other
+ * workers'. UNIT (the manager's systemd unit, or NULL) goes in the stream's
+ * header as PID 1 does for a service: journald takes it from a root peer
+ * only, and uses it for lines it reads after the worker is gone (its
+ * cgroup can no longer be looked up). Both are borrowed. The environment
+ * gets that stream's JOURNAL_STREAM. Should journald refuse, the worker
+ * keeps the manager's stream and a warning says so. */
+int spawn_plan_use_journal_stream(SpawnPlan *p, const char *identifier, const char *unit);
 
 /* Fork and exec. Returns the child's pid in *ret_pid. */
 int spawn_plan_exec(const SpawnPlan *p, pid_t *ret_pid);

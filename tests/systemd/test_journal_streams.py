@@ -25,7 +25,13 @@ execs hello-worker:
   stream (under `sockherd`, its own _PID), a warning says why, and its
   JOURNAL_STREAM is the manager's;
 - a pool whose config file is invalid: the error is an entry of its own
-  (PRIORITY 3), not "sockherd[PID]: sockherd: ...".
+  (PRIORITY 3), not "sockherd[PID]: sockherd: ...";
+- a pool whose manager runs as root (no `user =`), with workers that print
+  a line and exit at once for 2 s: every such line is in the unit's
+  journal (`journalctl -u`), though journald reads most of them after the
+  worker is gone and cannot look up its cgroup: the worker's stream names
+  the unit, as PID 1 does for a service's (without it, about a quarter
+  were missing).
 
 Fails on the code before per-worker streams: the workers' lines were under
 `sockherd` (`journalctl -t app` found nothing), and the child's and the
@@ -45,6 +51,13 @@ echo "talker $$ stdout plain"
 echo "<4>talker $$ stderr warning" >&2
 echo "talker $$ stderr plain" >&2
 exec /usr/local/bin/hello-worker
+"""
+
+QUICK = "/usr/local/bin/quick"
+QUICK_SERVICE = "sockherd@quick.service"
+QUICK_SCRIPT = """#!/bin/sh
+echo "quick $$ last words"
+exit 3
 """
 
 # the lines a talker prints, with the priority journald should give each
@@ -213,12 +226,33 @@ def main():
         check(r.returncode != 0, "sockherd@bad.service started")
 
         def config_error():
-            return [e for e in box.journal("-b", "-u", "sockherd@bad.service", "SYSLOG_IDENTIFIER=sockherd")
-                    if "invalid value 'lots'" in e.get("MESSAGE", "")] or None
+            # not by -u: the manager exits at once, and journald may read its
+            # entry after its cgroup is gone
+            return [e for e in box.journal("-b", "SYSLOG_IDENTIFIER=sockherd")
+                    if "/etc/sockherd/bad.conf:3: invalid value 'lots'" in e.get("MESSAGE", "")] or None
         bad = wait_for(config_error, 10, 0.1, "the config error in the journal")
         log(f"journal: sockherd@bad: PRIORITY={bad[0].get('PRIORITY')}: {bad[0].get('MESSAGE')}")
         check(bad[0].get("MESSAGE").startswith("/etc/sockherd/bad.conf:"), f"prefixed: {bad[0].get('MESSAGE')!r}")
         check(bad[0].get("PRIORITY") == "3", f"the config error has PRIORITY {bad[0].get('PRIORITY')}")
+
+        # A manager that runs as root: the lines of workers that exit at once
+        # stay in the unit's journal (the stream names the unit, as PID 1's do)
+        box.write(QUICK, QUICK_SCRIPT, 0o755)
+        write_config(box, 2, command=QUICK, listen=free_port(), name="quick",
+                     extra="ready = exec\nrestart-delay = 50ms\nrestart-delay-max = 100ms\n")
+        box.systemctl("start", QUICK_SERVICE)
+        time.sleep(2)
+        box.systemctl("stop", QUICK_SERVICE)
+
+        def quick_lines(*match):
+            return [e for e in box.journal("-b", *match) if e.get("MESSAGE", "").startswith("quick ")]
+        tagged = quick_lines("-t", "quick")
+        in_unit = quick_lines("-u", QUICK_SERVICE)
+        log(f"a root manager's workers that exit at once: {len(tagged)} lines under 'quick', "
+            f"{len(in_unit)} of them in {QUICK_SERVICE}'s journal")
+        check(len(tagged) >= 8, f"only {len(tagged)} 'quick' lines in 2 s")
+        missing = [e.get("MESSAGE") for e in tagged if e.get("_SYSTEMD_UNIT") != QUICK_SERVICE]
+        check(not missing, f"{len(missing)} of {len(tagged)} lines not in {QUICK_SERVICE}'s journal: {missing[:5]}")
 
 
 run(main)

@@ -448,8 +448,9 @@ static void test_journal_stream(void **state) {
 
         assert_null(p.journal_identifier);
         assert_env(p.envp, "JOURNAL_STREAM", "8:1234");
-        assert_int_equal(spawn_plan_use_journal_stream(&p, "web"), 0);
+        assert_int_equal(spawn_plan_use_journal_stream(&p, "web", "sockherd@web.service"), 0);
         assert_string_equal(p.journal_identifier, "web");
+        assert_string_equal(p.journal_unit, "sockherd@web.service");
         assert_int_equal(env_count(p.envp, "JOURNAL_STREAM", NULL), 1);
         assert_true(strncmp(p.envp[p.journal_stream_index], "JOURNAL_STREAM=", 15) == 0);
         /* room for two 64-bit numbers and the colon */
@@ -460,7 +461,8 @@ static void test_journal_stream(void **state) {
 
         /* a manager without one: added */
         p = build(f, "@test/notify", inherited);
-        assert_int_equal(spawn_plan_use_journal_stream(&p, "web"), 0);
+        assert_int_equal(spawn_plan_use_journal_stream(&p, "web", NULL), 0);
+        assert_null(p.journal_unit);
         assert_int_equal(env_count(p.envp, "JOURNAL_STREAM", NULL), 1);
         assert_true(strncmp(p.envp[p.journal_stream_index], "JOURNAL_STREAM=", 15) == 0);
         assert_null(p.envp[strv_length(p.envp)]);
