@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <stddef.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -340,11 +342,22 @@ static bool same_file(int a, int b) {
 
 /* sd_journal_stream_fd(), with the unit in the header (it sends none).
  * The header is journald's stdout protocol: identifier, unit, priority,
- * level prefix, forward to syslog, to kmsg, to the console. */
+ * level prefix, forward to syslog, to kmsg, to the console.
+ *
+ * Then one empty line, which makes no entry but has journald look the
+ * worker up (its cgroup, hence its unit and invocation) and keep that for
+ * the stream's life. Done lazily at the first line, the look-up fails
+ * once the worker is gone, and the last words of a worker that exits at
+ * once would miss from `journalctl -u` (seen: a quarter of them) where
+ * the unit in the header cannot help: journald takes it from a root peer
+ * only, and a manager that dropped to user= is not root. The child waits
+ * until journald has read the line (nothing left in its send queue), for
+ * 100 ms at most. */
+#define JOURNAL_READ_WAIT_MS 100
 static int child_journal_stream(const char *identifier, const char *unit) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX, .sun_path = "/run/systemd/journal/stdout" };
         char header[512];
-        int n = snprintf(header, sizeof(header), "%s\n%s\n%d\n1\n0\n0\n0\n", identifier, unit ?: "", LOG_INFO);
+        int n = snprintf(header, sizeof(header), "%s\n%s\n%d\n1\n0\n0\n0\n\n", identifier, unit ?: "", LOG_INFO);
         if (n < 0 || (size_t) n >= sizeof(header))
                 return -ENAMETOOLONG;
 
@@ -367,6 +380,12 @@ static int child_journal_stream(const char *identifier, const char *unit) {
                         return r;
                 }
                 done += (size_t) w;
+        }
+        for (int i = 0; i < JOURNAL_READ_WAIT_MS; i++) {
+                int queued;
+                if (ioctl(fd, SIOCOUTQ, &queued) < 0 || queued == 0)
+                        break;
+                (void) usleep(1000);
         }
         return fd;
 }
