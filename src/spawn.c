@@ -2,8 +2,9 @@
  * side does what systemd does for a service, in the same order: default
  * signal dispositions and an empty mask (sd-event blocks signals, and a
  * blocked mask survives exec), a new session, fds moved to 3.. with CLOEXEC
- * cleared, every other fd closed, credentials, LISTEN_PID set to its own
- * pid, then exec. PR_SET_PDEATHSIG makes a worker die with its manager.
+ * cleared, every other fd closed, under journald stdout and stderr to a
+ * journal stream of its own, credentials, LISTEN_PID set to its own pid,
+ * then exec. PR_SET_PDEATHSIG makes a worker die with its manager.
  * That covers the worker only: a descendant that leaves its process group
  * (setsid) is handled by the manager as a subreaper (subreaper.h). */
 #include <errno.h>
