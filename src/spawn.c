@@ -345,16 +345,43 @@ static bool same_file(int a, int b) {
  * The header is journald's stdout protocol: identifier, unit, priority,
  * level prefix, forward to syslog, to kmsg, to the console.
  *
- * Then one empty line, which makes no entry but has journald look the
+ * Then an empty line, which makes no entry but has journald look the
  * worker up (its cgroup, hence its unit and invocation) and keep that for
  * the stream's life. Done lazily at the first line, the look-up fails
  * once the worker is gone, and the last words of a worker that exits at
  * once would miss from `journalctl -u` (seen: a quarter of them) where
  * the unit in the header cannot help: journald takes it from a root peer
- * only, and a manager that dropped to user= is not root. The child waits
- * until journald has read the line (nothing left in its send queue), for
- * 100 ms at most. */
-#define JOURNAL_READ_WAIT_MS 100
+ * only, and a manager that dropped to user= is not root. Journald reads a
+ * stream once per wake-up and handles what it read before it reads again,
+ * so once a second empty line, sent after the first was read, has been
+ * read too (nothing left in the send queue), the look-up is done. The
+ * child waits for that for 100 ms at most. */
+#define JOURNAL_READ_WAIT_USEC 100000
+#define JOURNAL_READ_POLL_USEC 200
+
+/* Write all of buf; 0 or a negative errno. */
+static int child_write_all(int fd, const char *buf, size_t n) {
+        for (size_t done = 0; done < n;) {
+                ssize_t w = write(fd, buf + done, n - done);
+                if (w < 0 && errno == EINTR)
+                        continue;
+                if (w <= 0)
+                        return w < 0 ? -errno : -EIO;
+                done += (size_t) w;
+        }
+        return 0;
+}
+
+/* Until the peer has read everything sent, or *budget_usec runs out. */
+static void child_wait_read(int fd, long *budget_usec) {
+        for (; *budget_usec > 0; *budget_usec -= JOURNAL_READ_POLL_USEC) {
+                int queued;
+                if (ioctl(fd, SIOCOUTQ, &queued) < 0 || queued == 0)
+                        return;
+                (void) usleep(JOURNAL_READ_POLL_USEC);
+        }
+}
+
 static int child_journal_stream(const char *identifier, const char *unit) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX, .sun_path = "/run/systemd/journal/stdout" };
         char header[512];
@@ -365,29 +392,20 @@ static int child_journal_stream(const char *identifier, const char *unit) {
         int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return -errno;
+        int r = 0;
         if (connect(fd, (struct sockaddr *) &sa, (socklen_t) (offsetof(struct sockaddr_un, sun_path) + strlen(sa.sun_path))) < 0 ||
-            shutdown(fd, SHUT_RD) < 0) {
-                int r = -errno;
+            shutdown(fd, SHUT_RD) < 0)
+                r = -errno;
+        if (r >= 0)
+                r = child_write_all(fd, header, (size_t) n);
+        if (r < 0) {
                 (void) close(fd);
                 return r;
         }
-        for (size_t done = 0; done < (size_t) n;) {
-                ssize_t w = write(fd, header + done, (size_t) n - done);
-                if (w < 0 && errno == EINTR)
-                        continue;
-                if (w <= 0) {
-                        int r = w < 0 ? -errno : -EIO;
-                        (void) close(fd);
-                        return r;
-                }
-                done += (size_t) w;
-        }
-        for (int i = 0; i < JOURNAL_READ_WAIT_MS; i++) {
-                int queued;
-                if (ioctl(fd, SIOCOUTQ, &queued) < 0 || queued == 0)
-                        break;
-                (void) usleep(1000);
-        }
+        long budget_usec = JOURNAL_READ_WAIT_USEC;
+        child_wait_read(fd, &budget_usec);
+        if (budget_usec > 0 && child_write_all(fd, "\n", 1) >= 0)
+                child_wait_read(fd, &budget_usec);
         return fd;
 }
 

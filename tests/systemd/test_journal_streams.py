@@ -26,14 +26,16 @@ execs hello-worker:
   JOURNAL_STREAM is the manager's;
 - a pool whose config file is invalid: the error is an entry of its own
   (PRIORITY 3), not "sockherd[PID]: sockherd: ...";
-- two pools whose workers print a line and exit at once, for 2 s, one
-  with a manager that runs as root, one with a manager that dropped to
-  nobody: every such line is in the unit's journal (`journalctl -u`).
+- two pools of 4 workers that print a line and exit at once, for 2 s,
+  one with a manager that runs as root, one with a manager that dropped
+  to nobody: their lines are in the unit's journal (`journalctl -u`).
   Journald looks a stream's writer up (cgroup, unit) at its first line;
   read after the worker is gone, that fails. The worker's stream names the
   unit in its header, as PID 1 does (journald takes it from a root peer
-  only), and starts with an empty line journald reads while the worker is
-  alive. Without both, about a quarter of these lines were missing.
+  only): with a root manager every line must be there. And the child
+  waits (100 ms at most) until journald has looked it up: with the
+  dropped manager at most one line may miss (seen: none of 780; without
+  the wait a quarter to a third).
 
 Fails on the code before per-worker streams: the workers' lines were under
 `sockherd` (`journalctl -t app` found nothing), and the child's and the
@@ -242,7 +244,7 @@ def main():
         box.write(QUICK, QUICK_SCRIPT, 0o755)
         quick = {"quick": "", "quicknobody": "user = nobody\n"}
         for name, extra in quick.items():
-            write_config(box, 2, command=QUICK, listen=free_port(), name=name,
+            write_config(box, 4, command=QUICK, listen=free_port(), name=name,
                          extra=extra + "ready = exec\nrestart-delay = 50ms\nrestart-delay-max = 100ms\n")
         box.systemctl("start", *(f"sockherd@{name}.service" for name in quick))
         time.sleep(2)
@@ -253,7 +255,15 @@ def main():
             missing = [e.get("MESSAGE") for e in tagged if e.get("_SYSTEMD_UNIT") != unit]
             log(f"{name}: workers that exit at once: {len(tagged)} lines under '{name}', "
                 f"{len(tagged) - len(missing)} of them in {unit}'s journal")
-            check(len(tagged) >= 8, f"only {len(tagged)} lines under '{name}' in 2 s")
-            check(not missing, f"{len(missing)} of {len(tagged)} lines not in {unit}'s journal: {missing[:5]}")
+            check(len(tagged) >= 20, f"only {len(tagged)} lines under '{name}' in 2 s")
+            # A root manager's workers name the unit in their stream's header:
+            # none may miss. A dropped manager's cannot (journald takes the
+            # unit from root peers only), and rely on the child waiting until
+            # journald has looked it up, for 100 ms at most: one line may
+            # miss (seen: none of 780 in 10 runs at load average 13; without
+            # the wait a quarter to a third).
+            allowed = 0 if name == "quick" else 1
+            check(len(missing) <= allowed, f"{len(missing)} of {len(tagged)} lines not in {unit}'s journal "
+                  f"(at most {allowed} may be): {missing[:5]}")
 
 run(main)
