@@ -345,13 +345,20 @@ static bool same_file(int a, int b) {
  * The header is journald's stdout protocol: identifier, unit, priority,
  * level prefix, forward to syslog, to kmsg, to the console.
  *
- * Then an empty line, which makes no entry but has journald look the
- * worker up (its cgroup, hence its unit and invocation) and keep that for
- * the stream's life. Done lazily at the first line, the look-up fails
- * once the worker is gone, and the last words of a worker that exits at
- * once would miss from `journalctl -u` (seen: a quarter of them) where
- * the unit in the header cannot help: journald takes it from a root peer
- * only, and a manager that dropped to user= is not root. Journald reads a
+ * Journald looks a stream's writer up (cgroup, hence unit; comm, exe, uid)
+ * lazily, at the first line it reads, and keeps that for about a second.
+ * Read after the worker is gone, the look-up fails: the last words of a
+ * worker that exits at once would miss from `journalctl -u` (seen: a
+ * quarter of them). Journald then falls back to the unit in the header,
+ * which it takes from a root peer only: so the child connects before it
+ * switches credentials, and for a root child that is enough (as for
+ * PID 1's service streams), while the look-up happens after exec, with the
+ * worker's own comm, exe and uid.
+ *
+ * A child that is not root (the manager dropped to user=) cannot name the
+ * unit. It makes journald look it up now instead, with an empty line
+ * (which makes no entry), at the cost of sockherd's comm, exe and command
+ * line on the worker's lines of about its first second. Journald reads a
  * stream once per wake-up and handles what it read before it reads again,
  * so once a second empty line, sent after the first was read, has been
  * read too (nothing left in the send queue), the look-up is done. The
@@ -385,7 +392,7 @@ static void child_wait_read(int fd, long *budget_usec) {
 static int child_journal_stream(const char *identifier, const char *unit) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX, .sun_path = "/run/systemd/journal/stdout" };
         char header[512];
-        int n = snprintf(header, sizeof(header), "%s\n%s\n%d\n1\n0\n0\n0\n\n", identifier, unit ?: "", LOG_INFO);
+        int n = snprintf(header, sizeof(header), "%s\n%s\n%d\n1\n0\n0\n0\n", identifier, unit ?: "", LOG_INFO);
         if (n < 0 || (size_t) n >= sizeof(header))
                 return -ENAMETOOLONG;
 
@@ -402,10 +409,13 @@ static int child_journal_stream(const char *identifier, const char *unit) {
                 (void) close(fd);
                 return r;
         }
-        long budget_usec = JOURNAL_READ_WAIT_USEC;
-        child_wait_read(fd, &budget_usec);
-        if (budget_usec > 0 && child_write_all(fd, "\n", 1) >= 0)
-                child_wait_read(fd, &budget_usec);
+        if (geteuid() != 0) {
+                long budget_usec = JOURNAL_READ_WAIT_USEC;
+                if (child_write_all(fd, "\n", 1) >= 0)
+                        child_wait_read(fd, &budget_usec);
+                if (budget_usec > 0 && child_write_all(fd, "\n", 1) >= 0)
+                        child_wait_read(fd, &budget_usec);
+        }
         return fd;
 }
 
