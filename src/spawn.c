@@ -52,8 +52,10 @@ const char *const spawn_default_passed_variables[] = {
  * service; one that found the manager's LISTEN_* or WATCHDOG_* would take
  * them for its own. Exact names only: an app's LISTEN_PORT is its own.
  * What describes the service rather than the manager stays:
- * INVOCATION_ID, JOURNAL_STREAM (a worker's stderr is the manager's),
- * MANAGERPID (systemd's user manager), TRIGGER_*, MONITOR_*. */
+ * INVOCATION_ID, JOURNAL_STREAM (a worker's stderr is the manager's;
+ * under journald spawn_plan_use_journal_stream() replaces it with the
+ * worker's own stream), MANAGERPID (systemd's user manager), TRIGGER_*,
+ * MONITOR_*. */
 const char *const spawn_manager_variables[] = {
         "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "LISTEN_PIDFDID",
         "NOTIFY_SOCKET", "WATCHDOG_PID", "WATCHDOG_USEC",
