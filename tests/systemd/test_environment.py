@@ -1,8 +1,8 @@
 """What a service's settings give the app: with a drop-in on
 sockherd@app.service that sets `Environment=GREETING=hi` and
 `LoadCredential=greeting:FILE`, every worker sees GREETING=hi and the
-service's CREDENTIALS_DIRECTORY, INVOCATION_ID and JOURNAL_STREAM, as any
-process of a systemd service would. (Only the variable: in the box, systemd
+service's CREDENTIALS_DIRECTORY and INVOCATION_ID, as any process of a
+systemd service would, and a JOURNAL_STREAM naming its own journal stream. (Only the variable: in the box, systemd
 252 leaves the credentials directory empty, for LoadCredential= and
 SetCredential= alike, so what a worker can read there is not checked.) What describes the manager's own protocol with
 systemd does not reach the workers although the manager has it: systemd's
@@ -39,7 +39,12 @@ def check_workers(box, generation, clean):
             else:
                 check(name not in env, f"worker {w}: the manager's {name}={env.get(name)} reached it")
         check(env.get("INVOCATION_ID") == manager["INVOCATION_ID"], f"worker {w}: INVOCATION_ID {env}")
-        check(env.get("JOURNAL_STREAM") == manager.get("JOURNAL_STREAM"), f"worker {w}: JOURNAL_STREAM {env}")
+        # under journald a worker's stderr is a journal stream of its own
+        # (test_journal_streams), and JOURNAL_STREAM names that one
+        own = box.run(["stat", "-L", "-c", "%d:%i", f"/proc/{w}/fd/2"]).stdout.strip()
+        check(env.get("JOURNAL_STREAM") == own != manager.get("JOURNAL_STREAM"),
+              f"worker {w}: JOURNAL_STREAM {env.get('JOURNAL_STREAM')}, its stderr {own}, "
+              f"the manager's {manager.get('JOURNAL_STREAM')}")
         if clean:
             check("GREETING" not in env and "CREDENTIALS_DIRECTORY" not in env,
                   f"worker {w} with clean-environment = yes: {sorted(env)}")
