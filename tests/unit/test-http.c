@@ -104,8 +104,9 @@ static void test_malformed(void **state) {
 
 static void test_limits(void **state) {
         HttpRequest req;
-        char *buf = malloc(HTTP_REQUEST_MAX + 64);
-        assert_non_null(buf);
+        /* static, not malloc()ed: under the sanitizers gcc's -Warray-bounds
+         * takes a malloc()ed buffer for an empty one here */
+        static char buf[HTTP_REQUEST_MAX + 64];
 
         /* a head of exactly HTTP_REQUEST_MAX bytes is taken, one more is not */
         const char *start = "GET / HTTP/1.0\r\nX: ", *end = "\r\n\r\n";
@@ -151,7 +152,6 @@ static void test_limits(void **state) {
         /* the method */
         assert_int_equal(parse("ABCDEFGHIJKLMNOP / HTTP/1.0\r\n\r\n", &req), HTTP_PARSE_OK);
         assert_int_equal(parse("ABCDEFGHIJKLMNOPQ / HTTP/1.0\r\n\r\n", &req), HTTP_PARSE_BAD);
-        free(buf);
 }
 
 static void test_body_and_version(void **state) {
