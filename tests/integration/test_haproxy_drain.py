@@ -34,8 +34,8 @@ import subprocess
 import tempfile
 import time
 
-from harness import (HELLO_WORKER, Load, Pool, TestFailure, can_run, check, free_port, pid_alive, run, wait_for,
-                     wanted)
+from harness import (HELLO_WORKER, SKIP, Load, Pool, TestFailure, can_run, check, free_port, http_get, parse_hello,
+                     pid_alive, run, wait_for, wanted)
 
 README = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "README.md")
 DRAIN_DELAY = "2s"
@@ -168,6 +168,16 @@ def health_status(hport):
     return int(out.split(b" ", 2)[1])
 
 
+def answer(port):
+    """One request through haproxy: the pid of the hello-worker that
+    answered it, or what went wrong."""
+    try:
+        status, body = http_get(port, timeout=5)
+    except OSError as e:
+        return repr(e)
+    return parse_hello(body)["pid"] if status == 200 else f"status {status}: {body[:100]!r}"
+
+
 def hosts(drain_delay):
     """Host A and host B: two pools of 2 hello-workers, each with its own
     port and http-listen port."""
@@ -192,8 +202,12 @@ def stop_host_a_under_load(drain_delay):
         with HAProxy(tmp, fport, haproxy_backend((a_port, a_hport), (b_port, b_hport))) as hap:
             hap.wait_up()
             seen = {}
+            base = {k: int(r["stot"]) for k, r in hap.servers().items()}
             with Load(fport, concurrency=4, rate=400) as load:
-                time.sleep(0.5)
+                # the load is flowing to both hosts (not a fixed sleep: on a
+                # busy machine loadgen may take a while to get going)
+                wait_for(lambda: all(int(r["stot"]) >= base[k] + 20 for k, r in hap.servers().items()), 10,
+                         what="20 sessions to each host through haproxy")
                 t0 = time.monotonic()
                 a.signal(signal.SIGTERM)
                 if drain_delay != "0":
@@ -222,9 +236,7 @@ def stop_host_a_under_load(drain_delay):
             seen["web1"] = {k: hap.servers()["web1"][k] for k in ("stot", "econ", "eresp", "wretr", "wredis",
                                                                   "hrsp_5xx", "srv_abrt", "status")}
             # after A exited: everything goes to B
-            with Load(fport, concurrency=4, rate=400) as load:
-                time.sleep(0.5)
-                after = load.stop()
+            after = [answer(fport) for _ in range(50)]
         seen["a_log"], seen["haproxy_log"] = a.log(), hap.log()
     return seen, during, after, a_pids, b_pids
 
@@ -241,13 +253,13 @@ def part_drain():
           f"{ {k: v for k, v in seen.items() if not k.endswith('_log')} }\n{seen['a_log']}")
     check(seen["a_sessions_end"] == seen["a_sessions_at_down"],
           f"haproxy sent A {seen['a_sessions_end'] - seen['a_sessions_at_down']} sessions after marking it DOWN")
-    check(during.get("sent", 0) >= 300, f"too little load through haproxy: {during}")
+    check(during.get("sent", 0) >= 200, f"too little load through haproxy: {during}")
     bad = {k: during.get(k) for k in ("failed", "refused", "errors")}
     check(all(v == 0 for v in bad.values()), f"requests failed through haproxy while A drained: {during}")
     check(set(during["pids"]) <= a_pids | b_pids and set(during["pids"]) & a_pids,
           f"answers during the drain came from {during['pids']}; A {a_pids}, B {b_pids}")
-    check(after.get("sent", 0) >= 50 and after.get("ok") == after.get("sent"), f"after A exited: {after}")
-    check(set(after["pids"]) <= b_pids, f"after A exited, answers came from {after['pids']}, not only B {b_pids}")
+    check(all(pid in b_pids for pid in after), f"after A exited, 50 requests were answered by {after}, "
+                                               f"not all by B's workers {b_pids}")
 
 
 def part_control():
@@ -284,9 +296,10 @@ def main():
         part_drain()
     if haproxy and wanted("control"):
         part_control()
-    if wanted("nginx") and can_run(shutil.which("nginx") is not None,
-                                   "nginx is not installed (Debian package nginx-light)"):
+    nginx = can_run(shutil.which("nginx") is not None, "nginx is not installed (Debian package nginx-light)")
+    if nginx and wanted("nginx"):
         part_nginx()
+    return 0 if haproxy or nginx else SKIP
 
 
 if __name__ == "__main__":
