@@ -96,15 +96,3 @@ int reuseport_steer(int fd, unsigned n) {
                 return -errno;
         return 0;
 }
-
-int listen_queue(int fd, unsigned *ret_queued, unsigned *ret_backlog) {
-        struct tcp_info info = {};
-        socklen_t len = sizeof(info);
-
-        if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) < 0)
-                return -errno;
-        /* for a listening socket: unacked is the accept queue, sacked the backlog */
-        *ret_queued = info.tcpi_unacked;
-        *ret_backlog = info.tcpi_sacked;
-        return 0;
-}

@@ -15,6 +15,8 @@
 
 #include <stdbool.h>
 
+#include "sockherd/listen-queue.h" /* listen_queue(), for the slots' queues */
+
 /* Is fd a TCP listening socket (the kind reuseport balances)? */
 bool reuseport_applies(int fd);
 
@@ -28,6 +30,3 @@ int reuseport_sibling(int base, unsigned backlog);
 
 /* Steer new connections of fd's group to indexes 0..n-1. */
 int reuseport_steer(int fd, unsigned n);
-
-/* Accept-queue length and backlog of a TCP listening socket. */
-int listen_queue(int fd, unsigned *ret_queued, unsigned *ret_backlog);

@@ -11,6 +11,8 @@ the queue every worker shares. sockherd notices:
 - with balance=reuseport, where each slot listens on its own sibling
   socket, a worker that lowers only its slot's socket is reported the same
   way (the lowest backlog among the socket's siblings);
+- a unix stream socket is read through sock_diag (TCP_INFO does not apply)
+  and reported the same way;
 - a pool whose workers leave the backlog alone shows and logs nothing.
 """
 import json
@@ -74,6 +76,20 @@ def main():
             check("/16 (backlog lowered from 1024 by a worker's listen() call)" in status(control3),
                   status(control3))
             warning = f"socket 127.0.0.1:{port} (listen): its backlog went down from 1024 to 16"
+            pool.wait_log(warning)
+            check(pool.log().count(warning) == 1, f"the warning is not logged exactly once:\n{pool.log()}")
+
+        # a unix socket: the backlog comes from sock_diag, not TCP_INFO
+        control4 = os.path.join(tmp, "control4")
+        path = os.path.join(tmp, "app.sock")
+        with Pool(["-l", path, "--backlog", "1024", "-w", "2", "--ready", "alive:300ms",
+                   "--control", control4, "--", sys.executable, "-c", LOWER]) as pool:
+            pool.wait_ready()
+            wait_for(lambda: "backlog lowered from 1024" in status(control4), timeout=10,
+                     what="status showing the unix socket's lowered backlog")
+            check("/16 (backlog lowered from 1024 by a worker's listen() call)" in status(control4),
+                  status(control4))
+            warning = f"socket {path} (listen): its backlog went down from 1024 to 16"
             pool.wait_log(warning)
             check(pool.log().count(warning) == 1, f"the warning is not logged exactly once:\n{pool.log()}")
 
