@@ -29,7 +29,10 @@ V. Then `dpkg -r`: the pools are stopped, the enablement link stays (as
 for any package's units), /etc/sockherd/app.conf stays. Then
 `dpkg --purge`: the link and /run/sockherd are gone, the admin's
 /etc/sockherd/app.conf and the socket drop-in stay (the package ships no
-conffiles), and dpkg no longer knows the package."""
+conffiles), and dpkg no longer knows the package.
+
+test_rpm_upgrade.py does the same with the RPM; what the two share is in
+package_upgrade.py."""
 import os
 import re
 import shutil
