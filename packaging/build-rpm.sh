@@ -69,7 +69,14 @@ nocheck=()
 if [ "${SOCKHERD_RPM_NOCHECK:-0}" = 1 ]; then
         nocheck=(--nocheck)
 fi
-rpmbuild -bb "${nodeps[@]}" "${nocheck[@]}" --define "_topdir $work" "$spec"
+# SOURCE_DATE_EPOCH (reproducible builds) also dates the packaged files: none
+# is newer than it, as in a .deb (tests/systemd/test_rpm_upgrade.py builds
+# its older package with files dated 2020)
+clamp=()
+if [ -n "${SOURCE_DATE_EPOCH:-}" ]; then
+        clamp=(--define "clamp_mtime_to_source_date_epoch 1")
+fi
+rpmbuild -bb "${nodeps[@]}" "${nocheck[@]}" "${clamp[@]}" --define "_topdir $work" "$spec"
 find "$work/RPMS" -name '*.rpm' -exec mv -f {} "$out/" \;
 echo "build-rpm.sh: built in $(( $(date +%s) - started ))s:"
 ls -l "$out"/sockherd-"$version"-*.rpm

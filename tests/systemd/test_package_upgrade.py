@@ -29,31 +29,19 @@ V. Then `dpkg -r`: the pools are stopped, the enablement link stays (as
 for any package's units), /etc/sockherd/app.conf stays. Then
 `dpkg --purge`: the link and /run/sockherd are gone, the admin's
 /etc/sockherd/app.conf and the socket drop-in stay (the package ships no
-conffiles), and dpkg no longer knows the package."""
+conffiles), and dpkg no longer knows the package.
+
+test_rpm_upgrade.py does the same with the RPM; what the two share is in
+package_upgrade.py."""
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 import time
 
-from box import (SERVICE, SOCKET, Box, Load, Skip, check, ctl, free_port, http_get, log, main_pid,
-                 run, setup_pool, start_pool, wait_for, wait_status, worker_pids, write_config)
-
-SOURCE = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-HELLO_WORKER = os.environ.get("HELLO_WORKER", "")
-MIN_SENT = 1000
-TWO = "sockherd@two.service"
-# The old package's files are dated 2020-01-01: older than the new one's, as
-# in a real upgrade (systemd only flags unit files newer than the ones it
-# loaded as changed on disk).
-OLD_EPOCH = 1577836800
-
-
-def sh(cmd, **kw):
-    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
-    check(r.returncode == 0, f"{' '.join(cmd)}: exit {r.returncode}\n{r.stdout[-3000:]}{r.stderr[-3000:]}")
-    return r.stdout
+from box import SERVICE, SOCKET, Box, Skip, check, http_get, log, main_pid, run, wait_for, worker_pids
+from package_upgrade import (HELLO_WORKER, OLD_EPOCH, SOURCE, check_pools_stopped, check_reexecuted, exe_of,
+                             exists, links, prepare_box, sh, show, start_pools, upgrade_under_load)
 
 
 def build_deb(outdir, version=None, epoch=None):
@@ -111,27 +99,6 @@ def dpkg(box, *args):
     return r
 
 
-def exe_of(box, pid):
-    return box.run(["readlink", f"/proc/{pid}/exe"]).stdout.rstrip("\n")
-
-
-def show(box):
-    out = ctl(box, "show").stdout
-    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-
-
-def links(box):
-    """The symlinks named sockherd@* under /etc/systemd/system, with their
-    targets."""
-    out = box.run(["find", "/etc/systemd/system", "-type", "l", "-name", "sockherd@*",
-                   "-printf", "%p -> %l\n"]).stdout
-    return sorted(out.splitlines())
-
-
-def exists(box, path):
-    return box.run(["test", "-e", path], check=False).returncode == 0
-
-
 def main():
     for tool in ("dpkg-buildpackage", "dpkg-deb", "dh"):
         if not shutil.which(tool):
@@ -155,63 +122,14 @@ def main():
 
 def scenario(old, new, bad, old_upstream, upstream):
     with Box("package") as box:
-        for name, deb in (("old", old), ("new", new), ("bad", bad)):
-            box.copy_in(deb, f"/root/{name}.deb", 0o644)
-        box.copy_in(HELLO_WORKER, "/usr/local/bin/hello-worker")
-        # A machine, not a container image: no policy-rc.d forbidding every
-        # service action (the host's may have one), and no man-db index
-        # rebuild after each dpkg run (15 s each here).
-        box.run(["rm", "-f", "/usr/sbin/policy-rc.d", "/var/lib/man-db/auto-update"])
+        prepare_box(box, {"old": old, "new": new, "bad": bad}, "deb")
         dpkg(box, "-i", "/root/old.deb")
-        port = free_port()
-        setup_pool(box, port)
-        start_pool(box, port)
-        main = main_pid(box)
-        workers = worker_pids(box)
-        check(len(workers) == 4, f"workers {workers}")
-        check(show(box).get("ManagerVersion") == old_upstream, f"the old pool reports {show(box)}")
-        # a second pool without a control socket: reexec-pools signals it
-        port2 = free_port()
-        write_config(box, 2, listen=port2, extra="control = none\n", name="two")
-        box.systemctl("start", TWO)
-        wait_status(box, "2/2 workers ready, generation 1", unit=TWO)
-        main2, workers2 = main_pid(box, TWO), worker_pids(box, TWO)
-        enabled = links(box)
-        log(f"MainPID {main}, workers {workers}, enablement links {enabled}; {TWO}: {main2} {workers2}")
-        check(any(f"/{SOCKET} -> " in line for line in enabled), f"no enablement link for {SOCKET}")
+        pools = start_pools(box, old_upstream)
+        main, workers, port, enabled = pools.main, pools.workers, pools.port, pools.enabled
 
         # ---- upgrade under load: re-executed in place ----
-        with Load(port, concurrency=8, rate=1500) as load:
-            time.sleep(1.0)
-            r = dpkg(box, "-i", "/root/new.deb")
-            check(f"{SERVICE}: pid {main} re-executed into /usr/bin/sockherd (sockherd {upstream})" in r.stdout,
-                  "dpkg's output does not say the pool was re-executed")
-            time.sleep(1.0)
-            counts = load.stop()
-        props = {p: box.show(SERVICE, p) for p in ("MainPID", "ActiveState", "NRestarts", "NeedDaemonReload")}
-        log(f"after the upgrade: {props}, {SOCKET} NeedDaemonReload={box.show(SOCKET, 'NeedDaemonReload')}")
-        check(props["MainPID"] == str(main), f"MainPID {main} -> {props['MainPID']}")
-        check(props["ActiveState"] == "active" and props["NRestarts"] == "0", f"the service: {props}")
-        check(worker_pids(box) == workers, f"workers {workers} -> {worker_pids(box)}")
-        exe = exe_of(box, main)
-        check(exe == "/usr/bin/sockherd", f"/proc/{main}/exe -> {exe!r} after the upgrade")
-        st = show(box)
-        check(st.get("ManagerVersion") == upstream and st.get("ManagerPid") == str(main), f"sockherdctl show: {st}")
-        for unit in (SERVICE, SOCKET):
-            check(box.show(unit, "NeedDaemonReload") == "no", f"{unit}: systemd did not reload its unit files")
-            out = box.systemctl("status", unit, check=False).stdout + box.systemctl("status", unit, check=False).stderr
-            check("changed on disk" not in out, f"systemctl status {unit} warns: {out}")
-        # the pool without a control socket: SIGUSR2, same result
-        check(f"{TWO}: pid {main2} re-executed into /usr/bin/sockherd" in r.stdout,
-              f"dpkg's output does not say {TWO} was re-executed")
-        check(main_pid(box, TWO) == main2 and worker_pids(box, TWO) == workers2, f"{TWO} was restarted")
-        check(exe_of(box, main2) == "/usr/bin/sockherd", f"{TWO}: /proc/{main2}/exe -> {exe_of(box, main2)!r}")
-        check(http_get(port2)[0] == 200, f"{TWO} does not answer after the upgrade")
-        box.systemctl("stop", TWO)
-        check(counts["sent"] >= MIN_SENT, f"only {counts['sent']} requests sent (want >= {MIN_SENT})")
-        check(counts["failed"] == 0 and counts["refused"] == 0 and counts["errors"] == 0
-              and counts["ok"] == counts["sent"], f"requests lost during the upgrade: {counts}")
-        check(sorted(counts["pids"]) == workers, "answers came from other workers than the first four")
+        r, counts = upgrade_under_load(box, pools, lambda: dpkg(box, "-i", "/root/new.deb"))
+        check_reexecuted(box, pools, r, counts, upstream, "dpkg")
 
         # ---- upgrade to a program that cannot take over: refused, kept ----
         r = dpkg(box, "-i", "/root/bad.deb")
@@ -228,14 +146,8 @@ def scenario(old, new, bad, old_upstream, upstream):
 
         # ---- removal: pools stopped, configuration kept ----
         dpkg(box, "-r", "sockherd")
-        for unit in (SERVICE, SOCKET):
-            state = box.show(unit, "ActiveState")
-            check(state in ("inactive", "failed"), f"{unit} is {state} after dpkg -r")
-        for comm in ("sockherd", "hello-worker"):
-            left = box.run(["pgrep", "-x", comm], check=False).stdout.split()
-            check(not left, f"{comm} processes {left} left after dpkg -r")
+        check_pools_stopped(box, "dpkg -r")
         check(links(box) == enabled, f"dpkg -r changed the enablement links: {links(box)}")
-        check(exists(box, "/etc/sockherd/app.conf"), "dpkg -r removed /etc/sockherd/app.conf")
 
         # ---- purge: what the package created is gone, the admin's files stay ----
         dpkg(box, "--purge", "sockherd")
