@@ -14,7 +14,7 @@
 #include "sockherd/reuseport.h"
 #include "sockherd/util.h"
 
-static const char *reload_state(const Manager *m) {
+const char *manager_reload_state(const Manager *m) {
         if (!m->reload)
                 return "idle";
         switch (m->reload->kind) {
@@ -60,7 +60,7 @@ static void command_status(Manager *m, ControlClient *c) {
         control_reply_add(&r, "generation", "%" PRIu64, m->generation);
         control_reply_add(&r, "workers.ready", "%u", pool_ready(&m->pool));
         control_reply_add(&r, "workers.wanted", "%u", m->reload ? m->reload->n_from : m->pool.n_slots);
-        control_reply_add(&r, "reload.state", "%s", reload_state(m));
+        control_reply_add(&r, "reload.state", "%s", manager_reload_state(m));
         if (m->reload) {
                 control_reply_add(&r, "reload.generation", "%" PRIu64, m->reload->generation);
                 control_reply_add(&r, "reload.replaced", "%u", reload_plan_count(&m->reload->plan, RELOAD_SLOT_SWITCHED));

@@ -14,16 +14,6 @@
 #include "sockherd/http-server.h"
 #include "sockherd/log.h"
 
-static const char *reload_kind(const Manager *m) {
-        if (!m->reload)
-                return "idle";
-        switch (m->reload->kind) {
-        case RUN_RELOAD:   return "reloading";
-        case RUN_ROLLBACK: return "rolling-back";
-        case RUN_RESTART:  return "restarting";
-        }
-        return "?";
-}
 
 void manager_health_input(Manager *m, HealthInput *ret) {
         *ret = (HealthInput) {
@@ -33,7 +23,7 @@ void manager_health_input(Manager *m, HealthInput *ret) {
                 .wanted = m->reload ? m->reload->n_from : m->pool.n_slots,
                 .min_ready = m->config->health_min_ready,
                 .generation = m->generation,
-                .reload = reload_kind(m),
+                .reload = manager_reload_state(m),
         };
 }
 

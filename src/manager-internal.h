@@ -181,6 +181,8 @@ void manager_http_close(Manager *m);
 void manager_health_input(Manager *m, struct HealthInput *ret);
 
 /* manager-control.c */
+/* "idle", "reloading", "rolling-back" or "restarting": what status and /health report. */
+const char *manager_reload_state(const Manager *m);
 int manager_control_open(Manager *m, int passed_fd);
 void manager_control_close(Manager *m);
 /* A reload or restart ended: answer the clients waiting for it. */
