@@ -47,14 +47,16 @@ static void help(void) {
                "      --ready MODE             notify | exec | alive:DURATION (default alive:1s)\n"
                "      --ready-timeout DUR      with --ready=notify, how long to wait for READY=1 (default 60s)\n"
                "      --stop-timeout DUR       how long a worker may drain before SIGKILL (default 30s)\n"
+               "      --quiet-period DUR       a replaced worker's stop signal waits this long after its\n"
+               "                               socket is empty (least-connections; default 500ms)\n"
                "      --stop-signal SIG        signal that asks a worker to stop (default TERM)\n"
                "      --restart-delay DUR      first respawn delay (default 100ms), doubled per failure\n"
                "      --restart-delay-max DUR  respawn delay cap (default 10s)\n"
                "      --restart-stable DUR     run time that resets the backoff (default 10s)\n"
                "      --reload-batch N|N%%      slots replaced at once by a reload (default 25%%)\n"
-               "      --balance shared|reuseport\n"
-               "                               one socket for all workers (default), or one\n"
-               "                               SO_REUSEPORT socket per worker for an even spread\n"
+               "      --balance auto|least-connections|reuseport|shared\n"
+               "                               how connections reach workers (default auto:\n"
+               "                               least-connections where the kernel allows it)\n"
                "      --user USER              run workers as USER (needs root)\n"
                "      --group GROUP            run workers with GROUP\n"
                "      --working-directory DIR  workers start in DIR\n"
@@ -79,7 +81,7 @@ enum {
         OPT_RESTART_DELAY, OPT_RESTART_DELAY_MAX, OPT_RESTART_STABLE, OPT_USER,
         OPT_GROUP, OPT_WORKING_DIRECTORY, OPT_NAME, OPT_BACKLOG, OPT_CHECK_CONFIG,
         OPT_VERSION, OPT_RELOAD_BATCH, OPT_CONTROL, OPT_CONTROL_GROUP, OPT_DESERIALIZE, OPT_BALANCE, OPT_BIND_RETRY,
-        OPT_STATE_VERSION, OPT_HTTP_LISTEN, OPT_HEALTH_MIN_READY, OPT_DRAIN_DELAY,
+        OPT_STATE_VERSION, OPT_HTTP_LISTEN, OPT_HEALTH_MIN_READY, OPT_DRAIN_DELAY, OPT_QUIET_PERIOD,
 };
 
 static const struct option options[] = {
@@ -107,6 +109,7 @@ static const struct option options[] = {
         { "http-listen",       required_argument, NULL, OPT_HTTP_LISTEN },
         { "health-min-ready",  required_argument, NULL, OPT_HEALTH_MIN_READY },
         { "drain-delay",       required_argument, NULL, OPT_DRAIN_DELAY },
+        { "quiet-period",      required_argument, NULL, OPT_QUIET_PERIOD },
         { "check-config",      no_argument,       NULL, OPT_CHECK_CONFIG },
         { "help",              no_argument,       NULL, 'h' },
         { "version",           no_argument,       NULL, OPT_VERSION },
@@ -184,6 +187,7 @@ static int parse_argv(int argc, char **argv, ConfigSource *src, bool *ret_check)
                 case OPT_HTTP_LISTEN: key = "http-listen"; break;
                 case OPT_HEALTH_MIN_READY: key = "health-min-ready"; break;
                 case OPT_DRAIN_DELAY: key = "drain-delay"; break;
+                case OPT_QUIET_PERIOD: key = "quiet-period"; break;
                 default: return EXIT_USAGE;
                 }
                 char origin[64];
@@ -221,7 +225,7 @@ static int bind_with_retry(Config *c, ListenSet *set, size_t i) {
         char owner[128];
 
         for (;;) {
-                int r = listen_set_bind(set, &c->listen[i], c->backlog, c->balance == BALANCE_REUSEPORT);
+                int r = listen_set_bind(set, &c->listen[i], c->backlog, c->balance != BALANCE_SHARED);
                 if (r != -EADDRINUSE || waited >= c->bind_retry_usec)
                         return r;
                 log_warning("%s is in use (%s); retrying for another %llus", c->listen_text[i],
@@ -376,8 +380,8 @@ static int acquire_sockets(Config *c, ListenSet *set, ListenSet *slot_stored, in
 
 /* After every socket is open and before the first worker: the workers'
  * user from now on, unless root is still needed (privileges.h). */
-static int drop_privileges(const Config *c) {
-        const char *keep = privileges_keep_reason(c, geteuid());
+static int drop_privileges(const Config *c, Balance balance) {
+        const char *keep = privileges_keep_reason(c, balance, geteuid());
         if (keep) {
                 if (geteuid() == 0 && c->user)
                         log_info("keeping root: %s", keep);
@@ -489,8 +493,14 @@ int main(int argc, char **argv) {
                 r = EXIT_RUNTIME;
                 goto finish;
         }
+        if (deserialize_fd < 0) {
+                /* as root: the least-connections programs load here */
+                r = manager_balance_prepare(manager);
+                if (r != 0)
+                        goto finish; /* an exit code, already explained */
+        }
 
-        r = drop_privileges(config);
+        r = drop_privileges(config, manager_balance(manager));
         if (r < 0) {
                 r = EXIT_RUNTIME;
                 goto finish;

@@ -176,9 +176,19 @@ void manager_update_status(Manager *m) {
         snprintf(m->last_status, sizeof(m->last_status), "%s", status);
 }
 
+static void close_fds_array(int *fds, size_t n) {
+        for (size_t i = 0; fds && i < n; i++)
+                safe_close(fds[i]);
+}
+
 static Worker *worker_free(Worker *w) {
         if (!w)
                 return NULL;
+        if (w->own_fds) {
+                const Manager *m = w->userdata;
+                close_fds_array(w->own_fds, m ? m->sockets.n : 0);
+                free(w->own_fds);
+        }
         sd_event_source_disable_unref(w->child_source);
         sd_event_source_disable_unref(w->timer_source);
         sd_event_source_disable_unref(w->watchdog_source);
@@ -269,19 +279,28 @@ void worker_retire_stop(Manager *m, Worker *w) {
 #define DRAIN_CHECK_USEC (20 * USEC_PER_MSEC)
 #define DRAIN_MAX_USEC (2 * USEC_PER_SEC)
 
-/* A worker whose slot went away keeps accepting from its slot's sockets
- * (no new connection lands there any more) until their queues are empty;
- * only then is it told to stop, so nothing queued is reset at close. */
+/* A worker whose slot went away, or who was replaced on sockets of its
+ * own, keeps accepting from its old sockets (no new connection lands there
+ * any more) until their queues are empty and have stayed empty for
+ * quiet-period, time to read what it accepted last; only then is it told
+ * to stop, so nothing queued is reset at close and nothing accepted is
+ * dropped unread by a server that closes idle connections on SIGTERM. */
 static int on_drain_check(sd_event_source *s, uint64_t usec _unused_, void *userdata) {
         Worker *w = userdata;
         unsigned queued = 0;
+        uint64_t now = manager_now_usec();
 
         for (size_t i = 0; i < w->n_owned_fds; i++) {
                 unsigned q = 0, backlog;
                 if (listen_queue(w->owned_fds[i], &q, &backlog) >= 0)
                         queued += q;
         }
-        if (queued == 0 || manager_now_usec() >= w->drain_deadline_usec || w->state != WORKER_READY) {
+        if (queued > 0)
+                w->drain_quiet_since_usec = 0;
+        else if (w->drain_quiet_since_usec == 0)
+                w->drain_quiet_since_usec = now;
+        bool quiet = queued == 0 && now - w->drain_quiet_since_usec >= w->config->quiet_period_usec;
+        if (quiet || now >= w->drain_deadline_usec || w->state != WORKER_READY) {
                 if (queued > 0)
                         log_worker(LOG_WARNING, w, "%u connections still queued on its socket after %s; stopping it anyway",
                                    queued, format_duration(DRAIN_MAX_USEC, (char[32]) {}));
@@ -305,154 +324,12 @@ static void manager_retire(Manager *m, Worker *w) {
                 return;
         }
         if (w->n_owned_fds > 0 && w->state == WORKER_READY && !m->stopping) {
-                w->drain_deadline_usec = manager_now_usec() + DRAIN_MAX_USEC;
+                w->drain_deadline_usec = manager_now_usec() + DRAIN_MAX_USEC + w->config->quiet_period_usec;
                 if (sd_event_add_time_relative(m->event, &w->drain_source, CLOCK_MONOTONIC, DRAIN_CHECK_USEC,
                                                USEC_PER_MSEC, on_drain_check, w) >= 0)
                         return;
         }
         worker_stop(m, w);
-}
-
-/* ---- balance = reuseport: slot sockets ---- */
-
-static bool balanced(const Manager *m) {
-        return m->config->balance == BALANCE_REUSEPORT;
-}
-
-static const char *slot_store_name(Manager *m, size_t j, unsigned slot, char buf[static FDSTORE_NAME_MAX]) {
-        char address[128] = "?";
-        (void) socket_address_format(m->sockets.sockets[j].fd, address);
-        snprintf(buf, FDSTORE_NAME_MAX, "sockherd-slot/%u/%s", slot, address);
-        for (char *p = buf; *p; p++)
-                if (*p == ':')
-                        *p = '_';
-        return buf;
-}
-
-/* Slot i > 0 gets a sibling of every TCP listening socket (slot 0 serves
- * on the originals). One that was kept in the fd store is taken back. */
-static int slot_open_sockets(Manager *m, unsigned slot) {
-        Slot *sl = &m->pool.slots[slot];
-        char name[FDSTORE_NAME_MAX], address[128];
-
-        if (!balanced(m) || slot == 0 || sl->fds)
-                return 0;
-        int *fds = malloc((m->sockets.n ? m->sockets.n : 1) * sizeof(int));
-        if (!fds)
-                return -ENOMEM;
-        for (size_t j = 0; j < m->sockets.n; j++)
-                fds[j] = -1;
-        sl->fds = fds;
-
-        for (size_t j = 0; j < m->sockets.n; j++) {
-                int base = m->sockets.sockets[j].fd;
-                if (!reuseport_applies(base))
-                        continue;
-                slot_store_name(m, j, slot, name);
-                int fd = listen_set_take_named(&m->stored_slots, name);
-                if (fd < 0) {
-                        fd = reuseport_sibling(base, m->config->backlog);
-                        if (fd < 0)
-                                return log_error_errno(fd, "slot %u: cannot open a reuseport socket next to %s: %m",
-                                                       slot, socket_address_format(base, address) >= 0 ? address : "?");
-                        int r = fdstore_store(fd, name);
-                        if (r < 0)
-                                log_warning_errno(r, "cannot keep %s in the fd store: %m", name);
-                }
-                fds[j] = fd;
-        }
-        return 0;
-}
-
-/* The slot goes away: its sockets go with heir (closed when it exits, after
- * it drained them), or are closed now. */
-static void slot_release_sockets(Manager *m, unsigned slot, Worker *heir) {
-        Slot *sl = &m->pool.slots[slot];
-        char name[FDSTORE_NAME_MAX];
-
-        if (!sl->fds)
-                return;
-        for (size_t j = 0; j < m->sockets.n; j++) {
-                if (sl->fds[j] < 0)
-                        continue;
-                (void) fdstore_remove(slot_store_name(m, j, slot, name));
-                int *nf = heir ? realloc(heir->owned_fds, (heir->n_owned_fds + 1) * sizeof(int)) : NULL;
-                if (nf) {
-                        heir->owned_fds = nf;
-                        heir->owned_fds[heir->n_owned_fds++] = sl->fds[j];
-                } else
-                        safe_close(sl->fds[j]);
-        }
-        free(sl->fds);
-        sl->fds = NULL;
-}
-
-unsigned manager_slot_queue(Manager *m, unsigned i) {
-        const int *fds = m->pool.slots[i].fds;
-        unsigned total = 0;
-
-        for (size_t j = 0; j < m->sockets.n; j++) {
-                unsigned queued, backlog;
-                int fd = fds && fds[j] >= 0 ? fds[j] : (i == 0 ? m->sockets.sockets[j].fd : -1);
-                if (fd >= 0 && listen_queue(fd, &queued, &backlog) >= 0)
-                        total += queued;
-        }
-        return total;
-}
-
-int manager_socket_backlog(Manager *m, size_t j, unsigned *ret) {
-        unsigned queued, backlog;
-        int r = listen_queue(m->sockets.sockets[j].fd, &queued, &backlog);
-        if (r < 0)
-                return r;
-        for (unsigned i = 0; i < m->pool.n_slots; i++) {
-                const int *fds = m->pool.slots[i].fds;
-                unsigned b;
-                if (fds && fds[j] >= 0 && listen_queue(fds[j], &queued, &b) >= 0 && b < backlog)
-                        backlog = b;
-        }
-        *ret = backlog;
-        return 0;
-}
-
-void manager_check_backlogs(Manager *m) {
-        char address[128];
-
-        for (size_t i = 0; i < m->sockets.n; i++) {
-                ListenSocket *s = &m->sockets.sockets[i];
-                unsigned backlog;
-                if (s->backlog_taken == 0 || manager_socket_backlog(m, i, &backlog) < 0)
-                        continue;
-                if (backlog >= s->backlog_taken) {
-                        s->backlog_reported = 0;
-                        continue;
-                }
-                if (backlog == s->backlog_reported)
-                        continue;
-                s->backlog_reported = backlog;
-                log_warning("socket %s (%s): its backlog went down from %u to %u after sockherd took it: a worker "
-                            "called listen() on it with a smaller backlog (Node's server.listen() does, with 511, "
-                            "unless given a backlog); connections beyond %u waiting are refused",
-                            socket_address_format(s->fd, address) >= 0 ? address : "?", s->name,
-                            s->backlog_taken, backlog, backlog);
-        }
-}
-
-/* New connections go to slots 0..n-1: all slots, except the ones a reload
- * added and has not committed yet. */
-static void manager_steer(Manager *m) {
-        if (!balanced(m))
-                return;
-        unsigned n = m->pool.n_slots;
-        if (m->reload && m->reload->kind == RUN_RELOAD && m->reload->n_from < n)
-                n = m->reload->n_from;
-        for (size_t j = 0; j < m->sockets.n; j++) {
-                if (!reuseport_applies(m->sockets.sockets[j].fd))
-                        continue;
-                int r = reuseport_steer(m->sockets.sockets[j].fd, n);
-                if (r < 0)
-                        log_error_errno(r, "cannot steer connections to %u slots: %m", n);
-        }
 }
 
 /* Add slots up to n, each ready for a worker of config/generation. */
@@ -464,13 +341,13 @@ static int manager_grow(Manager *m, unsigned n, Config *config, uint64_t generat
         for (unsigned i = old; i < n; i++) {
                 m->pool.slots[i].config = config_ref(config);
                 m->pool.slots[i].generation = generation;
-                r = slot_open_sockets(m, i);
+                r = manager_slot_open_sockets(m, i);
                 if (r < 0)
                         break;
         }
         if (r < 0) {
                 for (unsigned i = old; i < n; i++)
-                        slot_release_sockets(m, i, NULL);
+                        manager_slot_release_sockets(m, i, NULL);
                 (void) pool_resize(&m->pool, old);
                 return r;
         }
@@ -491,7 +368,7 @@ static void manager_shrink(Manager *m, unsigned n) {
                 Slot *sl = &m->pool.slots[i];
                 sl->restart_source = sd_event_source_disable_unref(sl->restart_source);
                 Worker *w = TAKE_PTR(sl->worker);
-                slot_release_sockets(m, i, w);
+                manager_slot_release_sockets(m, i, w);
                 if (w && going)
                         going[k++] = w;
                 else if (w)
@@ -507,6 +384,7 @@ static void manager_shrink(Manager *m, unsigned n) {
 
 static void reload_on_new_worker_ready(Manager *m, Worker *w);
 static void reload_on_new_worker_failed(Manager *m, Worker *w, const char *why);
+static void manager_replace_onto_original(Manager *m);
 
 static bool is_incoming(Manager *m, Worker *w) {
         return w->slot < m->pool.n_slots && m->pool.slots[w->slot].incoming == w;
@@ -553,8 +431,12 @@ static void worker_apply(Manager *m, Worker *w, WorkerEvent event) {
         if (w->state != WORKER_READY && w->watchdog_source)
                 (void) sd_event_source_set_enabled(w->watchdog_source, SD_EVENT_OFF);
 
-        if (old != w->state)
+        if (old != w->state) {
+                manager_steer(m); /* least-connections: only ready workers take connections */
                 manager_update_status(m);
+        }
+        if (m->original_orphaned && m->announced_ready && !m->reload && !m->stopping)
+                manager_replace_onto_original(m);
 }
 
 static int manager_spawn(Manager *m, unsigned slot, Config *config, uint64_t generation, bool incoming);
@@ -811,8 +693,15 @@ static int manager_spawn(Manager *m, unsigned slot, Config *config, uint64_t gen
         pid_t pid;
         int r;
 
+        _cleanup_free_ int *own_fds = NULL;
         manager_notify_follow_group(m, config);
-        r = spawn_plan_build(config, &m->sockets, sl->fds, slot, generation, m->notify_address, environ, &plan);
+        if (incoming) {
+                r = manager_incoming_open_sockets(m, slot, &own_fds);
+                if (r < 0)
+                        return r;
+        }
+        r = spawn_plan_build(config, &m->sockets, own_fds ?: sl->fds, slot, generation, m->notify_address, environ,
+                             &plan);
         if (r < 0)
                 log_error_errno(r, "slot %u: cannot start a worker: %m", slot);
         else {
@@ -830,6 +719,7 @@ static int manager_spawn(Manager *m, unsigned slot, Config *config, uint64_t gen
                 }
         }
         if (r < 0) {
+                close_fds_array(own_fds, m->sockets.n);
                 if (!incoming)
                         manager_schedule_restart(m, slot, 0);
                 return r;
@@ -844,6 +734,7 @@ static int manager_spawn(Manager *m, unsigned slot, Config *config, uint64_t gen
                         .config = config_ref(config),
                         .state = WORKER_STARTING,
                         .started_usec = manager_now_usec(),
+                        .own_fds = TAKE_PTR(own_fds),
                         .userdata = m,
                 };
                 if (config->max_lifetime_usec > 0) {
@@ -863,6 +754,7 @@ static int manager_spawn(Manager *m, unsigned slot, Config *config, uint64_t gen
                 log_error_errno(r, "slot %u: cannot watch worker %d: %m%s; stopping it", slot, (int) pid, hint);
                 (void) kill(pid, SIGKILL);
                 (void) waitpid(pid, NULL, 0);
+                close_fds_array(own_fds, m->sockets.n);
                 worker_free(w);
                 if (!incoming)
                         manager_schedule_restart(m, slot, 0);
@@ -990,6 +882,9 @@ static void reload_on_new_worker_ready(Manager *m, Worker *w) {
         /* switch the slot: the new worker serves, the old one drains */
         Worker *old = sl->worker;
         sl->worker = TAKE_PTR(sl->incoming);
+        /* least-connections: new connections go to its own sockets from now
+         * on; the old worker drains the slot's previous ones, then stops */
+        manager_slot_take_own_sockets(m, w->slot, w, old);
         config_free(sl->config);
         sl->config = config_ref(run->config);
         sl->generation = run->generation;
@@ -1163,6 +1058,20 @@ static void reload_start(Manager *m) {
         log_info("reloading: generation %" PRIu64 " -> %" PRIu64 ", %u -> %u workers, %u at a time",
                  m->generation, m->reload->generation, n_from, n_to, batch);
         reload_advance(m);
+}
+
+static void manager_replace_onto_original(Manager *m) {
+        _cleanup_free_ bool *targets = calloc(m->pool.n_slots, sizeof(bool));
+        m->original_orphaned = false;
+        if (!targets)
+                return;
+        targets[0] = true;
+        log_info("slot 0 served on a socket of its own before the restart; replacing its worker onto the listening "
+                 "socket itself, so that nothing waits there unserved");
+        uint64_t request;
+        int r = manager_restart_slots(m, targets, &request);
+        if (r < 0)
+                log_warning_errno(r, "cannot replace slot 0's worker: %m");
 }
 
 uint64_t manager_request_reload(Manager *m, const char *why) {
@@ -1758,6 +1667,7 @@ Manager *manager_free(Manager *m) {
         safe_close(m->upstream_fd);
         sd_event_source_disable_unref(m->recycle_source);
         manager_metrics_free(m);
+        manager_balance_free(m);
         sd_event_source_disable_unref(m->reexec_source);
         free(m->exe_path);
         safe_close(m->notify_fd);
@@ -1772,52 +1682,6 @@ Manager *manager_free(Manager *m) {
         return NULL;
 }
 
-/* balance = reuseport at start: check that the sockets can form a group,
- * open every slot's siblings, steer. Returns 0, or the exit code 2 after
- * saying what to do. */
-static int manager_balance_setup(Manager *m) {
-        char address[128];
-        bool any = false;
-
-        for (size_t j = 0; j < m->sockets.n; j++) {
-                int base = m->sockets.sockets[j].fd;
-                const char *what = socket_address_format(base, address) >= 0 ? address : m->sockets.sockets[j].name;
-                if (!reuseport_applies(base)) {
-                        log_warning("balance=reuseport: %s is not a TCP listening socket (unix sockets have no "
-                                    "reuseport balancing); its workers share it", what);
-                        continue;
-                }
-                if (reuseport_enabled(base) == 0) {
-                        log_error("balance=reuseport: the socket %s was passed in without SO_REUSEPORT; set "
-                                  "ReusePort=yes in its .socket unit, or let sockherd bind it with --listen", what);
-                        return EXIT_USAGE_CODE;
-                }
-                any = true;
-        }
-        for (unsigned i = 1; any && i < m->pool.n_slots; i++) {
-                int r = slot_open_sockets(m, i);
-                if (r == -EADDRINUSE || r == -EACCES || r == -EPERM) {
-                        log_error("balance=reuseport: cannot join the socket's reuseport group: sockets of one group "
-                                  "must belong to the same user, and this manager runs as uid %u; run sockherd as root "
-                                  "(workers can still drop to user=), or let sockherd bind with --listen and keep its "
-                                  "sockets in the fd store", (unsigned) geteuid());
-                        return EXIT_USAGE_CODE;
-                }
-                if (r < 0)
-                        return EXIT_RUNTIME_CODE;
-        }
-        /* stored slot sockets the pool no longer has */
-        for (size_t j = 0; j < m->stored_slots.n; j++) {
-                log_info("removing %s from the fd store: the pool has fewer slots now", m->stored_slots.sockets[j].name);
-                (void) fdstore_remove(m->stored_slots.sockets[j].name);
-        }
-        listen_set_clear(&m->stored_slots);
-        manager_steer(m);
-        if (any)
-                log_info("balance=reuseport: %u sockets per address, one per worker", m->pool.n_slots);
-        return 0;
-}
-
 void manager_adopt_stored_slots(Manager *m, ListenSet *stored) {
         m->stored_slots = *stored;
         *stored = (ListenSet) {};
@@ -1829,7 +1693,7 @@ int manager_run(Manager *m) {
                          ready_mode_to_string(m->config->ready_mode));
         manager_update_status(m);
 
-        if (!m->restored && balanced(m)) {
+        if (!m->restored) {
                 int r = manager_balance_setup(m);
                 if (r != 0)
                         return r; /* an exit code: the pool cannot run like this */

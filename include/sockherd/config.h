@@ -19,8 +19,10 @@ typedef enum ReadyMode {
 } ReadyMode;
 
 typedef enum Balance {
+        BALANCE_AUTO,           /* least-connections where it can be had, else reuseport, else shared */
         BALANCE_SHARED,         /* every worker accepts on the same socket */
-        BALANCE_REUSEPORT,      /* one SO_REUSEPORT socket per slot */
+        BALANCE_REUSEPORT,      /* one SO_REUSEPORT socket per slot, chosen at random */
+        BALANCE_LEAST_CONNECTIONS, /* per-slot sockets; the slot with the fewest live connections */
 } Balance;
 
 typedef struct Config {
@@ -78,6 +80,8 @@ typedef struct Config {
         char *http_listen_text; /* as the user wrote it, for messages */
         unsigned health_min_ready; /* /health is 503 below this many ready workers */
         uint64_t drain_delay_usec; /* on stop, /health is 503 this long before the workers stop */
+        uint64_t quiet_period_usec; /* a worker replaced or scaled away gets its stop signal this
+                                     * long after its socket's queue was last seen empty */
         char *log_identifier;   /* the workers' journal identifier; config_validate defaults it */
 } Config;
 

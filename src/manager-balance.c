@@ -1,0 +1,653 @@
+/* How new connections reach the workers (see balancer.h, reuseport.h):
+ * the mode in effect, every slot's own sockets, and which of them take
+ * new connections. The manager calls manager_steer() after each change of
+ * the pool (a slot added, removed, switched, a worker ready or gone). */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <systemd/sd-event.h>
+
+#include "manager-internal.h"
+#include "sockherd/balancer.h"
+#include "sockherd/fdstore.h"
+#include "sockherd/log.h"
+#include "sockherd/privileges.h"
+#include "sockherd/reuseport.h"
+#include "sockherd/sample.h"
+#include "sockherd/util.h"
+
+#define EXIT_RUNTIME_CODE 1
+#define EXIT_USAGE_CODE 2
+#define EXPIRE_INTERVAL_USEC (10 * USEC_PER_SEC)
+
+const char *balance_to_string(Balance b) {
+        switch (b) {
+        case BALANCE_AUTO: return "auto";
+        case BALANCE_SHARED: return "shared";
+        case BALANCE_REUSEPORT: return "reuseport";
+        case BALANCE_LEAST_CONNECTIONS: return "least-connections";
+        }
+        return "?";
+}
+
+Balance manager_balance(const Manager *m) {
+        return m->balance;
+}
+
+static int *mfree_int(int *p) {
+        free(p);
+        return NULL;
+}
+
+/* Does every slot have its own sockets? */
+static bool balanced(const Manager *m) {
+        return m->balance == BALANCE_REUSEPORT || m->balance == BALANCE_LEAST_CONNECTIONS;
+}
+
+static const char *slot_store_name(Manager *m, size_t j, unsigned slot, char buf[static FDSTORE_NAME_MAX]) {
+        char address[128] = "?";
+        (void) socket_address_format(m->sockets.sockets[j].fd, address);
+        snprintf(buf, FDSTORE_NAME_MAX, "sockherd-slot/%u/%s", slot, address);
+        for (char *p = buf; *p; p++)
+                if (*p == ':')
+                        *p = '_';
+        return buf;
+}
+
+/* Put fd in the slot's lane (see below). */
+static int slot_lane_set_socket(Manager *m, size_t j, unsigned slot, int fd);
+
+/* Slot i's lanes in the balancer: 2i and 2i + 1. The slot serves on one;
+ * a worker replacing its worker starts on the other, with sockets of its
+ * own, so that the old worker stops getting new connections the moment
+ * the new one takes over, while both run. */
+static unsigned slot_lane(const Slot *sl, unsigned slot, bool other) {
+        return 2 * slot + ((sl->lane_flip ^ (other ? 1u : 0u)) & 1u);
+}
+
+/* The socket of address j that slot i's worker serves on, or -1. */
+static int slot_socket(const Manager *m, unsigned i, size_t j) {
+        const int *fds = i < m->pool.n_slots ? m->pool.slots[i].fds : NULL;
+        if (fds && fds[j] >= 0)
+                return fds[j];
+        return i == 0 ? m->sockets.sockets[j].fd : -1;
+}
+
+/* Slot i > 0 gets a sibling of every TCP listening socket (slot 0 serves
+ * on the originals). One that was kept in the fd store is taken back; so
+ * is slot 0's own (least-connections gives a replacement in slot 0 a
+ * sibling of its own, which then serves the slot). */
+int manager_slot_open_sockets(Manager *m, unsigned slot) {
+        Slot *sl = &m->pool.slots[slot];
+        char name[FDSTORE_NAME_MAX], address[128];
+
+        if (!balanced(m) || sl->fds)
+                return 0;
+        if (slot == 0) {
+                if (m->balance != BALANCE_LEAST_CONNECTIONS)
+                        return 0;
+                for (size_t j = 0; j < m->sockets.n; j++) {
+                        int fd = listen_set_take_named(&m->stored_slots, slot_store_name(m, j, 0, name));
+                        if (fd < 0)
+                                continue;
+                        if (!sl->fds) {
+                                sl->fds = malloc(m->sockets.n * sizeof(int));
+                                if (!sl->fds) {
+                                        safe_close(fd);
+                                        return -ENOMEM;
+                                }
+                                for (size_t k = 0; k < m->sockets.n; k++)
+                                        sl->fds[k] = -1;
+                        }
+                        sl->fds[j] = fd;
+                }
+                return 0;
+        }
+        int *fds = malloc((m->sockets.n ? m->sockets.n : 1) * sizeof(int));
+        if (!fds)
+                return -ENOMEM;
+        for (size_t j = 0; j < m->sockets.n; j++)
+                fds[j] = -1;
+        sl->fds = fds;
+
+        for (size_t j = 0; j < m->sockets.n; j++) {
+                int base = m->sockets.sockets[j].fd;
+                if (!reuseport_applies(base))
+                        continue;
+                slot_store_name(m, j, slot, name);
+                int fd = listen_set_take_named(&m->stored_slots, name);
+                if (fd < 0) {
+                        fd = reuseport_sibling(base, m->config->backlog);
+                        if (fd < 0)
+                                return log_error_errno(fd, "slot %u: cannot open a reuseport socket next to %s: %m",
+                                                       slot, socket_address_format(base, address) >= 0 ? address : "?");
+                        int r = fdstore_store(fd, name);
+                        if (r < 0)
+                                log_warning_errno(r, "cannot keep %s in the fd store: %m", name);
+                }
+                fds[j] = fd;
+                if (m->balancers && m->balancers[j]) {
+                        int r = slot_lane_set_socket(m, j, slot, fd);
+                        if (r < 0)
+                                return log_error_errno(r, "slot %u: cannot give the balancer its socket: %m", slot);
+                }
+        }
+        return 0;
+}
+
+/* The slot goes away: its sockets go with heir (closed when it exits, after
+ * it drained them), or are closed now. */
+void manager_slot_release_sockets(Manager *m, unsigned slot, Worker *heir) {
+        Slot *sl = &m->pool.slots[slot];
+        char name[FDSTORE_NAME_MAX];
+
+        if (!sl->fds)
+                return;
+        for (size_t j = 0; j < m->sockets.n; j++) {
+                if (sl->fds[j] < 0)
+                        continue;
+                (void) fdstore_remove(slot_store_name(m, j, slot, name));
+                int *nf = heir ? realloc(heir->owned_fds, (heir->n_owned_fds + 1) * sizeof(int)) : NULL;
+                if (nf) {
+                        heir->owned_fds = nf;
+                        heir->owned_fds[heir->n_owned_fds++] = sl->fds[j];
+                } else
+                        safe_close(sl->fds[j]);
+        }
+        free(sl->fds);
+        sl->fds = NULL;
+}
+
+unsigned manager_slot_queue(Manager *m, unsigned i) {
+        unsigned total = 0;
+
+        for (size_t j = 0; j < m->sockets.n; j++) {
+                unsigned queued, backlog;
+                int fd = slot_socket(m, i, j);
+                if (fd >= 0 && listen_queue(fd, &queued, &backlog) >= 0)
+                        total += queued;
+        }
+        return total;
+}
+
+unsigned manager_slot_connections(Manager *m, unsigned i) {
+        unsigned total = 0;
+        for (size_t j = 0; m->balancers && j < m->sockets.n; j++)
+                if (m->balancers[j])
+                        total += balancer_live(m->balancers[j], slot_lane(&m->pool.slots[i], i, false));
+        return total;
+}
+
+bool manager_gives_own_sockets(const Manager *m) {
+        return m->balance == BALANCE_LEAST_CONNECTIONS && m->balancers;
+}
+
+int manager_incoming_open_sockets(Manager *m, unsigned slot, int **ret_fds) {
+        const Slot *sl = &m->pool.slots[slot];
+        char address[128];
+
+        *ret_fds = NULL;
+        if (!manager_gives_own_sockets(m))
+                return 0;
+        _cleanup_free_ int *fds = malloc((m->sockets.n ? m->sockets.n : 1) * sizeof(int));
+        if (!fds)
+                return -ENOMEM;
+        for (size_t j = 0; j < m->sockets.n; j++)
+                fds[j] = -1;
+        int r = 0;
+        for (size_t j = 0; j < m->sockets.n && r >= 0; j++) {
+                if (!m->balancers[j])
+                        continue;
+                int base = m->sockets.sockets[j].fd;
+                /* slot 0 goes back to the listening socket itself when it
+                 * served on one of its own: the original is never orphaned
+                 * for longer than one replacement */
+                int fd = slot == 0 && sl->fds ? fcntl(base, F_DUPFD_CLOEXEC, 3) : reuseport_sibling(base, m->config->backlog);
+                if (slot == 0 && sl->fds && fd < 0)
+                        fd = -errno;
+                if (fd < 0) {
+                        r = log_error_errno(fd, "slot %u: cannot open a socket for the new worker next to %s: %m",
+                                            slot, socket_address_format(base, address) >= 0 ? address : "?");
+                        break;
+                }
+                fds[j] = fd;
+                /* closed until the worker is ready: nothing queues there before */
+                unsigned lane = slot_lane(sl, slot, true);
+                balancer_set_state(m->balancers[j], lane, BALANCER_LANE_CLOSED);
+                r = balancer_set_socket(m->balancers[j], lane, fd);
+                if (r == -EBUSY && balancer_find_socket(m->balancers[j], fd) == (int) lane)
+                        r = 0; /* the original, still in the lane it had */
+                if (r < 0)
+                        log_error_errno(r, "slot %u: cannot give the balancer the new worker's socket: %m", slot);
+        }
+        if (r < 0) {
+                for (size_t j = 0; j < m->sockets.n; j++)
+                        safe_close(fds[j]);
+                return r;
+        }
+        *ret_fds = TAKE_PTR(fds);
+        return 0;
+}
+
+/* Give old the sockets it serves on to drain: the slot's own, or copies of
+ * the shared ones (which stay open for the pool). */
+static void hand_over_to_drain(Manager *m, Slot *sl, Worker *old) {
+        for (size_t j = 0; j < m->sockets.n; j++) {
+                int fd = sl->fds ? sl->fds[j] : -1;
+                if (fd < 0 && !sl->fds && m->balancers[j])
+                        fd = fcntl(m->sockets.sockets[j].fd, F_DUPFD_CLOEXEC, 3);
+                if (fd < 0)
+                        continue;
+                int *nf = old ? realloc(old->owned_fds, (old->n_owned_fds + 1) * sizeof(int)) : NULL;
+                if (!nf) {
+                        safe_close(fd);
+                        continue;
+                }
+                old->owned_fds = nf;
+                old->owned_fds[old->n_owned_fds++] = fd;
+        }
+        free(sl->fds);
+        sl->fds = NULL;
+}
+
+static bool same_socket(int a, int b) {
+        struct stat sa, sb;
+        return fstat(a, &sa) >= 0 && fstat(b, &sb) >= 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+void manager_slot_take_own_sockets(Manager *m, unsigned slot, Worker *w, Worker *old) {
+        Slot *sl = &m->pool.slots[slot];
+        char name[FDSTORE_NAME_MAX];
+
+        if (!w->own_fds)
+                return;
+        hand_over_to_drain(m, sl, old);
+        sl->fds = TAKE_PTR(w->own_fds);
+        sl->lane_flip ^= 1;
+        bool originals = slot == 0;
+        for (size_t j = 0; j < m->sockets.n; j++)
+                if (sl->fds[j] >= 0 && !same_socket(sl->fds[j], m->sockets.sockets[j].fd))
+                        originals = false;
+        for (size_t j = 0; j < m->sockets.n; j++) {
+                if (sl->fds[j] < 0)
+                        continue;
+                /* the fd store keeps the slot's socket under the slot's name;
+                 * the listening sockets themselves are stored (or held by a
+                 * socket unit) already */
+                slot_store_name(m, j, slot, name);
+                (void) fdstore_remove(name);
+                if (originals)
+                        continue;
+                int r = fdstore_store(sl->fds[j], name);
+                if (r < 0)
+                        log_warning_errno(r, "cannot keep %s in the fd store: %m", name);
+        }
+        if (originals) {
+                /* slot 0 serves on the listening sockets themselves again */
+                for (size_t j = 0; j < m->sockets.n; j++)
+                        safe_close(sl->fds[j]);
+                sl->fds = mfree_int(sl->fds);
+        }
+        manager_steer(m);
+}
+
+int manager_socket_backlog(Manager *m, size_t j, unsigned *ret) {
+        unsigned queued, backlog;
+        int r = listen_queue(m->sockets.sockets[j].fd, &queued, &backlog);
+        if (r < 0)
+                return r;
+        for (unsigned i = 0; i < m->pool.n_slots; i++) {
+                const int *fds = m->pool.slots[i].fds;
+                unsigned b;
+                if (fds && fds[j] >= 0 && listen_queue(fds[j], &queued, &b) >= 0 && b < backlog)
+                        backlog = b;
+        }
+        *ret = backlog;
+        return 0;
+}
+
+void manager_check_backlogs(Manager *m) {
+        char address[128];
+
+        for (size_t i = 0; i < m->sockets.n; i++) {
+                ListenSocket *s = &m->sockets.sockets[i];
+                unsigned backlog;
+                if (s->backlog_taken == 0 || manager_socket_backlog(m, i, &backlog) < 0)
+                        continue;
+                if (backlog >= s->backlog_taken) {
+                        s->backlog_reported = 0;
+                        continue;
+                }
+                if (backlog == s->backlog_reported)
+                        continue;
+                s->backlog_reported = backlog;
+                log_warning("socket %s (%s): its backlog went down from %u to %u after sockherd took it: a worker "
+                            "called listen() on it with a smaller backlog (Node's server.listen() does, with 511, "
+                            "unless given a backlog); connections beyond %u waiting are refused",
+                            socket_address_format(s->fd, address) >= 0 ? address : "?", s->name,
+                            s->backlog_taken, backlog, backlog);
+        }
+}
+
+/* A socket can be in one balancer at a time. One that is in ours already
+ * (the orphaned original coming back to slot 0) stays where it is, and
+ * the slot serves on that lane. One back from the fd store after a restart
+ * can still be in the balancer of the manager before, whose program was
+ * just detached: the kernel lets go of it once that program is freed, a
+ * few milliseconds later; wait for that, up to a second (at start only:
+ * later sockets are new). */
+static int slot_lane_set_socket(Manager *m, size_t j, unsigned slot, int fd) {
+        Slot *sl = &m->pool.slots[slot];
+        Balancer *b = m->balancers[j];
+        int r, lane = -ENOENT;
+
+        for (unsigned tries = 0; tries < 200; tries++) {
+                r = balancer_set_socket(b, slot_lane(sl, slot, false), fd);
+                if (r != -EBUSY)
+                        return r;
+                lane = balancer_find_socket(b, fd);
+                if (lane != -ENOENT)
+                        break;
+                (void) usleep(5000);
+        }
+        if (lane == -ENOENT)
+                return -EBUSY;
+        if (lane == (int) slot_lane(sl, slot, false))
+                return 0;
+        if (lane == (int) slot_lane(sl, slot, true)) {
+                sl->lane_flip ^= 1;
+                return 0;
+        }
+        /* in another slot's lane: take it out, put it in ours */
+        if (lane >= 0 && (r = balancer_set_socket(b, (unsigned) lane, -1)) >= 0)
+                r = balancer_set_socket(b, slot_lane(sl, slot, false), fd);
+        return lane < 0 ? lane : r;
+}
+
+/* What lane should be: serving when its slot's worker is ready, standing
+ * by when the slot keeps its socket for a worker that is starting or
+ * restarting, closed when it takes no new connections at all (a slot not
+ * committed yet or going away; the lane of a replaced worker that drains,
+ * or of an incoming one that is not ready yet). */
+static unsigned lane_state(const Manager *m, unsigned lane, unsigned n_open) {
+        unsigned i = lane / 2;
+        if (i >= n_open)
+                return BALANCER_LANE_CLOSED;
+        const Slot *sl = &m->pool.slots[i];
+        if (lane != slot_lane(sl, i, false))
+                return BALANCER_LANE_CLOSED;
+        return sl->worker && sl->worker->state == WORKER_READY ? BALANCER_LANE_SERVING : BALANCER_LANE_STANDBY;
+}
+
+/* New connections go to slots 0..n-1: all slots, except the ones a reload
+ * added and has not committed yet. */
+void manager_steer(Manager *m) {
+        if (!balanced(m))
+                return;
+        unsigned n = m->pool.n_slots;
+        if (m->reload && m->reload->kind == RUN_RELOAD && m->reload->n_from < n)
+                n = m->reload->n_from;
+        for (size_t j = 0; j < m->sockets.n; j++) {
+                Balancer *b = m->balancers ? m->balancers[j] : NULL;
+                if (b) {
+                        for (unsigned lane = 0; lane < 2 * m->pool.n_slots; lane++)
+                                balancer_set_state(b, lane, lane_state(m, lane, n));
+                        balancer_set_lanes(b, 2 * m->pool.n_slots);
+                        continue;
+                }
+                if (!reuseport_applies(m->sockets.sockets[j].fd))
+                        continue;
+                int r = reuseport_steer(m->sockets.sockets[j].fd, n);
+                if (r < 0)
+                        log_error_errno(r, "cannot steer connections to %u slots: %m", n);
+        }
+}
+
+static int on_expire(sd_event_source *s, uint64_t usec _unused_, void *userdata) {
+        Manager *m = userdata;
+        uint64_t max_age = balancer_handshake_max_usec();
+
+        for (size_t j = 0; j < m->sockets.n; j++)
+                if (m->balancers[j])
+                        (void) balancer_expire(m->balancers[j], max_age);
+        (void) sd_event_source_set_time_relative(s, EXPIRE_INTERVAL_USEC);
+        return 0;
+}
+
+static int balancers_start_expiry(Manager *m) {
+        return sd_event_add_time_relative(m->event, &m->balancer_expire_source, CLOCK_MONOTONIC,
+                                          EXPIRE_INTERVAL_USEC, USEC_PER_SEC, on_expire, m) < 0 ? -ENOMEM : 0;
+}
+
+static void balancers_free(Manager *m) {
+        for (size_t j = 0; m->balancers && j < m->sockets.n; j++)
+                balancer_free(m->balancers[j]);
+        free(m->balancers);
+        m->balancers = NULL;
+}
+
+static void set_reason(Manager *m, const char *fmt, ...) _printf_(2, 3);
+static void set_reason(Manager *m, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(m->balance_reason, sizeof(m->balance_reason), fmt, ap);
+        va_end(ap);
+}
+
+/* Choose the mode in effect and, for least-connections, load the programs:
+ * at start, as root, before anything else is opened for the slots. Returns
+ * 0, or an exit code after saying what to do. */
+int manager_balance_prepare(Manager *m) {
+        Balance want = m->config->balance;
+        char address[128];
+        size_t n_tcp = 0;
+
+        m->balance = BALANCE_SHARED;
+        if (want == BALANCE_SHARED) {
+                set_reason(m, "configured");
+                return 0;
+        }
+        for (size_t j = 0; j < m->sockets.n; j++) {
+                int fd = m->sockets.sockets[j].fd;
+                const char *what = socket_address_format(fd, address) >= 0 ? address : m->sockets.sockets[j].name;
+                if (!reuseport_applies(fd)) {
+                        if (want != BALANCE_AUTO)
+                                log_warning("balance=%s: %s is not a TCP listening socket (unix sockets have no "
+                                            "per-worker balancing); its workers share it", balance_to_string(want), what);
+                        continue;
+                }
+                if (reuseport_enabled(fd) == 0) {
+                        if (want == BALANCE_AUTO) {
+                                set_reason(m, "the socket %s was passed in without SO_REUSEPORT (ReusePort=yes in its "
+                                           ".socket unit enables per-worker sockets)", what);
+                                return 0;
+                        }
+                        log_error("balance=%s: the socket %s was passed in without SO_REUSEPORT; set "
+                                  "ReusePort=yes in its .socket unit, or let sockherd bind it with --listen",
+                                  balance_to_string(want), what);
+                        return EXIT_USAGE_CODE;
+                }
+                n_tcp++;
+        }
+        if (n_tcp == 0) {
+                set_reason(m, "no TCP listening socket (unix sockets are shared by the workers)");
+                return 0;
+        }
+        if (want == BALANCE_AUTO && !privileges_keep_reason(m->config, BALANCE_SHARED, geteuid())) {
+                /* per-slot sockets would keep the manager root for good */
+                set_reason(m, "user= is set and the manager drops root to it; per-worker sockets would keep it "
+                           "root (every slot added opens one); balance = least-connections chooses them anyway");
+                return 0;
+        }
+        if (want == BALANCE_REUSEPORT) {
+                m->balance = BALANCE_REUSEPORT;
+                set_reason(m, "configured");
+                return 0;
+        }
+
+        m->balancers = calloc(m->sockets.n, sizeof(Balancer *));
+        if (!m->balancers)
+                return EXIT_RUNTIME_CODE;
+        int r = 0;
+        for (size_t j = 0; j < m->sockets.n && r >= 0; j++) {
+                int fd = m->sockets.sockets[j].fd;
+                if (!reuseport_applies(fd))
+                        continue;
+                r = balancer_load(socket_tcp_port(fd), &m->balancers[j]);
+        }
+        if (r >= 0)
+                r = balancers_start_expiry(m);
+        if (r < 0) {
+                balancers_free(m);
+                const char *hint = r == -EPERM || r == -EACCES ?
+                        "loading BPF programs needs root, or CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN" :
+                        r == -EINVAL || r == -ENOSYS || r == -EOPNOTSUPP || r == -E2BIG || r == -ENOENT ?
+                        "the kernel lacks what it needs: Linux 5.17 or newer with BPF" :
+                        "see the error";
+                if (want == BALANCE_LEAST_CONNECTIONS) {
+                        log_error_errno(r, "balance=least-connections: cannot load the balancing programs: %m (%s); "
+                                        "use balance = reuseport or auto", hint);
+                        return EXIT_USAGE_CODE;
+                }
+                /* not reuseport: its random choice also queues connections
+                 * for a slot whose worker is down until it is back */
+                set_reason(m, "least-connections is not available: cannot load its BPF programs: %s (%s)",
+                           strerror(-r), hint);
+                return 0;
+        }
+        m->balance = BALANCE_LEAST_CONNECTIONS;
+        set_reason(m, want == BALANCE_AUTO ? "the default for TCP: the kernel allows its BPF programs" : "configured");
+        return 0;
+}
+
+/* Stored slot sockets (and balancers) the pool has no use for now. */
+static void drop_stored(Manager *m) {
+        for (size_t j = 0; j < m->stored_slots.n; j++) {
+                log_info("removing %s from the fd store: the pool no longer uses it", m->stored_slots.sockets[j].name);
+                (void) fdstore_remove(m->stored_slots.sockets[j].name);
+        }
+        listen_set_clear(&m->stored_slots);
+}
+
+/* Per-slot sockets at start: open every slot's siblings, give them to the
+ * balancer, steer. Returns 0, or an exit code after saying what to do. */
+int manager_balance_setup(Manager *m) {
+        char address[128];
+
+        log_info("balance=%s (%s)", balance_to_string(m->balance), m->balance_reason);
+        if (m->balance == BALANCE_LEAST_CONNECTIONS)
+                /* an earlier manager's program (a restart) lets go of its sockets */
+                for (size_t j = 0; j < m->sockets.n; j++)
+                        if (m->balancers[j])
+                                (void) setsockopt(m->sockets.sockets[j].fd, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF,
+                                                  &(int) { 0 }, sizeof(int));
+        if (!balanced(m)) {
+                drop_stored(m);
+                /* a balancer a previous manager attached would go on choosing */
+                for (size_t j = 0; j < m->sockets.n; j++)
+                        if (reuseport_applies(m->sockets.sockets[j].fd))
+                                (void) setsockopt(m->sockets.sockets[j].fd, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF,
+                                                  &(int) { 0 }, sizeof(int));
+                return 0;
+        }
+        for (unsigned i = 0; i < m->pool.n_slots; i++) {
+                int r = manager_slot_open_sockets(m, i);
+                if (r == -EADDRINUSE || r == -EACCES || r == -EPERM) {
+                        log_error("balance=%s: cannot join the socket's reuseport group: sockets of one group "
+                                  "must belong to the same user, and this manager runs as uid %u; run sockherd as root "
+                                  "(workers can still drop to user=), or let sockherd bind with --listen and keep its "
+                                  "sockets in the fd store", balance_to_string(m->balance), (unsigned) geteuid());
+                        return EXIT_USAGE_CODE;
+                }
+                if (r < 0)
+                        return EXIT_RUNTIME_CODE;
+        }
+        drop_stored(m);
+        /* slot 0 took its own socket back from the fd store: the listening
+         * socket itself has no worker; what lands on it while the old
+         * program lets go (a few milliseconds) is served once slot 0 is
+         * replaced onto it, as soon as its worker is ready */
+        m->original_orphaned = m->balance == BALANCE_LEAST_CONNECTIONS && m->pool.n_slots > 0 &&
+                               m->pool.slots[0].fds;
+        manager_steer(m);
+        for (size_t j = 0; m->balancers && j < m->sockets.n; j++) {
+                Balancer *b = m->balancers[j];
+                if (!b)
+                        continue;
+                int r = slot_lane_set_socket(m, j, 0, slot_socket(m, 0, j));
+                if (r >= 0)
+                        r = balancer_attach(b, m->sockets.sockets[j].fd);
+                if (r < 0) {
+                        log_error_errno(r, "balance=least-connections: cannot attach the balancer to %s: %m",
+                                        socket_address_format(m->sockets.sockets[j].fd, address) >= 0 ? address : "?");
+                        return EXIT_RUNTIME_CODE;
+                }
+        }
+        log_info("balance=%s: %u sockets per address, one per worker", balance_to_string(m->balance), m->pool.n_slots);
+        return 0;
+}
+
+int manager_balance_record(Manager *m, State *s) {
+        snprintf(s->balance, sizeof(s->balance), "%s", balance_to_string(m->balance));
+        snprintf(s->balance_reason, sizeof(s->balance_reason), "%s", m->balance_reason);
+        for (size_t j = 0; m->balancers && j < m->sockets.n; j++) {
+                if (!m->balancers[j])
+                        continue;
+                BalancerFds fds;
+                balancer_fds(m->balancers[j], &fds);
+                StateBalancer sb = { .index = (unsigned) j,
+                                     .fds = { fds.program, fds.link, fds.lanes, fds.chooser, fds.conns, fds.sockets } };
+                if (state_add_balancer(s, &sb) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+static Balance balance_from_string(const char *s) {
+        for (Balance b = BALANCE_SHARED; b <= BALANCE_LEAST_CONNECTIONS; b++)
+                if (strcmp(s, balance_to_string(b)) == 0)
+                        return b;
+        return BALANCE_AUTO;
+}
+
+int manager_balance_restore(Manager *m, const State *s) {
+        m->balance = balance_from_string(s->balance);
+        snprintf(m->balance_reason, sizeof(m->balance_reason), "%s", s->balance_reason);
+        if (m->balance == BALANCE_AUTO) {
+                /* an older writer: it had per-slot sockets only for reuseport */
+                m->balance = s->n_slot_sockets > 0 || m->config->balance == BALANCE_REUSEPORT ?
+                        BALANCE_REUSEPORT : BALANCE_SHARED;
+                snprintf(m->balance_reason, sizeof(m->balance_reason), "kept across a re-exec");
+        }
+        for (size_t i = 0; i < s->n_balancers; i++)
+                for (size_t k = 0; k < STATE_BALANCER_FDS; k++)
+                        (void) fcntl(s->balancers[i].fds[k], F_SETFD, FD_CLOEXEC);
+        if (s->n_balancers == 0)
+                return 0;
+        m->balancers = calloc(m->sockets.n ? m->sockets.n : 1, sizeof(Balancer *));
+        if (!m->balancers)
+                return -ENOMEM;
+        for (size_t i = 0; i < s->n_balancers; i++) {
+                const StateBalancer *sb = &s->balancers[i];
+                const int *d = sb->fds;
+                BalancerFds fds = { d[0], d[1], d[2], d[3], d[4], d[5] };
+                int r = sb->index < m->sockets.n && !m->balancers[sb->index] ?
+                        balancer_adopt(&fds, &m->balancers[sb->index]) : -EBADMSG;
+                if (r < 0) {
+                        for (size_t k = 0; k < STATE_BALANCER_FDS; k++)
+                                safe_close(d[k]);
+                        return r;
+                }
+        }
+        return balancers_start_expiry(m);
+}
+
+void manager_balance_free(Manager *m) {
+        m->balancer_expire_source = sd_event_source_disable_unref(m->balancer_expire_source);
+        balancers_free(m);
+}
