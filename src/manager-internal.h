@@ -170,6 +170,7 @@ int manager_socket_backlog(Manager *m, size_t j, unsigned *ret);
 Worker *manager_adopt_worker(Manager *m, pid_t pid, unsigned slot, uint64_t generation, WorkerState state,
                              uint64_t started_usec, bool retiring);
 void manager_schedule_restart(Manager *m, unsigned slot, uint64_t ran_usec);
+/* A retiring worker: drain the sockets it owns (quiet-period), then stop. */
 void worker_retire_stop(Manager *m, Worker *w);
 
 /* manager-reexec.c */
