@@ -346,12 +346,16 @@ static int set_metrics_file(Config *c, const char *v, const char **reason) {
 }
 
 static int set_balance(Config *c, const char *v, const char **reason) {
-        if (strcmp(v, "shared") == 0)
+        if (strcmp(v, "auto") == 0)
+                c->balance = BALANCE_AUTO;
+        else if (strcmp(v, "shared") == 0)
                 c->balance = BALANCE_SHARED;
         else if (strcmp(v, "reuseport") == 0)
                 c->balance = BALANCE_REUSEPORT;
+        else if (strcmp(v, "least-connections") == 0)
+                c->balance = BALANCE_LEAST_CONNECTIONS;
         else {
-                *reason = "expected shared or reuseport";
+                *reason = "expected auto, least-connections, reuseport or shared";
                 return -EINVAL;
         }
         return 0;

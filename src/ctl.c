@@ -335,7 +335,19 @@ static void print_status(const Fields *f) {
         printf("  version:      sockherd %s\n", field(f, "manager.version") ?: "?");
         printf("  command:      %s (ready=%s)\n", field(f, "command") ?: "?", field(f, "ready_mode") ?: "?");
         printf("  reload:       %s\n", field(f, "reload.state") ?: "?");
-        printf("  balance:      %s\n", field(f, "balance") ?: "?");
+        const char *reason = field(f, "balance.reason");
+        printf("  balance:      %s%s%s%s\n", field(f, "balance") ?: "?", reason && *reason ? " (" : "",
+               reason && *reason ? reason : "", reason && *reason ? ")" : "");
+        if (field(f, "balance.jain_connections")) {
+                printf("  balancer:     live connections per slot:");
+                for (unsigned i = 0;; i++) {
+                        const char *n = fieldf(f, "slot", i, "connections");
+                        if (!*n)
+                                break;
+                        printf("%s %s", i ? "," : "", n);
+                }
+                printf(" (fairness %s, 1 is even)\n", field(f, "balance.jain_connections"));
+        }
         if (last_error && *last_error)
                 printf("  last failure: %s\n", last_error);
         for (unsigned i = 0;; i++) {

@@ -52,9 +52,9 @@ static void help(void) {
                "      --restart-delay-max DUR  respawn delay cap (default 10s)\n"
                "      --restart-stable DUR     run time that resets the backoff (default 10s)\n"
                "      --reload-batch N|N%%      slots replaced at once by a reload (default 25%%)\n"
-               "      --balance shared|reuseport\n"
-               "                               one socket for all workers (default), or one\n"
-               "                               SO_REUSEPORT socket per worker for an even spread\n"
+               "      --balance auto|least-connections|reuseport|shared\n"
+               "                               how connections reach workers (default auto:\n"
+               "                               least-connections where the kernel allows it)\n"
                "      --user USER              run workers as USER (needs root)\n"
                "      --group GROUP            run workers with GROUP\n"
                "      --working-directory DIR  workers start in DIR\n"
@@ -221,7 +221,7 @@ static int bind_with_retry(Config *c, ListenSet *set, size_t i) {
         char owner[128];
 
         for (;;) {
-                int r = listen_set_bind(set, &c->listen[i], c->backlog, c->balance == BALANCE_REUSEPORT);
+                int r = listen_set_bind(set, &c->listen[i], c->backlog, c->balance != BALANCE_SHARED);
                 if (r != -EADDRINUSE || waited >= c->bind_retry_usec)
                         return r;
                 log_warning("%s is in use (%s); retrying for another %llus", c->listen_text[i],
@@ -376,8 +376,8 @@ static int acquire_sockets(Config *c, ListenSet *set, ListenSet *slot_stored, in
 
 /* After every socket is open and before the first worker: the workers'
  * user from now on, unless root is still needed (privileges.h). */
-static int drop_privileges(const Config *c) {
-        const char *keep = privileges_keep_reason(c, geteuid());
+static int drop_privileges(const Config *c, Balance balance) {
+        const char *keep = privileges_keep_reason(c, balance, geteuid());
         if (keep) {
                 if (geteuid() == 0 && c->user)
                         log_info("keeping root: %s", keep);
@@ -489,8 +489,14 @@ int main(int argc, char **argv) {
                 r = EXIT_RUNTIME;
                 goto finish;
         }
+        if (deserialize_fd < 0) {
+                /* as root: the least-connections programs load here */
+                r = manager_balance_prepare(manager);
+                if (r != 0)
+                        goto finish; /* an exit code, already explained */
+        }
 
-        r = drop_privileges(config);
+        r = drop_privileges(config, manager_balance(manager));
         if (r < 0) {
                 r = EXIT_RUNTIME;
                 goto finish;

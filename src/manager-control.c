@@ -10,6 +10,7 @@
 
 #include "manager-internal.h"
 #include "sockherd/log.h"
+#include "sockherd/metrics.h"
 #include "sockherd/parse.h"
 #include "sockherd/reuseport.h"
 #include "sockherd/util.h"
@@ -87,12 +88,29 @@ static void command_status(Manager *m, ControlClient *c) {
                         }
                 }
         }
-        control_reply_add(&r, "balance", "%s", m->config->balance == BALANCE_REUSEPORT ? "reuseport" : "shared");
-        if (m->config->balance == BALANCE_REUSEPORT)
+        control_reply_add(&r, "balance", "%s", balance_to_string(m->balance));
+        control_reply_add(&r, "balance.requested", "%s", balance_to_string(m->config->balance));
+        control_reply_add(&r, "balance.reason", "%s", m->balance_reason);
+        if (m->balance != BALANCE_SHARED)
                 for (unsigned i = 0; i < m->pool.n_slots; i++) {
                         snprintf(key, sizeof(key), "slot.%u.queue", i);
                         control_reply_add(&r, key, "%u", manager_slot_queue(m, i));
                 }
+        if (m->balance == BALANCE_LEAST_CONNECTIONS) {
+                _cleanup_free_ double *live = calloc(m->pool.n_slots ? m->pool.n_slots : 1, sizeof(double));
+                for (unsigned i = 0; i < m->pool.n_slots; i++) {
+                        unsigned n = manager_slot_connections(m, i);
+                        snprintf(key, sizeof(key), "slot.%u.connections", i);
+                        control_reply_add(&r, key, "%u", n);
+                        if (live)
+                                live[i] = n;
+                }
+                Fairness f;
+                if (live) {
+                        fairness_compute(live, m->pool.n_slots, &f);
+                        control_reply_add(&r, "balance.jain_connections", "%.3f", f.jain);
+                }
+        }
         for (unsigned i = 0; i < m->pool.n_slots; i++) {
                 const Slot *sl = &m->pool.slots[i];
                 if (sl->worker)

@@ -51,7 +51,11 @@ struct Manager {
         ConfigSource source;
         Config *config;         /* the committed config */
         ListenSet sockets;
-        ListenSet stored_slots; /* balance=reuseport slot sockets back from the fd store */
+        ListenSet stored_slots; /* per-slot sockets back from the fd store */
+        Balance balance;        /* the mode in effect (never BALANCE_AUTO; see manager-balance.c) */
+        char balance_reason[512]; /* why that mode */
+        struct Balancer **balancers; /* least-connections: per listening socket, NULL where not TCP */
+        sd_event_source *balancer_expire_source;
         Pool pool;
         uint64_t generation;    /* the committed generation */
         uint64_t last_generation; /* the highest one handed out */
@@ -119,14 +123,33 @@ uint64_t manager_request_reload(Manager *m, const char *why);
 int manager_restart_slots(Manager *m, const bool *targets, uint64_t *ret_request);
 int manager_scale(Manager *m, unsigned n);
 uint64_t manager_now_usec(void);
-/* balance=reuseport: connections queued on slot i's own sockets (slot 0's
+
+/* manager-balance.c */
+const char *balance_to_string(Balance b);
+/* At start: open the slots' sockets and attach. 0, or an exit code. */
+int manager_balance_setup(Manager *m);
+void manager_balance_free(Manager *m);
+/* Re-exec: the mode and the balancers' descriptors, into the state... */
+int manager_balance_record(Manager *m, State *s);
+/* ...and back (the programs stay attached; nothing is loaded again). */
+int manager_balance_restore(Manager *m, const State *s);
+/* Slot i > 0 gets its own sibling of each TCP socket (kept in the fd store). */
+int manager_slot_open_sockets(Manager *m, unsigned slot);
+/* The slot goes: its sockets go to heir (to drain) or are closed. */
+void manager_slot_release_sockets(Manager *m, unsigned slot, Worker *heir);
+/* Make the kernel's choice follow the pool: call after any change of the
+ * slots or of a worker's readiness. */
+void manager_steer(Manager *m);
+/* Per-slot sockets: connections queued on slot i's own sockets (slot 0's
  * are the shared ones). */
 unsigned manager_slot_queue(Manager *m, unsigned i);
+/* least-connections: live connections the balancer counts for slot i. */
+unsigned manager_slot_connections(Manager *m, unsigned i);
 /* Log (once per change) a listening socket whose backlog a worker lowered
  * with its own listen() call. */
 void manager_check_backlogs(Manager *m);
 /* The lowest backlog among socket j's listening sockets: the socket itself
- * and, with balance=reuseport, each slot's sibling of it (a worker's
+ * and, with per-slot sockets, each slot's sibling of it (a worker's
  * listen() lowers only the socket it called it on). 0 or a negative errno
  * when the socket itself cannot be read. */
 int manager_socket_backlog(Manager *m, size_t j, unsigned *ret);

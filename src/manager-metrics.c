@@ -194,9 +194,9 @@ static void metrics_detect(Manager *m, uint64_t interval_usec) {
                 log_emit_id(SOCKHERD_MESSAGE_IMBALANCE, LOG_WARNING, -1, 0, 0,
                             "load is unevenly spread across workers: %s (CPU fairness %.2f, connection "
                             "fairness %.2f; 1 is even)%s", mm->warning, mm->cpu.jain, mm->conn.jain,
-                            m->config->balance == BALANCE_SHARED ?
-                            "; consider balance = reuseport, which gives each worker its own socket and "
-                            "spreads new connections evenly" : "");
+                            m->balance == BALANCE_SHARED ?
+                            "; consider balance = least-connections (or reuseport), which gives each worker its "
+                            "own socket and spreads new connections evenly" : "");
         } else if (mm->verdict.ended)
                 log_emit_id(SOCKHERD_MESSAGE_IMBALANCE_ENDED, LOG_INFO, -1, 0, 0,
                             "load is evenly spread across workers again");
@@ -276,16 +276,36 @@ int manager_metrics_text(Manager *m, char **ret) {
                 }
         }
 
-        if (m->config->balance == BALANCE_REUSEPORT) {
+        if (m->balance != BALANCE_SHARED) {
                 /* each slot's own sockets (slot 0 serves on the shared ones) */
                 expo_family(&e, "sockherd_slot_listen_queue", "gauge",
-                            "balance=reuseport: connections waiting on the slot's own sockets.");
+                            "Per-slot sockets (balance=reuseport or least-connections): connections waiting on "
+                            "the slot's own sockets.");
                 for (unsigned i = 0; i < m->pool.n_slots; i++) {
                         snprintf(buf, sizeof(buf), "%u", i);
                         expo_sample(&e, "sockherd_slot_listen_queue",
                                     (const char *[]) { "pool", pool, "slot", buf, NULL }, "%u",
                                     manager_slot_queue(m, i));
                 }
+        }
+        if (m->balance == BALANCE_LEAST_CONNECTIONS) {
+                _cleanup_free_ double *live = calloc(m->pool.n_slots ? m->pool.n_slots : 1, sizeof(double));
+                expo_family(&e, "sockherd_balancer_connections", "gauge",
+                            "balance=least-connections: live connections the kernel's balancer counts per slot.");
+                for (unsigned i = 0; i < m->pool.n_slots; i++) {
+                        unsigned n = manager_slot_connections(m, i);
+                        if (live)
+                                live[i] = n;
+                        snprintf(buf, sizeof(buf), "%u", i);
+                        expo_sample(&e, "sockherd_balancer_connections",
+                                    (const char *[]) { "pool", pool, "slot", buf, NULL }, "%u", n);
+                }
+                Fairness f;
+                fairness_compute(live, live ? m->pool.n_slots : 0, &f);
+                expo_family(&e, "sockherd_balancer_fairness", "gauge",
+                            "balance=least-connections: Jain's index of the balancer's per-slot connections "
+                            "(1 is even).");
+                expo_sample(&e, "sockherd_balancer_fairness", (const char *[]) { "pool", pool, NULL }, "%.4f", f.jain);
         }
 
         expo_family(&e, "sockherd_load_fairness", "gauge",

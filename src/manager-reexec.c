@@ -252,6 +252,8 @@ static int manager_build_state(Manager *m, State *s) {
                 strcpy(s->working_directory_resolved, c->working_directory_resolved);
         }
         snprintf(s->http_path, sizeof(s->http_path), "%s", m->http_path ?: "");
+        if (manager_balance_record(m, s) < 0)
+                return -ENOMEM;
 
         for (size_t i = 0; i < m->sockets.n; i++) {
                 StateSocket sock = { .fd = m->sockets.sockets[i].fd,
@@ -305,6 +307,9 @@ static void keep_fds(Manager *m, const State *s, int memfd, bool keep) {
                 (void) set_cloexec(s->http_fd, !keep);
         for (size_t i = 0; i < s->n_slot_sockets; i++)
                 (void) set_cloexec(s->slot_sockets[i].fd, !keep);
+        for (size_t i = 0; i < s->n_balancers; i++)
+                for (size_t k = 0; k < STATE_BALANCER_FDS; k++)
+                        (void) set_cloexec(s->balancers[i].fds[k], !keep);
         if (memfd >= 0)
                 (void) set_cloexec(memfd, !keep);
 }
@@ -394,6 +399,10 @@ int manager_restore(Manager *m, const State *s) {
                 free(m->config->working_directory_resolved);
                 m->config->working_directory_resolved = pinned;
         }
+
+        r = manager_balance_restore(m, s);
+        if (r < 0)
+                return r;
 
         unsigned old_slots = m->pool.n_slots;
         if (s->n_slots != old_slots) {

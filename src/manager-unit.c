@@ -63,7 +63,7 @@ void manager_unit_open(Manager *m) {
 
         if (getppid() != 1 || sd_pid_get_unit(0, &unit) < 0 || !ends_with(unit, ".service"))
                 return; /* not a system service's main process */
-        bool keeps_root = geteuid() == 0 && privileges_keep_reason(m->config, 0);
+        bool keeps_root = geteuid() == 0 && privileges_keep_reason(m->config, m->balance, 0);
         int r = bus_connect(keeps_root, &bus);
         if (r >= 0)
                 r = sd_bus_attach_event(bus, m->event, SD_EVENT_PRIORITY_NORMAL);

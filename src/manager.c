@@ -313,148 +313,6 @@ static void manager_retire(Manager *m, Worker *w) {
         worker_stop(m, w);
 }
 
-/* ---- balance = reuseport: slot sockets ---- */
-
-static bool balanced(const Manager *m) {
-        return m->config->balance == BALANCE_REUSEPORT;
-}
-
-static const char *slot_store_name(Manager *m, size_t j, unsigned slot, char buf[static FDSTORE_NAME_MAX]) {
-        char address[128] = "?";
-        (void) socket_address_format(m->sockets.sockets[j].fd, address);
-        snprintf(buf, FDSTORE_NAME_MAX, "sockherd-slot/%u/%s", slot, address);
-        for (char *p = buf; *p; p++)
-                if (*p == ':')
-                        *p = '_';
-        return buf;
-}
-
-/* Slot i > 0 gets a sibling of every TCP listening socket (slot 0 serves
- * on the originals). One that was kept in the fd store is taken back. */
-static int slot_open_sockets(Manager *m, unsigned slot) {
-        Slot *sl = &m->pool.slots[slot];
-        char name[FDSTORE_NAME_MAX], address[128];
-
-        if (!balanced(m) || slot == 0 || sl->fds)
-                return 0;
-        int *fds = malloc((m->sockets.n ? m->sockets.n : 1) * sizeof(int));
-        if (!fds)
-                return -ENOMEM;
-        for (size_t j = 0; j < m->sockets.n; j++)
-                fds[j] = -1;
-        sl->fds = fds;
-
-        for (size_t j = 0; j < m->sockets.n; j++) {
-                int base = m->sockets.sockets[j].fd;
-                if (!reuseport_applies(base))
-                        continue;
-                slot_store_name(m, j, slot, name);
-                int fd = listen_set_take_named(&m->stored_slots, name);
-                if (fd < 0) {
-                        fd = reuseport_sibling(base, m->config->backlog);
-                        if (fd < 0)
-                                return log_error_errno(fd, "slot %u: cannot open a reuseport socket next to %s: %m",
-                                                       slot, socket_address_format(base, address) >= 0 ? address : "?");
-                        int r = fdstore_store(fd, name);
-                        if (r < 0)
-                                log_warning_errno(r, "cannot keep %s in the fd store: %m", name);
-                }
-                fds[j] = fd;
-        }
-        return 0;
-}
-
-/* The slot goes away: its sockets go with heir (closed when it exits, after
- * it drained them), or are closed now. */
-static void slot_release_sockets(Manager *m, unsigned slot, Worker *heir) {
-        Slot *sl = &m->pool.slots[slot];
-        char name[FDSTORE_NAME_MAX];
-
-        if (!sl->fds)
-                return;
-        for (size_t j = 0; j < m->sockets.n; j++) {
-                if (sl->fds[j] < 0)
-                        continue;
-                (void) fdstore_remove(slot_store_name(m, j, slot, name));
-                int *nf = heir ? realloc(heir->owned_fds, (heir->n_owned_fds + 1) * sizeof(int)) : NULL;
-                if (nf) {
-                        heir->owned_fds = nf;
-                        heir->owned_fds[heir->n_owned_fds++] = sl->fds[j];
-                } else
-                        safe_close(sl->fds[j]);
-        }
-        free(sl->fds);
-        sl->fds = NULL;
-}
-
-unsigned manager_slot_queue(Manager *m, unsigned i) {
-        const int *fds = m->pool.slots[i].fds;
-        unsigned total = 0;
-
-        for (size_t j = 0; j < m->sockets.n; j++) {
-                unsigned queued, backlog;
-                int fd = fds && fds[j] >= 0 ? fds[j] : (i == 0 ? m->sockets.sockets[j].fd : -1);
-                if (fd >= 0 && listen_queue(fd, &queued, &backlog) >= 0)
-                        total += queued;
-        }
-        return total;
-}
-
-int manager_socket_backlog(Manager *m, size_t j, unsigned *ret) {
-        unsigned queued, backlog;
-        int r = listen_queue(m->sockets.sockets[j].fd, &queued, &backlog);
-        if (r < 0)
-                return r;
-        for (unsigned i = 0; i < m->pool.n_slots; i++) {
-                const int *fds = m->pool.slots[i].fds;
-                unsigned b;
-                if (fds && fds[j] >= 0 && listen_queue(fds[j], &queued, &b) >= 0 && b < backlog)
-                        backlog = b;
-        }
-        *ret = backlog;
-        return 0;
-}
-
-void manager_check_backlogs(Manager *m) {
-        char address[128];
-
-        for (size_t i = 0; i < m->sockets.n; i++) {
-                ListenSocket *s = &m->sockets.sockets[i];
-                unsigned backlog;
-                if (s->backlog_taken == 0 || manager_socket_backlog(m, i, &backlog) < 0)
-                        continue;
-                if (backlog >= s->backlog_taken) {
-                        s->backlog_reported = 0;
-                        continue;
-                }
-                if (backlog == s->backlog_reported)
-                        continue;
-                s->backlog_reported = backlog;
-                log_warning("socket %s (%s): its backlog went down from %u to %u after sockherd took it: a worker "
-                            "called listen() on it with a smaller backlog (Node's server.listen() does, with 511, "
-                            "unless given a backlog); connections beyond %u waiting are refused",
-                            socket_address_format(s->fd, address) >= 0 ? address : "?", s->name,
-                            s->backlog_taken, backlog, backlog);
-        }
-}
-
-/* New connections go to slots 0..n-1: all slots, except the ones a reload
- * added and has not committed yet. */
-static void manager_steer(Manager *m) {
-        if (!balanced(m))
-                return;
-        unsigned n = m->pool.n_slots;
-        if (m->reload && m->reload->kind == RUN_RELOAD && m->reload->n_from < n)
-                n = m->reload->n_from;
-        for (size_t j = 0; j < m->sockets.n; j++) {
-                if (!reuseport_applies(m->sockets.sockets[j].fd))
-                        continue;
-                int r = reuseport_steer(m->sockets.sockets[j].fd, n);
-                if (r < 0)
-                        log_error_errno(r, "cannot steer connections to %u slots: %m", n);
-        }
-}
-
 /* Add slots up to n, each ready for a worker of config/generation. */
 static int manager_grow(Manager *m, unsigned n, Config *config, uint64_t generation) {
         unsigned old = m->pool.n_slots;
@@ -464,13 +322,13 @@ static int manager_grow(Manager *m, unsigned n, Config *config, uint64_t generat
         for (unsigned i = old; i < n; i++) {
                 m->pool.slots[i].config = config_ref(config);
                 m->pool.slots[i].generation = generation;
-                r = slot_open_sockets(m, i);
+                r = manager_slot_open_sockets(m, i);
                 if (r < 0)
                         break;
         }
         if (r < 0) {
                 for (unsigned i = old; i < n; i++)
-                        slot_release_sockets(m, i, NULL);
+                        manager_slot_release_sockets(m, i, NULL);
                 (void) pool_resize(&m->pool, old);
                 return r;
         }
@@ -491,7 +349,7 @@ static void manager_shrink(Manager *m, unsigned n) {
                 Slot *sl = &m->pool.slots[i];
                 sl->restart_source = sd_event_source_disable_unref(sl->restart_source);
                 Worker *w = TAKE_PTR(sl->worker);
-                slot_release_sockets(m, i, w);
+                manager_slot_release_sockets(m, i, w);
                 if (w && going)
                         going[k++] = w;
                 else if (w)
@@ -553,8 +411,10 @@ static void worker_apply(Manager *m, Worker *w, WorkerEvent event) {
         if (w->state != WORKER_READY && w->watchdog_source)
                 (void) sd_event_source_set_enabled(w->watchdog_source, SD_EVENT_OFF);
 
-        if (old != w->state)
+        if (old != w->state) {
+                manager_steer(m); /* least-connections: only ready workers take connections */
                 manager_update_status(m);
+        }
 }
 
 static int manager_spawn(Manager *m, unsigned slot, Config *config, uint64_t generation, bool incoming);
@@ -1758,6 +1618,7 @@ Manager *manager_free(Manager *m) {
         safe_close(m->upstream_fd);
         sd_event_source_disable_unref(m->recycle_source);
         manager_metrics_free(m);
+        manager_balance_free(m);
         sd_event_source_disable_unref(m->reexec_source);
         free(m->exe_path);
         safe_close(m->notify_fd);
@@ -1772,52 +1633,6 @@ Manager *manager_free(Manager *m) {
         return NULL;
 }
 
-/* balance = reuseport at start: check that the sockets can form a group,
- * open every slot's siblings, steer. Returns 0, or the exit code 2 after
- * saying what to do. */
-static int manager_balance_setup(Manager *m) {
-        char address[128];
-        bool any = false;
-
-        for (size_t j = 0; j < m->sockets.n; j++) {
-                int base = m->sockets.sockets[j].fd;
-                const char *what = socket_address_format(base, address) >= 0 ? address : m->sockets.sockets[j].name;
-                if (!reuseport_applies(base)) {
-                        log_warning("balance=reuseport: %s is not a TCP listening socket (unix sockets have no "
-                                    "reuseport balancing); its workers share it", what);
-                        continue;
-                }
-                if (reuseport_enabled(base) == 0) {
-                        log_error("balance=reuseport: the socket %s was passed in without SO_REUSEPORT; set "
-                                  "ReusePort=yes in its .socket unit, or let sockherd bind it with --listen", what);
-                        return EXIT_USAGE_CODE;
-                }
-                any = true;
-        }
-        for (unsigned i = 1; any && i < m->pool.n_slots; i++) {
-                int r = slot_open_sockets(m, i);
-                if (r == -EADDRINUSE || r == -EACCES || r == -EPERM) {
-                        log_error("balance=reuseport: cannot join the socket's reuseport group: sockets of one group "
-                                  "must belong to the same user, and this manager runs as uid %u; run sockherd as root "
-                                  "(workers can still drop to user=), or let sockherd bind with --listen and keep its "
-                                  "sockets in the fd store", (unsigned) geteuid());
-                        return EXIT_USAGE_CODE;
-                }
-                if (r < 0)
-                        return EXIT_RUNTIME_CODE;
-        }
-        /* stored slot sockets the pool no longer has */
-        for (size_t j = 0; j < m->stored_slots.n; j++) {
-                log_info("removing %s from the fd store: the pool has fewer slots now", m->stored_slots.sockets[j].name);
-                (void) fdstore_remove(m->stored_slots.sockets[j].name);
-        }
-        listen_set_clear(&m->stored_slots);
-        manager_steer(m);
-        if (any)
-                log_info("balance=reuseport: %u sockets per address, one per worker", m->pool.n_slots);
-        return 0;
-}
-
 void manager_adopt_stored_slots(Manager *m, ListenSet *stored) {
         m->stored_slots = *stored;
         *stored = (ListenSet) {};
@@ -1829,7 +1644,7 @@ int manager_run(Manager *m) {
                          ready_mode_to_string(m->config->ready_mode));
         manager_update_status(m);
 
-        if (!m->restored && balanced(m)) {
+        if (!m->restored) {
                 int r = manager_balance_setup(m);
                 if (r != 0)
                         return r; /* an exit code: the pool cannot run like this */

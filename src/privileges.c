@@ -5,7 +5,7 @@
 
 #include "sockherd/privileges.h"
 
-const char *privileges_keep_reason(const Config *c, uid_t euid) {
+const char *privileges_keep_reason(const Config *c, Balance balance, uid_t euid) {
         if (euid != 0)
                 return "not running as root";
         if (!c->user)
@@ -15,8 +15,11 @@ const char *privileges_keep_reason(const Config *c, uid_t euid) {
         /* a reuseport group only takes sockets of the uid that opened its
          * first one: root's, when sockherd or systemd bound it as root, and
          * every scale-up and reload opens new ones */
-        if (c->balance == BALANCE_REUSEPORT)
+        if (balance == BALANCE_REUSEPORT)
                 return "balance=reuseport opens sibling sockets of root's sockets whenever a slot is added";
+        if (balance == BALANCE_LEAST_CONNECTIONS)
+                return "balance=least-connections opens sibling sockets of root's sockets whenever a slot is added "
+                       "(balance = shared lets the manager drop root)";
         return NULL;
 }
 

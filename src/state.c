@@ -84,6 +84,14 @@ int state_write(const State *s, FILE *f) {
         for (size_t i = 0; i < s->n_slot_sockets; i++)
                 fprintf(f, "slot-socket %u %u %d\n", s->slot_sockets[i].slot, s->slot_sockets[i].index,
                         s->slot_sockets[i].fd);
+        if (s->balance[0])
+                fprintf(f, "balance %s %s\n", esc(s->balance, a, sizeof(a)), esc(s->balance_reason, b, sizeof(b)));
+        for (size_t i = 0; i < s->n_balancers; i++) {
+                fprintf(f, "balancer %u", s->balancers[i].index);
+                for (size_t k = 0; k < STATE_BALANCER_FDS; k++)
+                        fprintf(f, " %d", s->balancers[i].fds[k]);
+                fprintf(f, "\n");
+        }
         fprintf(f, "end\n");
         return fflush(f) == 0 && !ferror(f) ? 0 : -EIO;
 }
@@ -93,6 +101,7 @@ void state_done(State *s) {
         free(s->slots);
         free(s->workers);
         free(s->slot_sockets);
+        free(s->balancers);
         *s = (State) {};
 }
 
@@ -102,6 +111,15 @@ int state_add_socket(State *s, const StateSocket *sock) {
                 return -ENOMEM;
         s->sockets = n;
         s->sockets[s->n_sockets++] = *sock;
+        return 0;
+}
+
+int state_add_balancer(State *s, const StateBalancer *b) {
+        StateBalancer *n = realloc(s->balancers, (s->n_balancers + 1) * sizeof(StateBalancer));
+        if (!n)
+                return -ENOMEM;
+        s->balancers = n;
+        s->balancers[s->n_balancers++] = *b;
         return 0;
 }
 
@@ -246,6 +264,23 @@ int state_read(FILE *f, State *ret, char *err, size_t err_size) {
                             ss.slot >= s.n_slots || ss.fd < 0 || ss.index > 64)
                                 FAIL("state line %u: bad slot-socket record", lineno);
                         if ((r = state_add_slot_socket(&s, &ss)) < 0)
+                                FAIL("out of memory");
+                }
+                else if (strcmp(type, "balance") == 0) {
+                        if (sscanf(rest, "%2047s %2047s", a, b) != 2 || strlen(a) >= sizeof(s.balance))
+                                FAIL("state line %u: bad balance record", lineno);
+                        unesc(a, s.balance, sizeof(s.balance));
+                        unesc(b, s.balance_reason, sizeof(s.balance_reason));
+                } else if (strcmp(type, "balancer") == 0) {
+                        StateBalancer sb;
+                        int *d = sb.fds;
+                        if (sscanf(rest, "%u %d %d %d %d %d %d", &sb.index, &d[0], &d[1], &d[2], &d[3], &d[4],
+                                   &d[5]) != 1 + STATE_BALANCER_FDS || sb.index > 64)
+                                FAIL("state line %u: bad balancer record", lineno);
+                        for (size_t k = 0; k < STATE_BALANCER_FDS; k++)
+                                if (d[k] < 0)
+                                        FAIL("state line %u: bad balancer record", lineno);
+                        if ((r = state_add_balancer(&s, &sb)) < 0)
                                 FAIL("out of memory");
                 }
                 /* anything else: a record of a newer writer; skipped */

@@ -19,8 +19,10 @@ typedef enum ReadyMode {
 } ReadyMode;
 
 typedef enum Balance {
+        BALANCE_AUTO,           /* least-connections where it can be had, else reuseport, else shared */
         BALANCE_SHARED,         /* every worker accepts on the same socket */
-        BALANCE_REUSEPORT,      /* one SO_REUSEPORT socket per slot */
+        BALANCE_REUSEPORT,      /* one SO_REUSEPORT socket per slot, chosen at random */
+        BALANCE_LEAST_CONNECTIONS, /* per-slot sockets; the slot with the fewest live connections */
 } Balance;
 
 typedef struct Config {

@@ -26,3 +26,10 @@ int manager_restore(Manager *m, const State *state);
 /* Start the workers and run until the pool was stopped; returns the
  * process exit code (0 for a clean stop) or a negative errno. */
 int manager_run(Manager *m);
+
+/* At start (not after a re-exec), as root, before root is dropped: choose
+ * the balancing mode in effect and load what it needs. 0, or an exit code
+ * after logging why the pool cannot run like this. */
+int manager_balance_prepare(Manager *m);
+/* The balancing mode in effect (never BALANCE_AUTO). */
+Balance manager_balance(const Manager *m);

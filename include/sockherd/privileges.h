@@ -12,7 +12,7 @@
 
 /* NULL when a manager running as euid may drop to the workers' user now,
  * else why it keeps its credentials. Pure. */
-const char *privileges_keep_reason(const Config *c, uid_t euid);
+const char *privileges_keep_reason(const Config *c, Balance balance, uid_t euid);
 
 /* Switch to the workers' supplementary groups, gid and uid for good (real,
  * effective and saved), and check that root cannot come back. */

@@ -46,6 +46,14 @@ typedef struct StateSlotSocket {
         int fd;
 } StateSlotSocket;
 
+/* balance=least-connections: socket `index`'s balancer, as descriptors
+ * (program, tracepoint link, lanes, chooser, conns, sockets maps) */
+#define STATE_BALANCER_FDS 6
+typedef struct StateBalancer {
+        unsigned index;
+        int fds[STATE_BALANCER_FDS];
+} StateBalancer;
+
 typedef enum StateRole {
         STATE_ROLE_SERVING,
         STATE_ROLE_RETIRING,
@@ -89,6 +97,11 @@ typedef struct State {
         size_t n_workers;
         StateSlotSocket *slot_sockets;
         size_t n_slot_sockets;
+        /* the balancing mode in effect and why; "" from an older writer */
+        char balance[32];
+        char balance_reason[STATE_STRING_MAX];
+        StateBalancer *balancers;
+        size_t n_balancers;
 } State;
 
 int state_write(const State *s, FILE *f);
@@ -98,5 +111,6 @@ void state_done(State *s);
 
 /* Append helpers for building a State; -ENOMEM. */
 int state_add_socket(State *s, const StateSocket *sock);
+int state_add_balancer(State *s, const StateBalancer *b);
 int state_add_worker(State *s, const StateWorker *w);
 int state_add_slot_socket(State *s, const StateSlotSocket *ss);

@@ -374,16 +374,27 @@ def out_of_fds(tmp):
 
     # too few fds from the start: two of four workers can be watched; the
     # others are retried (this is no reason to give up), and fill in later
-    # (the same environment as above, so the same fds before the first worker)
+    # (balance = shared: least-connections' programs would not load at all
+    # with so few fds; the limit is where this very pool, started once
+    # without it, holds its third worker's pidfd)
     port = free_port()
     up = Upstream(os.path.join(tmp, "notify-fds-start"))
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    with Pool(["-l", f"127.0.0.1:{port}", "-w", "4", "--restart-delay", "100ms", "--restart-delay-max", "1s",
+    args = ["-l", f"127.0.0.1:{port}", "-w", "4", "--balance", "shared", "--restart-delay", "100ms",
+            "--restart-delay-max", "1s", "--", HELLO_WORKER]
+    with Pool(args, env={"NOTIFY_SOCKET": up.sock.getsockname(), "WATCHDOG_USEC": "1000000"}) as pool:
+        pool.wait_ready()
+        pidfds = sorted(fd for fd, target in open_fds(pool.pid).items() if "pidfd" in target)
+        check(len(pidfds) == 4, f"expected a pidfd per worker: {pidfds}")
+        limit = pidfds[2] - 2
+    up.messages.clear()
+    with Pool(["-l", f"127.0.0.1:{port}", "-w", "4", "--balance", "shared", "--restart-delay", "100ms", "--restart-delay-max", "1s",
                "--", HELLO_WORKER], prefix=["prlimit", f"--nofile={limit + 2}:{hard}", "--"],
               env={"NOTIFY_SOCKET": up.sock.getsockname(), "WATCHDOG_USEC": "1000000"}) as pool:
         control = os.path.join(pool.tmp.name, "control")
         pool.wait_log("Too many open files (the manager's RLIMIT_NOFILE is", count=2, timeout=15)
-        check_idle_retries(pool, "Too many open files (the manager's", f"start with RLIMIT_NOFILE={limit + 2} (2 slots)",
+        check_idle_retries(pool, "Too many open files (the manager's",
+                           f"start with RLIMIT_NOFILE={limit + 2} (2 slots)",
                            max_attempts=16, min_attempts=2)
         rc, out, _ = timed_status(control)
         check(rc == 0 and "2/4 workers ready" in out, f"status: {rc} {out}\n{pool.log()}")

@@ -193,7 +193,7 @@ def test_imbalance_fires(tmp):
         try:
             pool.wait_log("load is unevenly spread across workers", timeout=10)
             log = pool.log()
-            check("slot 1 starved" in log and "balance = reuseport" in log, f"warning text: {log}")
+            check("slot 1 starved" in log and "balance = least-connections" in log, f"warning text: {log}")
             data = status_json(C)
             check("slot 1 starved" in data["imbalance.warning"], f"status warning {data['imbalance.warning']!r}")
             check(data["imbalance.conn_max_share"] == 1, f"conn max share {data['imbalance.conn_max_share']}")

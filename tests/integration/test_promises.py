@@ -26,7 +26,7 @@ def unix_socket_fallback(tmp):
     path = os.path.join(tmp, "app.sock")
     with Pool(["-l", path, "-w", "2", "--balance", "reuseport", "--", HELLO_WORKER]) as pool:
         pool.wait_ready()
-        check("is not a TCP listening socket (unix sockets have no reuseport balancing); its workers share it"
+        check("is not a TCP listening socket (unix sockets have no per-worker balancing); its workers share it"
               in pool.log(), f"no word of the unix socket fallback:\n{pool.log()}")
     print("balance=reuseport on a unix socket: the pool runs, and the log says its workers share it")
 

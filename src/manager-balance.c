@@ -1,0 +1,436 @@
+/* How new connections reach the workers (see balancer.h, reuseport.h):
+ * the mode in effect, every slot's own sockets, and which of them take
+ * new connections. The manager calls manager_steer() after each change of
+ * the pool (a slot added, removed, switched, a worker ready or gone). */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <systemd/sd-event.h>
+
+#include "manager-internal.h"
+#include "sockherd/balancer.h"
+#include "sockherd/fdstore.h"
+#include "sockherd/log.h"
+#include "sockherd/privileges.h"
+#include "sockherd/reuseport.h"
+#include "sockherd/sample.h"
+#include "sockherd/util.h"
+
+#define EXIT_RUNTIME_CODE 1
+#define EXIT_USAGE_CODE 2
+#define EXPIRE_INTERVAL_USEC (10 * USEC_PER_SEC)
+
+const char *balance_to_string(Balance b) {
+        switch (b) {
+        case BALANCE_AUTO: return "auto";
+        case BALANCE_SHARED: return "shared";
+        case BALANCE_REUSEPORT: return "reuseport";
+        case BALANCE_LEAST_CONNECTIONS: return "least-connections";
+        }
+        return "?";
+}
+
+Balance manager_balance(const Manager *m) {
+        return m->balance;
+}
+
+/* Does every slot have its own sockets? */
+static bool balanced(const Manager *m) {
+        return m->balance == BALANCE_REUSEPORT || m->balance == BALANCE_LEAST_CONNECTIONS;
+}
+
+static const char *slot_store_name(Manager *m, size_t j, unsigned slot, char buf[static FDSTORE_NAME_MAX]) {
+        char address[128] = "?";
+        (void) socket_address_format(m->sockets.sockets[j].fd, address);
+        snprintf(buf, FDSTORE_NAME_MAX, "sockherd-slot/%u/%s", slot, address);
+        for (char *p = buf; *p; p++)
+                if (*p == ':')
+                        *p = '_';
+        return buf;
+}
+
+/* The socket of address j that slot i's worker serves on, or -1. */
+static int slot_socket(const Manager *m, unsigned i, size_t j) {
+        const int *fds = i < m->pool.n_slots ? m->pool.slots[i].fds : NULL;
+        if (fds && fds[j] >= 0)
+                return fds[j];
+        return i == 0 ? m->sockets.sockets[j].fd : -1;
+}
+
+/* Slot i > 0 gets a sibling of every TCP listening socket (slot 0 serves
+ * on the originals). One that was kept in the fd store is taken back. */
+int manager_slot_open_sockets(Manager *m, unsigned slot) {
+        Slot *sl = &m->pool.slots[slot];
+        char name[FDSTORE_NAME_MAX], address[128];
+
+        if (!balanced(m) || slot == 0 || sl->fds)
+                return 0;
+        int *fds = malloc((m->sockets.n ? m->sockets.n : 1) * sizeof(int));
+        if (!fds)
+                return -ENOMEM;
+        for (size_t j = 0; j < m->sockets.n; j++)
+                fds[j] = -1;
+        sl->fds = fds;
+
+        for (size_t j = 0; j < m->sockets.n; j++) {
+                int base = m->sockets.sockets[j].fd;
+                if (!reuseport_applies(base))
+                        continue;
+                slot_store_name(m, j, slot, name);
+                int fd = listen_set_take_named(&m->stored_slots, name);
+                if (fd < 0) {
+                        fd = reuseport_sibling(base, m->config->backlog);
+                        if (fd < 0)
+                                return log_error_errno(fd, "slot %u: cannot open a reuseport socket next to %s: %m",
+                                                       slot, socket_address_format(base, address) >= 0 ? address : "?");
+                        int r = fdstore_store(fd, name);
+                        if (r < 0)
+                                log_warning_errno(r, "cannot keep %s in the fd store: %m", name);
+                }
+                fds[j] = fd;
+                if (m->balancers && m->balancers[j]) {
+                        int r = balancer_set_socket(m->balancers[j], slot, fd);
+                        if (r < 0)
+                                return log_error_errno(r, "slot %u: cannot give the balancer its socket: %m", slot);
+                }
+        }
+        return 0;
+}
+
+/* The slot goes away: its sockets go with heir (closed when it exits, after
+ * it drained them), or are closed now. */
+void manager_slot_release_sockets(Manager *m, unsigned slot, Worker *heir) {
+        Slot *sl = &m->pool.slots[slot];
+        char name[FDSTORE_NAME_MAX];
+
+        if (!sl->fds)
+                return;
+        for (size_t j = 0; j < m->sockets.n; j++) {
+                if (sl->fds[j] < 0)
+                        continue;
+                (void) fdstore_remove(slot_store_name(m, j, slot, name));
+                int *nf = heir ? realloc(heir->owned_fds, (heir->n_owned_fds + 1) * sizeof(int)) : NULL;
+                if (nf) {
+                        heir->owned_fds = nf;
+                        heir->owned_fds[heir->n_owned_fds++] = sl->fds[j];
+                } else
+                        safe_close(sl->fds[j]);
+        }
+        free(sl->fds);
+        sl->fds = NULL;
+}
+
+unsigned manager_slot_queue(Manager *m, unsigned i) {
+        unsigned total = 0;
+
+        for (size_t j = 0; j < m->sockets.n; j++) {
+                unsigned queued, backlog;
+                int fd = slot_socket(m, i, j);
+                if (fd >= 0 && listen_queue(fd, &queued, &backlog) >= 0)
+                        total += queued;
+        }
+        return total;
+}
+
+unsigned manager_slot_connections(Manager *m, unsigned i) {
+        unsigned total = 0;
+        for (size_t j = 0; m->balancers && j < m->sockets.n; j++)
+                if (m->balancers[j])
+                        total += balancer_live(m->balancers[j], i);
+        return total;
+}
+
+int manager_socket_backlog(Manager *m, size_t j, unsigned *ret) {
+        unsigned queued, backlog;
+        int r = listen_queue(m->sockets.sockets[j].fd, &queued, &backlog);
+        if (r < 0)
+                return r;
+        for (unsigned i = 0; i < m->pool.n_slots; i++) {
+                const int *fds = m->pool.slots[i].fds;
+                unsigned b;
+                if (fds && fds[j] >= 0 && listen_queue(fds[j], &queued, &b) >= 0 && b < backlog)
+                        backlog = b;
+        }
+        *ret = backlog;
+        return 0;
+}
+
+void manager_check_backlogs(Manager *m) {
+        char address[128];
+
+        for (size_t i = 0; i < m->sockets.n; i++) {
+                ListenSocket *s = &m->sockets.sockets[i];
+                unsigned backlog;
+                if (s->backlog_taken == 0 || manager_socket_backlog(m, i, &backlog) < 0)
+                        continue;
+                if (backlog >= s->backlog_taken) {
+                        s->backlog_reported = 0;
+                        continue;
+                }
+                if (backlog == s->backlog_reported)
+                        continue;
+                s->backlog_reported = backlog;
+                log_warning("socket %s (%s): its backlog went down from %u to %u after sockherd took it: a worker "
+                            "called listen() on it with a smaller backlog (Node's server.listen() does, with 511, "
+                            "unless given a backlog); connections beyond %u waiting are refused",
+                            socket_address_format(s->fd, address) >= 0 ? address : "?", s->name,
+                            s->backlog_taken, backlog, backlog);
+        }
+}
+
+/* What lane i should be: serving when its worker is ready, standing by
+ * when the slot keeps its socket for a worker that is starting or
+ * restarting, closed when it is not taking connections at all. */
+static unsigned lane_state(const Manager *m, unsigned i, unsigned n_open) {
+        if (i >= n_open)
+                return BALANCER_LANE_CLOSED;
+        const Worker *w = m->pool.slots[i].worker;
+        return w && w->state == WORKER_READY ? BALANCER_LANE_SERVING : BALANCER_LANE_STANDBY;
+}
+
+/* New connections go to slots 0..n-1: all slots, except the ones a reload
+ * added and has not committed yet. */
+void manager_steer(Manager *m) {
+        if (!balanced(m))
+                return;
+        unsigned n = m->pool.n_slots;
+        if (m->reload && m->reload->kind == RUN_RELOAD && m->reload->n_from < n)
+                n = m->reload->n_from;
+        for (size_t j = 0; j < m->sockets.n; j++) {
+                Balancer *b = m->balancers ? m->balancers[j] : NULL;
+                if (b) {
+                        for (unsigned i = 0; i < m->pool.n_slots; i++)
+                                balancer_set_state(b, i, lane_state(m, i, n));
+                        balancer_set_lanes(b, m->pool.n_slots);
+                        continue;
+                }
+                if (!reuseport_applies(m->sockets.sockets[j].fd))
+                        continue;
+                int r = reuseport_steer(m->sockets.sockets[j].fd, n);
+                if (r < 0)
+                        log_error_errno(r, "cannot steer connections to %u slots: %m", n);
+        }
+}
+
+static int on_expire(sd_event_source *s, uint64_t usec _unused_, void *userdata) {
+        Manager *m = userdata;
+        uint64_t max_age = balancer_handshake_max_usec();
+
+        for (size_t j = 0; j < m->sockets.n; j++)
+                if (m->balancers[j])
+                        (void) balancer_expire(m->balancers[j], max_age);
+        (void) sd_event_source_set_time_relative(s, EXPIRE_INTERVAL_USEC);
+        return 0;
+}
+
+static int balancers_start_expiry(Manager *m) {
+        return sd_event_add_time_relative(m->event, &m->balancer_expire_source, CLOCK_MONOTONIC,
+                                          EXPIRE_INTERVAL_USEC, USEC_PER_SEC, on_expire, m) < 0 ? -ENOMEM : 0;
+}
+
+static void balancers_free(Manager *m) {
+        for (size_t j = 0; m->balancers && j < m->sockets.n; j++)
+                balancer_free(m->balancers[j]);
+        free(m->balancers);
+        m->balancers = NULL;
+}
+
+static void set_reason(Manager *m, const char *fmt, ...) _printf_(2, 3);
+static void set_reason(Manager *m, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(m->balance_reason, sizeof(m->balance_reason), fmt, ap);
+        va_end(ap);
+}
+
+/* Choose the mode in effect and, for least-connections, load the programs:
+ * at start, as root, before anything else is opened for the slots. Returns
+ * 0, or an exit code after saying what to do. */
+int manager_balance_prepare(Manager *m) {
+        Balance want = m->config->balance;
+        char address[128];
+        size_t n_tcp = 0;
+
+        m->balance = BALANCE_SHARED;
+        if (want == BALANCE_SHARED) {
+                set_reason(m, "configured");
+                return 0;
+        }
+        for (size_t j = 0; j < m->sockets.n; j++) {
+                int fd = m->sockets.sockets[j].fd;
+                const char *what = socket_address_format(fd, address) >= 0 ? address : m->sockets.sockets[j].name;
+                if (!reuseport_applies(fd)) {
+                        if (want != BALANCE_AUTO)
+                                log_warning("balance=%s: %s is not a TCP listening socket (unix sockets have no "
+                                            "per-worker balancing); its workers share it", balance_to_string(want), what);
+                        continue;
+                }
+                if (reuseport_enabled(fd) == 0) {
+                        if (want == BALANCE_AUTO) {
+                                set_reason(m, "the socket %s was passed in without SO_REUSEPORT (ReusePort=yes in its "
+                                           ".socket unit enables per-worker sockets)", what);
+                                return 0;
+                        }
+                        log_error("balance=%s: the socket %s was passed in without SO_REUSEPORT; set "
+                                  "ReusePort=yes in its .socket unit, or let sockherd bind it with --listen",
+                                  balance_to_string(want), what);
+                        return EXIT_USAGE_CODE;
+                }
+                n_tcp++;
+        }
+        if (n_tcp == 0) {
+                set_reason(m, "no TCP listening socket (unix sockets are shared by the workers)");
+                return 0;
+        }
+        if (want == BALANCE_AUTO && !privileges_keep_reason(m->config, BALANCE_SHARED, geteuid())) {
+                /* per-slot sockets would keep the manager root for good */
+                set_reason(m, "user= is set and the manager drops root to it; per-worker sockets would keep it "
+                           "root (every slot added opens one); balance = least-connections chooses them anyway");
+                return 0;
+        }
+        if (want == BALANCE_REUSEPORT) {
+                m->balance = BALANCE_REUSEPORT;
+                set_reason(m, "configured");
+                return 0;
+        }
+
+        m->balancers = calloc(m->sockets.n, sizeof(Balancer *));
+        if (!m->balancers)
+                return EXIT_RUNTIME_CODE;
+        int r = 0;
+        for (size_t j = 0; j < m->sockets.n && r >= 0; j++) {
+                int fd = m->sockets.sockets[j].fd;
+                if (reuseport_applies(fd))
+                        r = balancer_load(socket_tcp_port(fd), &m->balancers[j]);
+        }
+        if (r >= 0)
+                r = balancers_start_expiry(m);
+        if (r < 0) {
+                balancers_free(m);
+                const char *hint = r == -EPERM || r == -EACCES ?
+                        "loading BPF programs needs root, or CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN" :
+                        r == -EINVAL || r == -ENOSYS || r == -EOPNOTSUPP || r == -E2BIG || r == -ENOENT ?
+                        "the kernel lacks what it needs: Linux 5.17 or newer with BPF" :
+                        "see the error";
+                if (want == BALANCE_LEAST_CONNECTIONS) {
+                        log_error_errno(r, "balance=least-connections: cannot load the balancing programs: %m (%s); "
+                                        "use balance = reuseport or auto", hint);
+                        return EXIT_USAGE_CODE;
+                }
+                /* not reuseport: its random choice also queues connections
+                 * for a slot whose worker is down until it is back */
+                set_reason(m, "least-connections is not available: cannot load its BPF programs: %s (%s)",
+                           strerror(-r), hint);
+                return 0;
+        }
+        m->balance = BALANCE_LEAST_CONNECTIONS;
+        set_reason(m, want == BALANCE_AUTO ? "the default for TCP: the kernel allows its BPF programs" : "configured");
+        return 0;
+}
+
+/* Per-slot sockets at start: open every slot's siblings, give them to the
+ * balancer, steer. Returns 0, or an exit code after saying what to do. */
+int manager_balance_setup(Manager *m) {
+        char address[128];
+
+        log_info("balance=%s (%s)", balance_to_string(m->balance), m->balance_reason);
+        if (!balanced(m))
+                return 0;
+        for (unsigned i = 1; i < m->pool.n_slots; i++) {
+                int r = manager_slot_open_sockets(m, i);
+                if (r == -EADDRINUSE || r == -EACCES || r == -EPERM) {
+                        log_error("balance=%s: cannot join the socket's reuseport group: sockets of one group "
+                                  "must belong to the same user, and this manager runs as uid %u; run sockherd as root "
+                                  "(workers can still drop to user=), or let sockherd bind with --listen and keep its "
+                                  "sockets in the fd store", balance_to_string(m->balance), (unsigned) geteuid());
+                        return EXIT_USAGE_CODE;
+                }
+                if (r < 0)
+                        return EXIT_RUNTIME_CODE;
+        }
+        /* stored slot sockets the pool no longer has */
+        for (size_t j = 0; j < m->stored_slots.n; j++) {
+                log_info("removing %s from the fd store: the pool has fewer slots now", m->stored_slots.sockets[j].name);
+                (void) fdstore_remove(m->stored_slots.sockets[j].name);
+        }
+        listen_set_clear(&m->stored_slots);
+        manager_steer(m);
+        for (size_t j = 0; m->balancers && j < m->sockets.n; j++) {
+                Balancer *b = m->balancers[j];
+                if (!b)
+                        continue;
+                int r = balancer_set_socket(b, 0, m->sockets.sockets[j].fd);
+                if (r >= 0)
+                        r = balancer_attach(b, m->sockets.sockets[j].fd);
+                if (r < 0) {
+                        log_error_errno(r, "balance=least-connections: cannot attach the balancer to %s: %m",
+                                        socket_address_format(m->sockets.sockets[j].fd, address) >= 0 ? address : "?");
+                        return EXIT_RUNTIME_CODE;
+                }
+        }
+        log_info("balance=%s: %u sockets per address, one per worker", balance_to_string(m->balance), m->pool.n_slots);
+        return 0;
+}
+
+int manager_balance_record(Manager *m, State *s) {
+        snprintf(s->balance, sizeof(s->balance), "%s", balance_to_string(m->balance));
+        snprintf(s->balance_reason, sizeof(s->balance_reason), "%s", m->balance_reason);
+        for (size_t j = 0; m->balancers && j < m->sockets.n; j++) {
+                if (!m->balancers[j])
+                        continue;
+                BalancerFds fds;
+                balancer_fds(m->balancers[j], &fds);
+                StateBalancer sb = { .index = (unsigned) j,
+                                     .fds = { fds.program, fds.link, fds.lanes, fds.chooser, fds.conns, fds.sockets } };
+                if (state_add_balancer(s, &sb) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+static Balance balance_from_string(const char *s) {
+        for (Balance b = BALANCE_SHARED; b <= BALANCE_LEAST_CONNECTIONS; b++)
+                if (strcmp(s, balance_to_string(b)) == 0)
+                        return b;
+        return BALANCE_AUTO;
+}
+
+int manager_balance_restore(Manager *m, const State *s) {
+        m->balance = balance_from_string(s->balance);
+        snprintf(m->balance_reason, sizeof(m->balance_reason), "%s", s->balance_reason);
+        if (m->balance == BALANCE_AUTO) {
+                /* an older writer: it had per-slot sockets only for reuseport */
+                m->balance = s->n_slot_sockets > 0 || m->config->balance == BALANCE_REUSEPORT ?
+                        BALANCE_REUSEPORT : BALANCE_SHARED;
+                snprintf(m->balance_reason, sizeof(m->balance_reason), "kept across a re-exec");
+        }
+        for (size_t i = 0; i < s->n_balancers; i++)
+                for (size_t k = 0; k < STATE_BALANCER_FDS; k++)
+                        (void) fcntl(s->balancers[i].fds[k], F_SETFD, FD_CLOEXEC);
+        if (s->n_balancers == 0)
+                return 0;
+        m->balancers = calloc(m->sockets.n ? m->sockets.n : 1, sizeof(Balancer *));
+        if (!m->balancers)
+                return -ENOMEM;
+        for (size_t i = 0; i < s->n_balancers; i++) {
+                const StateBalancer *sb = &s->balancers[i];
+                const int *d = sb->fds;
+                BalancerFds fds = { d[0], d[1], d[2], d[3], d[4], d[5] };
+                int r = sb->index < m->sockets.n && !m->balancers[sb->index] ?
+                        balancer_adopt(&fds, &m->balancers[sb->index]) : -EBADMSG;
+                if (r < 0) {
+                        for (size_t k = 0; k < STATE_BALANCER_FDS; k++)
+                                safe_close(d[k]);
+                        return r;
+                }
+        }
+        return balancers_start_expiry(m);
+}
+
+void manager_balance_free(Manager *m) {
+        m->balancer_expire_source = sd_event_source_disable_unref(m->balancer_expire_source);
+        balancers_free(m);
+}
