@@ -25,6 +25,12 @@ connection open).
 - close_two: 16 held, 4 per worker; the client closes every connection of
   two workers, and at once (no wait) opens 8 new ones: all 8 land on those
   two workers, 4 each. Three rounds with different pairs of workers.
+- restart: 16 held (4 each); slot 2's worker is killed (SIGKILL), and its
+  replacement is held in "starting" for 3 s (the command waits while a
+  marker file exists, then execs hello-worker). Meanwhile the balancer
+  counts slot 2 at 0, and 6 new connections go to the 3 ready workers, 2
+  each, none to slot 2; once the replacement is ready, the next 6 all go to
+  it (it holds 0, the others 6), leaving 6/6/6/6.
 - fallback: `balance = auto` in a config file (and no balance key at all)
   as root is least-connections (balance.requested says auto); a pool on a
   unix socket only is shared, with balance.reason saying why.
@@ -38,12 +44,13 @@ import json
 import os
 import select
 import shutil
+import signal
 import socket
 import tempfile
 import time
 
 from harness import (HELLO_WORKER, NODE_SERVER, Pool, can_run, check, ctl, free_port, parse_hello,
-                     run, wanted)
+                     run, wait_for, wanted)
 
 WORKERS = 4
 # Fresh pools in a row per worker kind. Under SOCKHERD_WRAPPER (CI's
@@ -69,6 +76,7 @@ class Held:
                 rc = s.connect_ex(("127.0.0.1", port))
                 check(rc in (0, errno.EINPROGRESS), f"connect: {os.strerror(rc)}")
             self._complete(timeout)
+            self.connected_at = time.monotonic()
             self._ask(timeout)
         except BaseException:
             self.close()
@@ -118,6 +126,13 @@ class Held:
         self.socks = [k[0] for k in keep]
         self.slots = [k[1] for k in keep]
         self.pids = [k[2] for k in keep]
+
+    def absorb(self, other):
+        """Take over another Held's connections."""
+        self.socks += other.socks
+        self.slots += other.slots
+        self.pids += other.pids
+        other.socks, other.slots, other.pids = [], [], []
 
     def close(self):
         for s in self.socks:
@@ -255,15 +270,69 @@ def close_two():
                 fresh = Held(port, 8)  # at once: no wait after the close
                 counts = fresh.per_slot()
                 print(f"close_two: closed slots {pair}'s connections, 8 new ones went to {counts}")
-                held.socks += fresh.socks
-                held.slots += fresh.slots
-                held.pids += fresh.pids
+                held.absorb(fresh)
                 check(counts == [4 if slot in pair else 0 for slot in range(WORKERS)],
                       f"after closing every connection of slots {pair}, 8 new connections went to "
                       f"{counts} (per slot), not 4 to each of slots {pair}")
                 check_status_view(control, held.per_slot(), f"close_two {pair}")
         finally:
             held.close()
+
+
+def restart():
+    tmp = tempfile.mkdtemp(prefix="sockherd-lc-")
+    try:
+        marker = os.path.join(tmp, "slow-start")
+        # a replacement started while the marker exists stays "starting" 3 s
+        command = ["/bin/sh", "-c", f'if [ -e "{marker}" ]; then sleep 3; fi; exec "$0"', HELLO_WORKER]
+        port = free_port()
+        with start_pool(port, command) as pool:
+            pool.wait_ready()
+            control = control_of(pool)
+            held = Held(port, 16)
+            try:
+                check(held.per_slot() == [4] * WORKERS, f"16 connections held as {held.per_slot()}")
+                workers = {w["slot"]: w for w in status(control)["workers"]}
+                victim = workers[2]["pid"]
+                open(marker, "w").close()
+                os.kill(victim, signal.SIGKILL)
+                started = time.monotonic()
+                held.close_slots((2,))  # the kernel closed the worker's side
+
+                def replacement_starting():
+                    data = status(control)
+                    w = [w for w in data["workers"] if w["slot"] == 2]
+                    return (w and w[0]["pid"] != victim and w[0]["state"] != "ready"
+                            and balancer_counts(data)[2] == 0 and data)
+                data = wait_for(replacement_starting, timeout=2.5,
+                                what="slot 2's replacement to start, and slot 2 to count 0")
+                check(balancer_counts(data) == [4, 4, 0, 4], f"after the kill, status counts "
+                      f"{balancer_counts(data)}")
+                early = Held(port, 6)
+                still_starting = early.connected_at - started < 2.5
+                counts = early.per_slot()
+                print(f"restart: slot 2's worker killed, 6 connections while its replacement starts "
+                      f"went to {counts}")
+                held.absorb(early)
+                check(still_starting, "the connects completed only after slot 2's replacement may "
+                      "have been ready (2.5 s after the kill): too slow to tell")
+                check(counts == [2, 2, 0, 2], f"while slot 2's worker was starting, 6 new connections "
+                      f"went to {counts} per slot, not 2 to each ready worker")
+                os.unlink(marker)
+                wait_for(lambda: all(w["state"] == "ready" for w in status(control)["workers"])
+                         and len(status(control)["workers"]) == WORKERS, timeout=15,
+                         what="the replacement to be ready")
+                late = Held(port, 6)
+                counts = late.per_slot()
+                print(f"restart: once the replacement was ready, 6 connections went to {counts}")
+                held.absorb(late)
+                check(counts == [0, 0, 6, 0], f"6 connections after slot 2's replacement was ready "
+                      f"went to {counts}, not all to slot 2 (which held none)")
+                check_status_view(control, held.per_slot(), "restart")
+            finally:
+                held.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def fallback():
@@ -334,6 +403,8 @@ def main():
         bursts([HELLO_WORKER], "hello-worker (C)")
     if wanted("close_two"):
         close_two()
+    if wanted("restart"):
+        restart()
     if wanted("burst_node"):
         node = shutil.which("node") or shutil.which("nodejs")
         if can_run(node is not None, "node is not installed"):
