@@ -156,6 +156,18 @@ int balancer_attach(Balancer *b, int group_fd) {
         return 0;
 }
 
+int balancer_find_socket(const Balancer *b, int fd) {
+        uint64_t cookie = 0, value;
+        socklen_t len = sizeof(cookie);
+
+        if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &len) < 0)
+                return -errno;
+        for (uint32_t lane = 0; lane < BALANCER_LANES_MAX; lane++)
+                if (bpf_map_lookup_elem(b->fds.sockets, &lane, &value) == 0 && value == cookie)
+                        return (int) lane;
+        return -ENOENT;
+}
+
 unsigned balancer_live(const Balancer *b, unsigned lane) {
         if (lane >= BALANCER_LANES_MAX)
                 return 0;

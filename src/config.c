@@ -27,7 +27,7 @@ const char *const config_keys[] = {
         "watchdog", "max-lifetime", "max-memory", "balance", "metrics-interval",
         "metrics-file", "bind-retry", "pass-environment", "supplementary-groups",
         "no-new-privileges", "http-listen", "health-min-ready", "drain-delay",
-        "clean-environment", "log-identifier", NULL,
+        "clean-environment", "log-identifier", "quiet-period", NULL,
 };
 
 _printf_(2, 3)
@@ -54,6 +54,7 @@ Config *config_new(void) {
         c->ready_alive_usec = 1 * USEC_PER_SEC;
         c->ready_timeout_usec = 60 * USEC_PER_SEC;
         c->stop_timeout_usec = 30 * USEC_PER_SEC;
+        c->quiet_period_usec = 500 * USEC_PER_MSEC;
         c->stop_signal = SIGTERM;
         c->restart_delay_usec = 100 * USEC_PER_MSEC;
         c->restart_delay_max_usec = 10 * USEC_PER_SEC;
@@ -588,6 +589,19 @@ static int set_drain_delay(Config *c, const char *v, const char **reason) {
         return set_duration(&c->drain_delay_usec, v, reason);
 }
 
+static int set_quiet_period(Config *c, const char *v, const char **reason) {
+        if (strcmp(v, "off") == 0) {
+                c->quiet_period_usec = 0;
+                return 0;
+        }
+        int r = set_duration(&c->quiet_period_usec, v, reason);
+        if (r >= 0 && c->quiet_period_usec > 60 * USEC_PER_SEC) {
+                *reason = "at most 60s (it delays every batch of a reload)";
+                return -EINVAL;
+        }
+        return r;
+}
+
 static int set_clean_environment(Config *c, const char *v, const char **reason) {
         int b = parse_boolean(v);
         if (b < 0) {
@@ -634,6 +648,7 @@ static const struct {
         { "http-listen", set_http_listen },
         { "health-min-ready", set_health_min_ready },
         { "drain-delay", set_drain_delay },
+        { "quiet-period", set_quiet_period },
         { "clean-environment", set_clean_environment },
         { "log-identifier", set_log_identifier },
         /* not a file key: the command line's -e, one assignment per option */

@@ -47,6 +47,8 @@ static void help(void) {
                "      --ready MODE             notify | exec | alive:DURATION (default alive:1s)\n"
                "      --ready-timeout DUR      with --ready=notify, how long to wait for READY=1 (default 60s)\n"
                "      --stop-timeout DUR       how long a worker may drain before SIGKILL (default 30s)\n"
+               "      --quiet-period DUR       a replaced worker's stop signal waits this long after its\n"
+               "                               socket is empty (least-connections; default 500ms)\n"
                "      --stop-signal SIG        signal that asks a worker to stop (default TERM)\n"
                "      --restart-delay DUR      first respawn delay (default 100ms), doubled per failure\n"
                "      --restart-delay-max DUR  respawn delay cap (default 10s)\n"
@@ -79,7 +81,7 @@ enum {
         OPT_RESTART_DELAY, OPT_RESTART_DELAY_MAX, OPT_RESTART_STABLE, OPT_USER,
         OPT_GROUP, OPT_WORKING_DIRECTORY, OPT_NAME, OPT_BACKLOG, OPT_CHECK_CONFIG,
         OPT_VERSION, OPT_RELOAD_BATCH, OPT_CONTROL, OPT_CONTROL_GROUP, OPT_DESERIALIZE, OPT_BALANCE, OPT_BIND_RETRY,
-        OPT_STATE_VERSION, OPT_HTTP_LISTEN, OPT_HEALTH_MIN_READY, OPT_DRAIN_DELAY,
+        OPT_STATE_VERSION, OPT_HTTP_LISTEN, OPT_HEALTH_MIN_READY, OPT_DRAIN_DELAY, OPT_QUIET_PERIOD,
 };
 
 static const struct option options[] = {
@@ -107,6 +109,7 @@ static const struct option options[] = {
         { "http-listen",       required_argument, NULL, OPT_HTTP_LISTEN },
         { "health-min-ready",  required_argument, NULL, OPT_HEALTH_MIN_READY },
         { "drain-delay",       required_argument, NULL, OPT_DRAIN_DELAY },
+        { "quiet-period",      required_argument, NULL, OPT_QUIET_PERIOD },
         { "check-config",      no_argument,       NULL, OPT_CHECK_CONFIG },
         { "help",              no_argument,       NULL, 'h' },
         { "version",           no_argument,       NULL, OPT_VERSION },
@@ -184,6 +187,7 @@ static int parse_argv(int argc, char **argv, ConfigSource *src, bool *ret_check)
                 case OPT_HTTP_LISTEN: key = "http-listen"; break;
                 case OPT_HEALTH_MIN_READY: key = "health-min-ready"; break;
                 case OPT_DRAIN_DELAY: key = "drain-delay"; break;
+                case OPT_QUIET_PERIOD: key = "quiet-period"; break;
                 default: return EXIT_USAGE;
                 }
                 char origin[64];

@@ -8,6 +8,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <systemd/sd-event.h>
 
 #include "manager-internal.h"
@@ -37,6 +39,11 @@ Balance manager_balance(const Manager *m) {
         return m->balance;
 }
 
+static int *mfree_int(int *p) {
+        free(p);
+        return NULL;
+}
+
 /* Does every slot have its own sockets? */
 static bool balanced(const Manager *m) {
         return m->balance == BALANCE_REUSEPORT || m->balance == BALANCE_LEAST_CONNECTIONS;
@@ -52,6 +59,17 @@ static const char *slot_store_name(Manager *m, size_t j, unsigned slot, char buf
         return buf;
 }
 
+/* Put fd in the slot's lane (see below). */
+static int slot_lane_set_socket(Manager *m, size_t j, unsigned slot, int fd);
+
+/* Slot i's lanes in the balancer: 2i and 2i + 1. The slot serves on one;
+ * a worker replacing its worker starts on the other, with sockets of its
+ * own, so that the old worker stops getting new connections the moment
+ * the new one takes over, while both run. */
+static unsigned slot_lane(const Slot *sl, unsigned slot, bool other) {
+        return 2 * slot + ((sl->lane_flip ^ (other ? 1u : 0u)) & 1u);
+}
+
 /* The socket of address j that slot i's worker serves on, or -1. */
 static int slot_socket(const Manager *m, unsigned i, size_t j) {
         const int *fds = i < m->pool.n_slots ? m->pool.slots[i].fds : NULL;
@@ -61,13 +79,35 @@ static int slot_socket(const Manager *m, unsigned i, size_t j) {
 }
 
 /* Slot i > 0 gets a sibling of every TCP listening socket (slot 0 serves
- * on the originals). One that was kept in the fd store is taken back. */
+ * on the originals). One that was kept in the fd store is taken back; so
+ * is slot 0's own (least-connections gives a replacement in slot 0 a
+ * sibling of its own, which then serves the slot). */
 int manager_slot_open_sockets(Manager *m, unsigned slot) {
         Slot *sl = &m->pool.slots[slot];
         char name[FDSTORE_NAME_MAX], address[128];
 
-        if (!balanced(m) || slot == 0 || sl->fds)
+        if (!balanced(m) || sl->fds)
                 return 0;
+        if (slot == 0) {
+                if (m->balance != BALANCE_LEAST_CONNECTIONS)
+                        return 0;
+                for (size_t j = 0; j < m->sockets.n; j++) {
+                        int fd = listen_set_take_named(&m->stored_slots, slot_store_name(m, j, 0, name));
+                        if (fd < 0)
+                                continue;
+                        if (!sl->fds) {
+                                sl->fds = malloc(m->sockets.n * sizeof(int));
+                                if (!sl->fds) {
+                                        safe_close(fd);
+                                        return -ENOMEM;
+                                }
+                                for (size_t k = 0; k < m->sockets.n; k++)
+                                        sl->fds[k] = -1;
+                        }
+                        sl->fds[j] = fd;
+                }
+                return 0;
+        }
         int *fds = malloc((m->sockets.n ? m->sockets.n : 1) * sizeof(int));
         if (!fds)
                 return -ENOMEM;
@@ -92,7 +132,7 @@ int manager_slot_open_sockets(Manager *m, unsigned slot) {
                 }
                 fds[j] = fd;
                 if (m->balancers && m->balancers[j]) {
-                        int r = balancer_set_socket(m->balancers[j], slot, fd);
+                        int r = slot_lane_set_socket(m, j, slot, fd);
                         if (r < 0)
                                 return log_error_errno(r, "slot %u: cannot give the balancer its socket: %m", slot);
                 }
@@ -139,8 +179,121 @@ unsigned manager_slot_connections(Manager *m, unsigned i) {
         unsigned total = 0;
         for (size_t j = 0; m->balancers && j < m->sockets.n; j++)
                 if (m->balancers[j])
-                        total += balancer_live(m->balancers[j], i);
+                        total += balancer_live(m->balancers[j], slot_lane(&m->pool.slots[i], i, false));
         return total;
+}
+
+bool manager_gives_own_sockets(const Manager *m) {
+        return m->balance == BALANCE_LEAST_CONNECTIONS && m->balancers;
+}
+
+int manager_incoming_open_sockets(Manager *m, unsigned slot, int **ret_fds) {
+        const Slot *sl = &m->pool.slots[slot];
+        char address[128];
+
+        *ret_fds = NULL;
+        if (!manager_gives_own_sockets(m))
+                return 0;
+        _cleanup_free_ int *fds = malloc((m->sockets.n ? m->sockets.n : 1) * sizeof(int));
+        if (!fds)
+                return -ENOMEM;
+        for (size_t j = 0; j < m->sockets.n; j++)
+                fds[j] = -1;
+        int r = 0;
+        for (size_t j = 0; j < m->sockets.n && r >= 0; j++) {
+                if (!m->balancers[j])
+                        continue;
+                int base = m->sockets.sockets[j].fd;
+                /* slot 0 goes back to the listening socket itself when it
+                 * served on one of its own: the original is never orphaned
+                 * for longer than one replacement */
+                int fd = slot == 0 && sl->fds ? fcntl(base, F_DUPFD_CLOEXEC, 3) : reuseport_sibling(base, m->config->backlog);
+                if (slot == 0 && sl->fds && fd < 0)
+                        fd = -errno;
+                if (fd < 0) {
+                        r = log_error_errno(fd, "slot %u: cannot open a socket for the new worker next to %s: %m",
+                                            slot, socket_address_format(base, address) >= 0 ? address : "?");
+                        break;
+                }
+                fds[j] = fd;
+                /* closed until the worker is ready: nothing queues there before */
+                unsigned lane = slot_lane(sl, slot, true);
+                balancer_set_state(m->balancers[j], lane, BALANCER_LANE_CLOSED);
+                r = balancer_set_socket(m->balancers[j], lane, fd);
+                if (r == -EBUSY && balancer_find_socket(m->balancers[j], fd) == (int) lane)
+                        r = 0; /* the original, still in the lane it had */
+                if (r < 0)
+                        log_error_errno(r, "slot %u: cannot give the balancer the new worker's socket: %m", slot);
+        }
+        if (r < 0) {
+                for (size_t j = 0; j < m->sockets.n; j++)
+                        safe_close(fds[j]);
+                return r;
+        }
+        *ret_fds = TAKE_PTR(fds);
+        return 0;
+}
+
+/* Give old the sockets it serves on to drain: the slot's own, or copies of
+ * the shared ones (which stay open for the pool). */
+static void hand_over_to_drain(Manager *m, Slot *sl, Worker *old) {
+        for (size_t j = 0; j < m->sockets.n; j++) {
+                int fd = sl->fds ? sl->fds[j] : -1;
+                if (fd < 0 && !sl->fds && m->balancers[j])
+                        fd = fcntl(m->sockets.sockets[j].fd, F_DUPFD_CLOEXEC, 3);
+                if (fd < 0)
+                        continue;
+                int *nf = old ? realloc(old->owned_fds, (old->n_owned_fds + 1) * sizeof(int)) : NULL;
+                if (!nf) {
+                        safe_close(fd);
+                        continue;
+                }
+                old->owned_fds = nf;
+                old->owned_fds[old->n_owned_fds++] = fd;
+        }
+        free(sl->fds);
+        sl->fds = NULL;
+}
+
+static bool same_socket(int a, int b) {
+        struct stat sa, sb;
+        return fstat(a, &sa) >= 0 && fstat(b, &sb) >= 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+void manager_slot_take_own_sockets(Manager *m, unsigned slot, Worker *w, Worker *old) {
+        Slot *sl = &m->pool.slots[slot];
+        char name[FDSTORE_NAME_MAX];
+
+        if (!w->own_fds)
+                return;
+        hand_over_to_drain(m, sl, old);
+        sl->fds = TAKE_PTR(w->own_fds);
+        sl->lane_flip ^= 1;
+        bool originals = slot == 0;
+        for (size_t j = 0; j < m->sockets.n; j++)
+                if (sl->fds[j] >= 0 && !same_socket(sl->fds[j], m->sockets.sockets[j].fd))
+                        originals = false;
+        for (size_t j = 0; j < m->sockets.n; j++) {
+                if (sl->fds[j] < 0)
+                        continue;
+                /* the fd store keeps the slot's socket under the slot's name;
+                 * the listening sockets themselves are stored (or held by a
+                 * socket unit) already */
+                slot_store_name(m, j, slot, name);
+                (void) fdstore_remove(name);
+                if (originals)
+                        continue;
+                int r = fdstore_store(sl->fds[j], name);
+                if (r < 0)
+                        log_warning_errno(r, "cannot keep %s in the fd store: %m", name);
+        }
+        if (originals) {
+                /* slot 0 serves on the listening sockets themselves again */
+                for (size_t j = 0; j < m->sockets.n; j++)
+                        safe_close(sl->fds[j]);
+                sl->fds = mfree_int(sl->fds);
+        }
+        manager_steer(m);
 }
 
 int manager_socket_backlog(Manager *m, size_t j, unsigned *ret) {
@@ -181,14 +334,54 @@ void manager_check_backlogs(Manager *m) {
         }
 }
 
-/* What lane i should be: serving when its worker is ready, standing by
- * when the slot keeps its socket for a worker that is starting or
- * restarting, closed when it is not taking connections at all. */
-static unsigned lane_state(const Manager *m, unsigned i, unsigned n_open) {
+/* A socket can be in one balancer at a time. One that is in ours already
+ * (the orphaned original coming back to slot 0) stays where it is, and
+ * the slot serves on that lane. One back from the fd store after a restart
+ * can still be in the balancer of the manager before, whose program was
+ * just detached: the kernel lets go of it once that program is freed, a
+ * few milliseconds later; wait for that, up to a second (at start only:
+ * later sockets are new). */
+static int slot_lane_set_socket(Manager *m, size_t j, unsigned slot, int fd) {
+        Slot *sl = &m->pool.slots[slot];
+        Balancer *b = m->balancers[j];
+        int r, lane = -ENOENT;
+
+        for (unsigned tries = 0; tries < 200; tries++) {
+                r = balancer_set_socket(b, slot_lane(sl, slot, false), fd);
+                if (r != -EBUSY)
+                        return r;
+                lane = balancer_find_socket(b, fd);
+                if (lane != -ENOENT)
+                        break;
+                (void) usleep(5000);
+        }
+        if (lane == -ENOENT)
+                return -EBUSY;
+        if (lane == (int) slot_lane(sl, slot, false))
+                return 0;
+        if (lane == (int) slot_lane(sl, slot, true)) {
+                sl->lane_flip ^= 1;
+                return 0;
+        }
+        /* in another slot's lane: take it out, put it in ours */
+        if (lane >= 0 && (r = balancer_set_socket(b, (unsigned) lane, -1)) >= 0)
+                r = balancer_set_socket(b, slot_lane(sl, slot, false), fd);
+        return lane < 0 ? lane : r;
+}
+
+/* What lane should be: serving when its slot's worker is ready, standing
+ * by when the slot keeps its socket for a worker that is starting or
+ * restarting, closed when it takes no new connections at all (a slot not
+ * committed yet or going away; the lane of a replaced worker that drains,
+ * or of an incoming one that is not ready yet). */
+static unsigned lane_state(const Manager *m, unsigned lane, unsigned n_open) {
+        unsigned i = lane / 2;
         if (i >= n_open)
                 return BALANCER_LANE_CLOSED;
-        const Worker *w = m->pool.slots[i].worker;
-        return w && w->state == WORKER_READY ? BALANCER_LANE_SERVING : BALANCER_LANE_STANDBY;
+        const Slot *sl = &m->pool.slots[i];
+        if (lane != slot_lane(sl, i, false))
+                return BALANCER_LANE_CLOSED;
+        return sl->worker && sl->worker->state == WORKER_READY ? BALANCER_LANE_SERVING : BALANCER_LANE_STANDBY;
 }
 
 /* New connections go to slots 0..n-1: all slots, except the ones a reload
@@ -202,9 +395,9 @@ void manager_steer(Manager *m) {
         for (size_t j = 0; j < m->sockets.n; j++) {
                 Balancer *b = m->balancers ? m->balancers[j] : NULL;
                 if (b) {
-                        for (unsigned i = 0; i < m->pool.n_slots; i++)
-                                balancer_set_state(b, i, lane_state(m, i, n));
-                        balancer_set_lanes(b, m->pool.n_slots);
+                        for (unsigned lane = 0; lane < 2 * m->pool.n_slots; lane++)
+                                balancer_set_state(b, lane, lane_state(m, lane, n));
+                        balancer_set_lanes(b, 2 * m->pool.n_slots);
                         continue;
                 }
                 if (!reuseport_applies(m->sockets.sockets[j].fd))
@@ -303,8 +496,9 @@ int manager_balance_prepare(Manager *m) {
         int r = 0;
         for (size_t j = 0; j < m->sockets.n && r >= 0; j++) {
                 int fd = m->sockets.sockets[j].fd;
-                if (reuseport_applies(fd))
-                        r = balancer_load(socket_tcp_port(fd), &m->balancers[j]);
+                if (!reuseport_applies(fd))
+                        continue;
+                r = balancer_load(socket_tcp_port(fd), &m->balancers[j]);
         }
         if (r >= 0)
                 r = balancers_start_expiry(m);
@@ -331,15 +525,37 @@ int manager_balance_prepare(Manager *m) {
         return 0;
 }
 
+/* Stored slot sockets (and balancers) the pool has no use for now. */
+static void drop_stored(Manager *m) {
+        for (size_t j = 0; j < m->stored_slots.n; j++) {
+                log_info("removing %s from the fd store: the pool no longer uses it", m->stored_slots.sockets[j].name);
+                (void) fdstore_remove(m->stored_slots.sockets[j].name);
+        }
+        listen_set_clear(&m->stored_slots);
+}
+
 /* Per-slot sockets at start: open every slot's siblings, give them to the
  * balancer, steer. Returns 0, or an exit code after saying what to do. */
 int manager_balance_setup(Manager *m) {
         char address[128];
 
         log_info("balance=%s (%s)", balance_to_string(m->balance), m->balance_reason);
-        if (!balanced(m))
+        if (m->balance == BALANCE_LEAST_CONNECTIONS)
+                /* an earlier manager's program (a restart) lets go of its sockets */
+                for (size_t j = 0; j < m->sockets.n; j++)
+                        if (m->balancers[j])
+                                (void) setsockopt(m->sockets.sockets[j].fd, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF,
+                                                  &(int) { 0 }, sizeof(int));
+        if (!balanced(m)) {
+                drop_stored(m);
+                /* a balancer a previous manager attached would go on choosing */
+                for (size_t j = 0; j < m->sockets.n; j++)
+                        if (reuseport_applies(m->sockets.sockets[j].fd))
+                                (void) setsockopt(m->sockets.sockets[j].fd, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF,
+                                                  &(int) { 0 }, sizeof(int));
                 return 0;
-        for (unsigned i = 1; i < m->pool.n_slots; i++) {
+        }
+        for (unsigned i = 0; i < m->pool.n_slots; i++) {
                 int r = manager_slot_open_sockets(m, i);
                 if (r == -EADDRINUSE || r == -EACCES || r == -EPERM) {
                         log_error("balance=%s: cannot join the socket's reuseport group: sockets of one group "
@@ -351,18 +567,19 @@ int manager_balance_setup(Manager *m) {
                 if (r < 0)
                         return EXIT_RUNTIME_CODE;
         }
-        /* stored slot sockets the pool no longer has */
-        for (size_t j = 0; j < m->stored_slots.n; j++) {
-                log_info("removing %s from the fd store: the pool has fewer slots now", m->stored_slots.sockets[j].name);
-                (void) fdstore_remove(m->stored_slots.sockets[j].name);
-        }
-        listen_set_clear(&m->stored_slots);
+        drop_stored(m);
+        /* slot 0 took its own socket back from the fd store: the listening
+         * socket itself has no worker; what lands on it while the old
+         * program lets go (a few milliseconds) is served once slot 0 is
+         * replaced onto it, as soon as its worker is ready */
+        m->original_orphaned = m->balance == BALANCE_LEAST_CONNECTIONS && m->pool.n_slots > 0 &&
+                               m->pool.slots[0].fds;
         manager_steer(m);
         for (size_t j = 0; m->balancers && j < m->sockets.n; j++) {
                 Balancer *b = m->balancers[j];
                 if (!b)
                         continue;
-                int r = balancer_set_socket(b, 0, m->sockets.sockets[j].fd);
+                int r = slot_lane_set_socket(m, j, 0, slot_socket(m, 0, j));
                 if (r >= 0)
                         r = balancer_attach(b, m->sockets.sockets[j].fd);
                 if (r < 0) {

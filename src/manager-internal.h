@@ -56,6 +56,8 @@ struct Manager {
         char balance_reason[512]; /* why that mode */
         struct Balancer **balancers; /* least-connections: per listening socket, NULL where not TCP */
         sd_event_source *balancer_expire_source;
+        bool original_orphaned; /* slot 0 serves on its own socket after a restart: replace it
+                                 * onto the listening socket itself once it is ready */
         Pool pool;
         uint64_t generation;    /* the committed generation */
         uint64_t last_generation; /* the highest one handed out */
@@ -143,6 +145,16 @@ void manager_steer(Manager *m);
 /* Per-slot sockets: connections queued on slot i's own sockets (slot 0's
  * are the shared ones). */
 unsigned manager_slot_queue(Manager *m, unsigned i);
+/* least-connections: does a replacement start on sockets of its own? */
+bool manager_gives_own_sockets(const Manager *m);
+/* least-connections: open the sockets of its own for a worker that will
+ * replace slot's worker (one per socket, -1 where none), closed to new
+ * connections until it takes over; *ret_fds NULL when the mode does not
+ * do this. */
+int manager_incoming_open_sockets(Manager *m, unsigned slot, int **ret_fds);
+/* w takes over its slot: its own sockets become the slot's and take new
+ * connections; old gets the slot's previous sockets to drain. */
+void manager_slot_take_own_sockets(Manager *m, unsigned slot, Worker *w, Worker *old);
 /* least-connections: live connections the balancer counts for slot i. */
 unsigned manager_slot_connections(Manager *m, unsigned i);
 /* Log (once per change) a listening socket whose backlog a worker lowered

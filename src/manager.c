@@ -176,9 +176,19 @@ void manager_update_status(Manager *m) {
         snprintf(m->last_status, sizeof(m->last_status), "%s", status);
 }
 
+static void close_fds_array(int *fds, size_t n) {
+        for (size_t i = 0; fds && i < n; i++)
+                safe_close(fds[i]);
+}
+
 static Worker *worker_free(Worker *w) {
         if (!w)
                 return NULL;
+        if (w->own_fds) {
+                const Manager *m = w->userdata;
+                close_fds_array(w->own_fds, m ? m->sockets.n : 0);
+                free(w->own_fds);
+        }
         sd_event_source_disable_unref(w->child_source);
         sd_event_source_disable_unref(w->timer_source);
         sd_event_source_disable_unref(w->watchdog_source);
@@ -269,19 +279,28 @@ void worker_retire_stop(Manager *m, Worker *w) {
 #define DRAIN_CHECK_USEC (20 * USEC_PER_MSEC)
 #define DRAIN_MAX_USEC (2 * USEC_PER_SEC)
 
-/* A worker whose slot went away keeps accepting from its slot's sockets
- * (no new connection lands there any more) until their queues are empty;
- * only then is it told to stop, so nothing queued is reset at close. */
+/* A worker whose slot went away, or who was replaced on sockets of its
+ * own, keeps accepting from its old sockets (no new connection lands there
+ * any more) until their queues are empty and have stayed empty for
+ * quiet-period, time to read what it accepted last; only then is it told
+ * to stop, so nothing queued is reset at close and nothing accepted is
+ * dropped unread by a server that closes idle connections on SIGTERM. */
 static int on_drain_check(sd_event_source *s, uint64_t usec _unused_, void *userdata) {
         Worker *w = userdata;
         unsigned queued = 0;
+        uint64_t now = manager_now_usec();
 
         for (size_t i = 0; i < w->n_owned_fds; i++) {
                 unsigned q = 0, backlog;
                 if (listen_queue(w->owned_fds[i], &q, &backlog) >= 0)
                         queued += q;
         }
-        if (queued == 0 || manager_now_usec() >= w->drain_deadline_usec || w->state != WORKER_READY) {
+        if (queued > 0)
+                w->drain_quiet_since_usec = 0;
+        else if (w->drain_quiet_since_usec == 0)
+                w->drain_quiet_since_usec = now;
+        bool quiet = queued == 0 && now - w->drain_quiet_since_usec >= w->config->quiet_period_usec;
+        if (quiet || now >= w->drain_deadline_usec || w->state != WORKER_READY) {
                 if (queued > 0)
                         log_worker(LOG_WARNING, w, "%u connections still queued on its socket after %s; stopping it anyway",
                                    queued, format_duration(DRAIN_MAX_USEC, (char[32]) {}));
@@ -305,7 +324,7 @@ static void manager_retire(Manager *m, Worker *w) {
                 return;
         }
         if (w->n_owned_fds > 0 && w->state == WORKER_READY && !m->stopping) {
-                w->drain_deadline_usec = manager_now_usec() + DRAIN_MAX_USEC;
+                w->drain_deadline_usec = manager_now_usec() + DRAIN_MAX_USEC + w->config->quiet_period_usec;
                 if (sd_event_add_time_relative(m->event, &w->drain_source, CLOCK_MONOTONIC, DRAIN_CHECK_USEC,
                                                USEC_PER_MSEC, on_drain_check, w) >= 0)
                         return;
@@ -365,6 +384,7 @@ static void manager_shrink(Manager *m, unsigned n) {
 
 static void reload_on_new_worker_ready(Manager *m, Worker *w);
 static void reload_on_new_worker_failed(Manager *m, Worker *w, const char *why);
+static void manager_replace_onto_original(Manager *m);
 
 static bool is_incoming(Manager *m, Worker *w) {
         return w->slot < m->pool.n_slots && m->pool.slots[w->slot].incoming == w;
@@ -415,6 +435,8 @@ static void worker_apply(Manager *m, Worker *w, WorkerEvent event) {
                 manager_steer(m); /* least-connections: only ready workers take connections */
                 manager_update_status(m);
         }
+        if (m->original_orphaned && m->announced_ready && !m->reload && !m->stopping)
+                manager_replace_onto_original(m);
 }
 
 static int manager_spawn(Manager *m, unsigned slot, Config *config, uint64_t generation, bool incoming);
@@ -671,8 +693,15 @@ static int manager_spawn(Manager *m, unsigned slot, Config *config, uint64_t gen
         pid_t pid;
         int r;
 
+        _cleanup_free_ int *own_fds = NULL;
         manager_notify_follow_group(m, config);
-        r = spawn_plan_build(config, &m->sockets, sl->fds, slot, generation, m->notify_address, environ, &plan);
+        if (incoming) {
+                r = manager_incoming_open_sockets(m, slot, &own_fds);
+                if (r < 0)
+                        return r;
+        }
+        r = spawn_plan_build(config, &m->sockets, own_fds ?: sl->fds, slot, generation, m->notify_address, environ,
+                             &plan);
         if (r < 0)
                 log_error_errno(r, "slot %u: cannot start a worker: %m", slot);
         else {
@@ -690,6 +719,7 @@ static int manager_spawn(Manager *m, unsigned slot, Config *config, uint64_t gen
                 }
         }
         if (r < 0) {
+                close_fds_array(own_fds, m->sockets.n);
                 if (!incoming)
                         manager_schedule_restart(m, slot, 0);
                 return r;
@@ -704,6 +734,7 @@ static int manager_spawn(Manager *m, unsigned slot, Config *config, uint64_t gen
                         .config = config_ref(config),
                         .state = WORKER_STARTING,
                         .started_usec = manager_now_usec(),
+                        .own_fds = TAKE_PTR(own_fds),
                         .userdata = m,
                 };
                 if (config->max_lifetime_usec > 0) {
@@ -723,6 +754,7 @@ static int manager_spawn(Manager *m, unsigned slot, Config *config, uint64_t gen
                 log_error_errno(r, "slot %u: cannot watch worker %d: %m%s; stopping it", slot, (int) pid, hint);
                 (void) kill(pid, SIGKILL);
                 (void) waitpid(pid, NULL, 0);
+                close_fds_array(own_fds, m->sockets.n);
                 worker_free(w);
                 if (!incoming)
                         manager_schedule_restart(m, slot, 0);
@@ -850,6 +882,9 @@ static void reload_on_new_worker_ready(Manager *m, Worker *w) {
         /* switch the slot: the new worker serves, the old one drains */
         Worker *old = sl->worker;
         sl->worker = TAKE_PTR(sl->incoming);
+        /* least-connections: new connections go to its own sockets from now
+         * on; the old worker drains the slot's previous ones, then stops */
+        manager_slot_take_own_sockets(m, w->slot, w, old);
         config_free(sl->config);
         sl->config = config_ref(run->config);
         sl->generation = run->generation;
@@ -1023,6 +1058,20 @@ static void reload_start(Manager *m) {
         log_info("reloading: generation %" PRIu64 " -> %" PRIu64 ", %u -> %u workers, %u at a time",
                  m->generation, m->reload->generation, n_from, n_to, batch);
         reload_advance(m);
+}
+
+static void manager_replace_onto_original(Manager *m) {
+        _cleanup_free_ bool *targets = calloc(m->pool.n_slots, sizeof(bool));
+        m->original_orphaned = false;
+        if (!targets)
+                return;
+        targets[0] = true;
+        log_info("slot 0 served on a socket of its own before the restart; replacing its worker onto the listening "
+                 "socket itself, so that nothing waits there unserved");
+        uint64_t request;
+        int r = manager_restart_slots(m, targets, &request);
+        if (r < 0)
+                log_warning_errno(r, "cannot replace slot 0's worker: %m");
 }
 
 uint64_t manager_request_reload(Manager *m, const char *why) {

@@ -56,8 +56,13 @@ int balancer_adopt(const BalancerFds *fds, Balancer **ret);
 /* The descriptors balancer_adopt() takes (still owned by b). */
 void balancer_fds(const Balancer *b, BalancerFds *ret);
 
-/* Put fd in lane i (fd < 0: take whatever is there out). */
+/* Put fd in lane i (fd < 0: take whatever is there out). -EBUSY: fd is in
+ * a lane already (see balancer_find_socket()). */
 int balancer_set_socket(Balancer *b, unsigned lane, int fd);
+
+/* The lane fd is in, or -ENOENT. */
+int balancer_find_socket(const Balancer *b, int fd);
+
 
 /* BALANCER_LANE_SERVING, _STANDBY or _CLOSED. */
 void balancer_set_state(Balancer *b, unsigned lane, unsigned state);

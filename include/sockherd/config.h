@@ -80,6 +80,8 @@ typedef struct Config {
         char *http_listen_text; /* as the user wrote it, for messages */
         unsigned health_min_ready; /* /health is 503 below this many ready workers */
         uint64_t drain_delay_usec; /* on stop, /health is 503 this long before the workers stop */
+        uint64_t quiet_period_usec; /* a worker replaced or scaled away gets its stop signal this
+                                     * long after its socket's queue was last seen empty */
         char *log_identifier;   /* the workers' journal identifier; config_validate defaults it */
 } Config;
 

@@ -32,6 +32,10 @@ typedef struct Worker {
         size_t n_owned_fds;
         sd_event_source *drain_source;  /* waits for those sockets' queues to empty */
         uint64_t drain_deadline_usec;
+        uint64_t drain_quiet_since_usec; /* when its queues were first seen empty, 0: not yet */
+        int *own_fds;                   /* least-connections: an incoming worker's sockets of
+                                         * its own (one per socket, -1 where none), which become
+                                         * its slot's when it takes over; NULL otherwise */
         void *userdata;
 } Worker;
 
@@ -45,9 +49,12 @@ typedef struct Slot {
         unsigned exits_before_run;      /* its workers' exits in a row with status 126 or
                                          * 127: the command never ran */
         sd_event_source *restart_source;
-        int *fds;                       /* balance=reuseport: the slot's own sockets, in
-                                         * LISTEN_FDS order; -1 where it uses the shared
-                                         * one. NULL in shared mode and for slot 0. */
+        int *fds;                       /* per-slot sockets (reuseport, least-connections): the
+                                         * slot's own sockets, in LISTEN_FDS order; -1 where it
+                                         * uses the shared one. NULL in shared mode, and for
+                                         * slot 0 until a replacement gave it its own. */
+        unsigned lane_flip;             /* least-connections: the slot serves on balancer lane
+                                         * 2 * slot + lane_flip; a replacement takes the other */
 } Slot;
 
 typedef struct Pool {

@@ -60,11 +60,16 @@ def restarts_under_load(box, unit, port):
     return counts
 
 
+# one socket for all workers: the counts below are of the listening sockets
+# themselves (per-slot sockets in the fd store: test_reuseport_restart.py)
+SHARED = "balance = shared\n"
+
+
 def main():
     with Box("fdstore") as box:
         box.install_sockherd()
         port = free_port()
-        write_config(box, listen=port)
+        write_config(box, listen=port, extra=SHARED)
         box.systemctl("start", SERVICE)
         wait_status(box, "4/4 workers ready, generation 1")
         check(http_get(port)[0] == 200, "first request failed")
@@ -89,7 +94,7 @@ def main():
 
         # the control run: a second pool on another port, without an fd store
         ctl_port = free_port()
-        write_config(box, listen=ctl_port, name="ctl")
+        write_config(box, listen=ctl_port, name="ctl", extra=SHARED)
         box.write(f"/etc/systemd/system/{CONTROL}.d/no-fdstore.conf",
                   "[Service]\nFileDescriptorStoreMax=0\n")
         box.systemctl("daemon-reload")
@@ -123,14 +128,14 @@ def main():
 
         # a listen address dropped from the config leaves the fd store
         port2 = free_port()
-        write_config(box, listen=port, extra=f"listen = 127.0.0.1:{port2}\n")
+        write_config(box, listen=port, extra=SHARED + f"listen = 127.0.0.1:{port2}\n")
         box.systemctl("restart", SERVICE)
         wait_status(box, "4/4 workers ready, generation 1")
         check(http_get(port2)[0] == 200 and http_get(port)[0] == 200, "the two-address pool does not serve")
         stored = box.show(SERVICE, "NFileDescriptorStore")
         log(f"two listen addresses: NFileDescriptorStore={stored}")
         check(stored == "2", f"NFileDescriptorStore={stored} with two listen addresses, want 2")
-        write_config(box, listen=port)
+        write_config(box, listen=port, extra=SHARED)
         box.systemctl("restart", SERVICE)
         wait_status(box, "4/4 workers ready, generation 1")
         stored = box.show(SERVICE, "NFileDescriptorStore")

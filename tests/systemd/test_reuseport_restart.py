@@ -21,7 +21,17 @@
    siblings are there (NFileDescriptorStore = 3), and after a `systemctl
    restart` the new manager is passed the socket unit's socket once plus
    the 3 `sockherd-slot/` entries.
+
+With the argument `least-connections` the same scenarios run in that mode
+(test_least_connections_restart). The differences it asserts: a reload
+gives every replacement a sibling of its own, slot 0's too, so after the
+reload the fd store holds 4 slot sockets (slot 0's new one as well) and a
+restart passes the socket unit's socket plus `sockherd-slot/0` to `/3`;
+once ready, slot 0 is replaced onto the socket unit's socket (so nothing
+that lands there while the old program lets go waits unserved), and its
+own socket leaves the store (3 again).
 """
+import sys
 import time
 
 from box import (SERVICE, SOCKET, Box, Load, Waiting, check, ctl, ctl_status, free_port, http_get,
@@ -38,11 +48,15 @@ def pids_answering(port, n=200):
     return seen
 
 
+MODE = sys.argv[1] if len(sys.argv) > 1 else "reuseport"
+LEAST = MODE == "least-connections"
+
+
 def main():
-    with Box("reuseport") as box:
+    with Box(MODE) as box:
         box.install_sockherd()
         port = free_port()
-        write_config(box, listen=port, extra="balance = reuseport\n")
+        write_config(box, listen=port, extra=f"balance = {MODE}\n")
         box.systemctl("start", SERVICE)
         wait_status(box, "4/4 workers ready, generation 1")
         stored = box.show(SERVICE, "NFileDescriptorStore")
@@ -108,7 +122,7 @@ def main():
 
         # a socket unit with ReusePort=yes
         port2 = free_port()
-        write_config(box, extra="balance = reuseport\n")
+        write_config(box, extra=f"balance = {MODE}\n")
         box.write(f"/etc/systemd/system/{SOCKET}.d/listen.conf",
                   f"[Socket]\nListenStream=\nListenStream=127.0.0.1:{port2}\nReusePort=yes\n")
         box.systemctl("daemon-reload")
@@ -117,7 +131,7 @@ def main():
         wait_status(box, "4/4 workers ready, generation 1")
         check(len(pids_answering(port2)) == 4, "socket unit + reuseport: not every worker answers")
         status = ctl_status(box)
-        check(status["balance"] == "reuseport", f"balance {status['balance']!r}, want reuseport")
+        check(status["balance"] == MODE, f"balance {status['balance']!r}, want {MODE}")
         check(len(status["slots"]) == 4, f"{len(status['slots'])} slots, want 4")
         inodes = {box.run(["stat", "-L", "-c", "%i", f"/proc/{pid}/fd/3"]).stdout.strip()
                   for pid in worker_pids(box)}
@@ -138,7 +152,9 @@ def main():
         check(counts["refused"] == 0 and counts["failed"] == 0 and counts["errors"] == 0,
               f"requests failed through the reload: {counts}")
         log(f"workers after the reload: {worker_pids(box)}")
-        check(box.show(SERVICE, "NFileDescriptorStore") == "3", "the reload changed the fd store")
+        after_reload = "4" if LEAST else "3"
+        check(box.show(SERVICE, "NFileDescriptorStore") == after_reload,
+              f"after the reload NFileDescriptorStore={box.show(SERVICE, 'NFileDescriptorStore')}, want {after_reload}")
 
         box.systemctl("restart", SERVICE)
         wait_status(box, "4/4 workers ready, generation 1")
@@ -146,10 +162,19 @@ def main():
         unit_name = box.show(SOCKET, "FileDescriptorName")
         log(f"after a restart: LISTEN_FDNAMES={names}, "
             f"NFileDescriptorStore={box.show(SERVICE, 'NFileDescriptorStore')}")
-        check(sorted(names) == sorted([unit_name] + [f"sockherd-slot/{i}/127.0.0.1_{port2}" for i in (1, 2, 3)]),
+        slots = (0, 1, 2, 3) if LEAST else (1, 2, 3)
+        check(sorted(names) == sorted([unit_name] + [f"sockherd-slot/{i}/127.0.0.1_{port2}" for i in slots]),
               f"passed after a restart: {names}; want the socket unit's "
-              f"socket ({unit_name}) once and 3 slot siblings")
-        check(box.show(SERVICE, "NFileDescriptorStore") == "3", "the restart changed the fd store")
+              f"socket ({unit_name}) once and {len(slots)} slot sockets")
+        if LEAST:
+            # slot 0 came back on its own socket; once ready it is replaced
+            # onto the socket unit's socket, and its own leaves the store
+            wait_for(lambda: any("replacing its worker onto the listening socket" in x for x in messages(box)), 20, 0.1,
+                     "slot 0 replaced onto the listening socket")
+            wait_for(lambda: box.show(SERVICE, "NFileDescriptorStore") == "3", 20, 0.1,
+                     f"NFileDescriptorStore 3 (is {box.show(SERVICE, 'NFileDescriptorStore')})")
+        else:
+            check(box.show(SERVICE, "NFileDescriptorStore") == "3", "the restart changed the fd store")
         check(len(pids_answering(port2)) == 4, "after the restart, not every worker answers")
 
 

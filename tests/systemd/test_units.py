@@ -3,13 +3,14 @@ socket drop-in a user would add): `systemd-analyze verify` of
 sockherd@app.service and sockherd@app.socket is clean.
 
 `systemd-analyze security sockherd@app.service` gives an overall exposure
-of at most MAX_EXPOSURE (measured: 3.0 on Debian 12's systemd 252, the
-figure the README quotes). That the number can fail: with a drop-in that
+of at most MAX_EXPOSURE (measured: 3.2 on Debian 12's systemd 252, the
+figure the README quotes; 3.0 before the unit kept CAP_BPF, CAP_PERFMON and
+CAP_NET_ADMIN, which balance = least-connections loads its programs with). That the number can fail: with a drop-in that
 empties SystemCallFilter= the same command must give a higher exposure
 (measured: 4.4), so removing the filter from the unit fails this test.
 A sanitizer build installs a drop-in that also allows @debug (units/
 sanitizer.conf, for LeakSanitizer), which costs SANITIZER_EXPOSURE more
-(measured: 3.2 in all). The properties the README promises for crashes and
+(measured: 3.4 in all). The properties the README promises for crashes and
 the OOM killer are asserted as systemd loaded them: Restart=on-failure and
 OOMPolicy=continue. No test makes the OOM killer kill a worker for real:
 this host has the memory controller on cgroup v1, and systemd sees OOM
@@ -18,7 +19,7 @@ import re
 
 from box import SERVICE, SOCKET, Box, check, free_port, log, run, setup_pool
 
-MAX_EXPOSURE = 3.0
+MAX_EXPOSURE = 3.2
 SANITIZER_EXPOSURE = 0.2
 
 
