@@ -95,6 +95,9 @@ static void test_defaults(void **state) {
         assert_false(c->http);
         assert_int_equal(c->health_min_ready, 1);
         assert_int_equal(c->drain_delay_usec, 0);
+        /* least-connections where it can be had; half a second of quiet before a replaced worker's stop */
+        assert_int_equal(c->balance, BALANCE_AUTO);
+        assert_int_equal(c->quiet_period_usec, 500 * USEC_PER_MSEC);
 }
 
 /* ---- every key ---- */
@@ -137,7 +140,31 @@ static const struct {
         { "drain-delay", "5s" },
         { "clean-environment", "yes" },
         { "log-identifier", "web.front" },
+        { "quiet-period", "2s" },
 };
+
+static void test_balance_values(void **state) {
+        static const struct {
+                const char *value;
+                Balance balance;
+        } values[] = {
+                { "auto", BALANCE_AUTO },
+                { "shared", BALANCE_SHARED },
+                { "reuseport", BALANCE_REUSEPORT },
+                { "least-connections", BALANCE_LEAST_CONNECTIONS },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(values); i++) {
+                _cleanup_config_ Config *c = new_config();
+                ConfigError err = {};
+                assert_int_equal(config_set(c, "balance", values[i].value, "t", &err), 0);
+                assert_int_equal(c->balance, values[i].balance);
+        }
+        _cleanup_config_ Config *c = new_config();
+        ConfigError err = {};
+        assert_int_equal(config_set(c, "balance", "least", "app.conf:3", &err), -EINVAL);
+        assert_non_null(strstr(err.message, "app.conf:3"));
+        assert_non_null(strstr(err.message, "least-connections"));
+}
 
 static void test_every_key_is_covered(void **state) {
         /* a key added to config_keys must be added to this test as well */
@@ -211,6 +238,7 @@ static void test_load_every_key(void **state) {
         assert_int_equal(c->http_listen.port, 9100);
         assert_int_equal(c->health_min_ready, 2);
         assert_int_equal(c->drain_delay_usec, 5 * USEC_PER_SEC);
+        assert_int_equal(c->quiet_period_usec, 2 * USEC_PER_SEC);
 
         assert_int_equal(strv_length(c->command), 4);
         assert_string_equal(c->command[0], "/bin/echo");
@@ -320,6 +348,9 @@ static void test_bad_value_for_every_key(void **state) {
                 { "log-identifier", "my app" },
                 { "log-identifier", "app[1]" },
                 { "log-identifier", "a-name-longer-than-sixty-four-characters-is-refused-as-a-name-isx" },
+                { "quiet-period", "soon" },
+                { "quiet-period", "61s" },
+                { "balance", "fewest" },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
@@ -1259,6 +1290,7 @@ static void test_file_trust(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_defaults),
+                cmocka_unit_test(test_balance_values),
                 cmocka_unit_test(test_every_key_is_covered),
                 cmocka_unit_test(test_load_every_key),
                 cmocka_unit_test(test_ready_modes),
