@@ -317,7 +317,7 @@ static int on_drain_check(sd_event_source *s, uint64_t usec _unused_, void *user
         if (quiet || now >= w->drain_deadline_usec || w->state != WORKER_READY) {
                 if (queued > 0)
                         log_worker(LOG_WARNING, w, "%u connections still queued on its socket after %s; stopping it anyway",
-                                   queued, format_duration(DRAIN_MAX_USEC, (char[32]) {}));
+                                   queued, format_duration(DRAIN_MAX_USEC + w->config->quiet_period_usec, (char[32]) {}));
                 w->drain_source = sd_event_source_disable_unref(s);
                 worker_stop(w->userdata, w);
                 return 0;
