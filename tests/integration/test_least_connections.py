@@ -50,10 +50,11 @@ import select
 import shutil
 import signal
 import socket
+import subprocess
 import tempfile
 import time
 
-from harness import (HELLO_WORKER, NODE_SERVER, Pool, can_run, check, ctl, free_port, parse_hello,
+from harness import (HELLO_WORKER, NODE_SERVER, SOCKHERD, Pool, can_run, check, ctl, free_port, parse_hello,
                      run, wait_for, wanted)
 
 WORKERS = 4
@@ -364,6 +365,45 @@ def fallback():
                         check(held.per_slot() == [4] * WORKERS, f"{name}: 16 held as {held.per_slot()}")
                     finally:
                         held.close()
+
+        if can_run(os.geteuid() == 0, "running the manager as root with user=, and as nobody, needs root"):
+            # user= makes the manager drop root: auto keeps that and shares
+            port = free_port()
+            conf = os.path.join(tmp, "user.conf")
+            with open(conf, "w") as f:
+                f.write(f"listen = 127.0.0.1:{port}\nworkers = 2\ncommand = {HELLO_WORKER}\nuser = nobody\n"
+                        "balance = auto\n")
+            os.chmod(tmp, 0o755)
+            with Pool(["-c", conf]) as pool:
+                pool.wait_ready()
+                data = status(control_of(pool))
+                print(f"fallback (user = nobody): balance {data.get('balance')!r}, reason "
+                      f"{data.get('balance.reason')!r}")
+                check(data.get("balance") == "shared" and "user=" in data.get("balance.reason", ""),
+                      f"user = nobody: {data.get('balance')!r} ({data.get('balance.reason')!r})")
+                check("dropped root" in pool.log(), f"the manager kept root:\n{pool.log()}")
+            # a manager that is not root cannot load the programs: auto says
+            # why and shares; least-connections asked for explicitly refuses
+            nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+            port = free_port()
+            shared_dir = tempfile.mkdtemp(prefix="sockherd-lc-nobody-")
+            os.chmod(shared_dir, 0o1777)
+            ctl_path = os.path.join(shared_dir, "control")
+            with Pool(["--control", ctl_path, "-l", f"127.0.0.1:{port}", "-w", "2", "--", HELLO_WORKER],
+                      prefix=nobody) as pool:
+                pool.wait_ready()
+                data = status(ctl_path)
+                print(f"fallback (not root): balance {data.get('balance')!r}, reason {data.get('balance.reason')!r}")
+                check(data.get("balance") == "shared" and "cannot load" in data.get("balance.reason", ""),
+                      f"not root: {data.get('balance')!r} ({data.get('balance.reason')!r})")
+            shutil.rmtree(shared_dir, ignore_errors=True)
+            port = free_port()
+            r = subprocess.run(nobody + [SOCKHERD, "--control", "none", "-l", f"127.0.0.1:{port}", "-w", "1",
+                                         "--balance", "least-connections", "--", HELLO_WORKER],
+                               capture_output=True, text=True, timeout=20)
+            print(f"least-connections, not root: exit {r.returncode}: {r.stderr.strip().splitlines()[-1:]}")
+            check(r.returncode == 2 and "cannot load the balancing programs" in r.stderr,
+                  f"explicit least-connections as nobody: exit {r.returncode}: {r.stderr}")
 
         path = os.path.join(tmp, "app.sock")
         conf = os.path.join(tmp, "unix.conf")
