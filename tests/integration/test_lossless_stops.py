@@ -27,7 +27,8 @@ another slot is ready:
   another: every one is answered at once (none waits for the respawn, none
   by slot 2), and slot 2's queue stays 0.
 
-Control runs, which show the test can fail and what the quiet period
+Control runs (not under SOCKHERD_WRAPPER, CI's valgrind run: they are
+about the test, not the manager), which show the test can fail and what the quiet period
 does: the reload scenario with `quiet-period = off` (the old worker is
 stopped as soon as its socket's queue is empty, with requests it accepted
 in the last 100 ms unread) and with `balance = shared` (old and new workers
@@ -161,7 +162,12 @@ def main():
             check(lost == 0 and dropped(log) == 0, f"requests lost through scale 4 -> 2 -> 4: {counts}\n{log}")
         if wanted("standby"):
             standby(tmp)
-        if wanted("controls"):
+        if wanted("controls") and os.environ.get("SOCKHERD_WRAPPER"):
+            # the controls show the test can fail, a property of the test
+            # and the lazy reader: the plain run checks it; under valgrind
+            # (CI) only the manager's own paths are worth the time
+            print("controls: not run under SOCKHERD_WRAPPER (the plain run checks them)", flush=True)
+        elif wanted("controls"):
             _, lost, log = scenario(tmp, "quiet-period = off\n", reloads, "control: quiet-period = off")
             check(lost > 0 and dropped(log) > 0,
                   "without a quiet period the lazy reader should have dropped what it accepted last: the "
