@@ -1,6 +1,6 @@
 #!/bin/bash
 # bench/install.sh: what bench/run needs on Debian 12, as root:
-#   wrk and gnuplot-nox from apt, PM2 (pinned) from npm into bench/node_modules.
+#   wrk, gnuplot-nox and iproute2 (ss) from apt, PM2 (pinned) from npm into bench/node_modules.
 #   bench/install.sh           everything
 #   bench/install.sh --no-pm2  apt packages only
 # The restart phase (bench/restart.py) boots systemd in a box like the
@@ -16,6 +16,7 @@ command -v gnuplot >/dev/null || missing+=(gnuplot-nox)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
 command -v systemd-socket-activate >/dev/null || missing+=(systemd)
+command -v ss >/dev/null || missing+=(iproute2)
 if [ ${#missing[@]} -gt 0 ]; then
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq
