@@ -50,6 +50,7 @@ import select
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import time
@@ -120,13 +121,16 @@ class Held:
             counts[slot] += 1
         return counts
 
-    def close_slots(self, slots):
-        """Close (client side, FIN) every connection held by a worker of these
-        slots; the others stay open."""
+    def close_slots(self, slots, reset=False):
+        """Close (client side, FIN; with reset, RST as a client that gives up
+        or exits with unread data does) every connection held by a worker of
+        these slots; the others stay open."""
         keep = [(s, slot, pid) for s, slot, pid in zip(self.socks, self.slots, self.pids)
                 if slot not in slots]
         for s, slot in zip(self.socks, self.slots):
             if slot in slots:
+                if reset:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 s.close()
         self.socks = [k[0] for k in keep]
         self.slots = [k[1] for k in keep]
@@ -270,11 +274,14 @@ def close_two():
         held = Held(port, 16)
         try:
             check(held.per_slot() == [4] * WORKERS, f"16 connections held as {held.per_slot()}")
-            for pair in ((1, 3), (0, 2), (0, 1)):
-                held.close_slots(pair)
+            # the middle pair is closed with RST: a reset socket has given
+            # up its port before its state changes, and must count down too
+            for pair, reset in (((1, 3), False), ((0, 2), True), ((0, 1), False)):
+                held.close_slots(pair, reset=reset)
                 fresh = Held(port, 8)  # at once: no wait after the close
                 counts = fresh.per_slot()
-                print(f"close_two: closed slots {pair}'s connections, 8 new ones went to {counts}")
+                print(f"close_two: closed slots {pair}'s connections ({'RST' if reset else 'FIN'}), "
+                      f"8 new ones went to {counts}")
                 held.absorb(fresh)
                 check(counts == [4 if slot in pair else 0 for slot in range(WORKERS)],
                       f"after closing every connection of slots {pair}, 8 new connections went to "
