@@ -14,8 +14,9 @@
 # every box of every test run until the build directory is removed.
 #
 # Contents: debootstrap's minbase, systemd and dbus (the box's PID 1 and
-# bus), libinih1 (sockherd's run-time library besides libsystemd0 and
-# libc6, which systemd pulls in), and curl (the README's steps use it).
+# bus), libinih1 and libbpf1 (sockherd's run-time libraries besides
+# libsystemd0 and libc6, which systemd pulls in), and curl (the README's
+# steps use it).
 # The sockherd binaries the tests copy in are the ones built on the host
 # (Debian 12) against older libraries, which trixie's accept (same
 # sonames, newer symbol versions).
@@ -28,7 +29,7 @@ set -eu
 root=${1:?usage: make-root.sh ROOT}
 suite=trixie
 mirror=${SOCKHERD_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-include=systemd,dbus,libinih1,curl
+include=systemd,dbus,libinih1,libbpf1,curl
 stamp="suite=$suite include=$include"
 marker=.sockherd-root
 
