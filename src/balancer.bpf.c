@@ -186,7 +186,7 @@ struct sock_common_head {
         __u16 family;
 };
 
-enum { TCP_ESTABLISHED = 1, TCP_SYN_RECV = 3 };
+enum { TCP_ESTABLISHED = 1, TCP_SYN_RECV = 3, TCP_CLOSE = 7 };
 
 SEC("raw_tp/inet_sock_set_state")
 int count_close(struct bpf_raw_tracepoint_args *ctx) {
@@ -195,9 +195,16 @@ int count_close(struct bpf_raw_tracepoint_args *ctx) {
 
         if (oldstate != TCP_ESTABLISHED && oldstate != TCP_SYN_RECV)
                 return 0;
-        if (bpf_probe_read_kernel(&h, sizeof(h), (void *) ctx->args[0]) < 0 || h.num != balanced_port)
+        if (bpf_probe_read_kernel(&h, sizeof(h), (void *) ctx->args[0]) < 0)
                 return 0;
-        struct balancer_conn_key key = { .hash = h.hash, .peer_port = bpf_ntohs(h.dport), .port = h.num };
+        /* A socket going to CLOSE (a reset, or a close with unread data)
+         * has released its port before the state changes: tcp_set_state()
+         * unhashes it and inet_put_port() zeroes skc_num first. Its hash
+         * and the peer's port are still there, and the hash covers our
+         * port too, so look it up under ours. */
+        if (h.num != balanced_port && !(h.num == 0 && newstate == TCP_CLOSE))
+                return 0;
+        struct balancer_conn_key key = { .hash = h.hash, .peer_port = bpf_ntohs(h.dport), .port = balanced_port };
         if (newstate == TCP_ESTABLISHED) {
                 struct balancer_conn *c = bpf_map_lookup_elem(&conns, &key);
                 if (c)

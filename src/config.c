@@ -596,7 +596,7 @@ static int set_quiet_period(Config *c, const char *v, const char **reason) {
         }
         int r = set_duration(&c->quiet_period_usec, v, reason);
         if (r >= 0 && c->quiet_period_usec > 60 * USEC_PER_SEC) {
-                *reason = "at most 60s (it delays every batch of a reload)";
+                *reason = "at most 60s (replaced workers linger that long after a reload)";
                 return -EINVAL;
         }
         return r;

@@ -183,6 +183,18 @@ unsigned manager_slot_connections(Manager *m, unsigned i) {
         return total;
 }
 
+void manager_balancer_stats(Manager *m, uint64_t *ret_unplaced, uint64_t *ret_untracked) {
+        *ret_unplaced = *ret_untracked = 0;
+        for (size_t j = 0; m->balancers && j < m->sockets.n; j++) {
+                uint64_t a, b;
+                if (!m->balancers[j])
+                        continue;
+                balancer_stats(m->balancers[j], &a, &b);
+                *ret_unplaced += a;
+                *ret_untracked += b;
+        }
+}
+
 bool manager_gives_own_sockets(const Manager *m) {
         return m->balance == BALANCE_LEAST_CONNECTIONS && m->balancers;
 }

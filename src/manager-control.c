@@ -110,6 +110,10 @@ static void command_status(Manager *m, ControlClient *c) {
                         fairness_compute(live, m->pool.n_slots, &f);
                         control_reply_add(&r, "balance.jain_connections", "%.3f", f.jain);
                 }
+                uint64_t unplaced, untracked;
+                manager_balancer_stats(m, &unplaced, &untracked);
+                control_reply_add(&r, "balance.unplaced", "%" PRIu64, unplaced);
+                control_reply_add(&r, "balance.untracked", "%" PRIu64, untracked);
         }
         for (unsigned i = 0; i < m->pool.n_slots; i++) {
                 const Slot *sl = &m->pool.slots[i];

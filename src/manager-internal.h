@@ -155,6 +155,10 @@ int manager_incoming_open_sockets(Manager *m, unsigned slot, int **ret_fds);
 /* w takes over its slot: its own sockets become the slot's and take new
  * connections; old gets the slot's previous sockets to drain. */
 void manager_slot_take_own_sockets(Manager *m, unsigned slot, Worker *w, Worker *old);
+/* least-connections: connections no lane could take (left to the kernel's
+ * hash) and connections placed but not counted (its table was full), over
+ * every address, since the programs were loaded. */
+void manager_balancer_stats(Manager *m, uint64_t *ret_unplaced, uint64_t *ret_untracked);
 /* least-connections: live connections the balancer counts for slot i. */
 unsigned manager_slot_connections(Manager *m, unsigned i);
 /* Log (once per change) a listening socket whose backlog a worker lowered
@@ -170,6 +174,7 @@ int manager_socket_backlog(Manager *m, size_t j, unsigned *ret);
 Worker *manager_adopt_worker(Manager *m, pid_t pid, unsigned slot, uint64_t generation, WorkerState state,
                              uint64_t started_usec, bool retiring);
 void manager_schedule_restart(Manager *m, unsigned slot, uint64_t ran_usec);
+/* A retiring worker: drain the sockets it owns (quiet-period), then stop. */
 void worker_retire_stop(Manager *m, Worker *w);
 
 /* manager-reexec.c */

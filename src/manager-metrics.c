@@ -306,6 +306,16 @@ int manager_metrics_text(Manager *m, char **ret) {
                             "balance=least-connections: Jain's index of the balancer's per-slot connections "
                             "(1 is even).");
                 expo_sample(&e, "sockherd_balancer_fairness", (const char *[]) { "pool", pool, NULL }, "%.4f", f.jain);
+                uint64_t unplaced, untracked;
+                manager_balancer_stats(m, &unplaced, &untracked);
+                expo_family(&e, "sockherd_balancer_unplaced_total", "counter",
+                            "balance=least-connections: new connections no slot could take (left to the kernel).");
+                expo_sample(&e, "sockherd_balancer_unplaced_total", (const char *[]) { "pool", pool, NULL },
+                            "%" PRIu64, unplaced);
+                expo_family(&e, "sockherd_balancer_untracked_total", "counter",
+                            "balance=least-connections: connections placed but not counted (the table was full).");
+                expo_sample(&e, "sockherd_balancer_untracked_total", (const char *[]) { "pool", pool, NULL },
+                            "%" PRIu64, untracked);
         }
 
         expo_family(&e, "sockherd_load_fairness", "gauge",

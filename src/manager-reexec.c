@@ -268,7 +268,7 @@ static int manager_build_state(Manager *m, State *s) {
                 return -ENOMEM;
         for (unsigned i = 0; i < m->pool.n_slots; i++) {
                 const Slot *sl = &m->pool.slots[i];
-                s->slots[i] = (StateSlot) { sl->restarts, sl->backoff.failures };
+                s->slots[i] = (StateSlot) { sl->restarts, sl->backoff.failures, sl->lane_flip };
                 for (size_t j = 0; sl->fds && j < m->sockets.n; j++)
                         if (sl->fds[j] >= 0 &&
                             state_add_slot_socket(s, &(StateSlotSocket) { i, (unsigned) j, sl->fds[j] }) < 0)
@@ -292,6 +292,10 @@ static int manager_build_state(Manager *m, State *s) {
                 };
                 if (state_add_worker(s, &sw) < 0)
                         return -ENOMEM;
+                /* one still draining its old sockets goes on draining them */
+                for (size_t k = 0; w->state == WORKER_READY && k < w->n_owned_fds; k++)
+                        if (state_add_drain_socket(s, &(StateDrainSocket) { w->pid, w->owned_fds[k] }) < 0)
+                                return -ENOMEM;
         }
         return 0;
 }
@@ -310,6 +314,8 @@ static void keep_fds(Manager *m, const State *s, int memfd, bool keep) {
         for (size_t i = 0; i < s->n_balancers; i++)
                 for (size_t k = 0; k < STATE_BALANCER_FDS; k++)
                         (void) set_cloexec(s->balancers[i].fds[k], !keep);
+        for (size_t i = 0; i < s->n_drain_sockets; i++)
+                (void) set_cloexec(s->drain_sockets[i].fd, !keep);
         if (memfd >= 0)
                 (void) set_cloexec(memfd, !keep);
 }
@@ -372,6 +378,24 @@ int manager_reexec(Manager *m) {
         return log_error_errno(r, "re-exec of %s failed, this image keeps running: %m", m->exe_path);
 }
 
+/* The sockets a retiring worker was draining before the re-exec: its own
+ * again, CLOEXEC again. Taken (fd -1) from the state, so that whatever no
+ * worker takes is closed below. */
+static void adopt_drain_sockets(const State *s, Worker *w) {
+        for (size_t i = 0; i < s->n_drain_sockets; i++) {
+                StateDrainSocket *d = &s->drain_sockets[i];
+                if (d->pid != w->pid || d->fd < 0)
+                        continue;
+                int *nf = realloc(w->owned_fds, (w->n_owned_fds + 1) * sizeof(int));
+                if (!nf)
+                        continue;
+                (void) fcntl(d->fd, F_SETFD, FD_CLOEXEC);
+                w->owned_fds = nf;
+                w->owned_fds[w->n_owned_fds++] = d->fd;
+                d->fd = -1;
+        }
+}
+
 int manager_restore(Manager *m, const State *s) {
         int r;
 
@@ -421,6 +445,7 @@ int manager_restore(Manager *m, const State *s) {
                 sl->generation = m->generation;
                 sl->restarts = s->slots[i].restarts;
                 sl->backoff.failures = s->slots[i].backoff_failures;
+                sl->lane_flip = s->slots[i].lane_flip;
         }
 
         /* balance=reuseport: each slot's own sockets, CLOEXEC again */
@@ -456,6 +481,8 @@ int manager_restore(Manager *m, const State *s) {
                         continue;
                 w->recycle_at_usec = sw->recycle_at_usec;
                 snprintf(w->status, sizeof(w->status), "%.255s", sw->status);
+                if (retiring)
+                        adopt_drain_sockets(s, w);
                 if (retiring && w->state != WORKER_STOPPING)
                         worker_retire_stop(m, w);
                 adopted++;

@@ -272,12 +272,26 @@ static void worker_stop(Manager *m, Worker *w) {
                 worker_apply(m, w, WORKER_EVENT_STOP);
 }
 
-void worker_retire_stop(Manager *m, Worker *w) {
+#define DRAIN_CHECK_USEC (20 * USEC_PER_MSEC)
+#define DRAIN_MAX_USEC (2 * USEC_PER_SEC)
+
+static int on_drain_check(sd_event_source *s, uint64_t usec _unused_, void *userdata);
+
+/* A retiring worker with sockets to drain drains them first (on_drain_check);
+ * any other is asked to go now. */
+static void worker_drain_or_stop(Manager *m, Worker *w) {
+        if (w->n_owned_fds > 0 && w->state == WORKER_READY && !m->stopping) {
+                w->drain_deadline_usec = manager_now_usec() + DRAIN_MAX_USEC + w->config->quiet_period_usec;
+                if (sd_event_add_time_relative(m->event, &w->drain_source, CLOCK_MONOTONIC, DRAIN_CHECK_USEC,
+                                               USEC_PER_MSEC, on_drain_check, w) >= 0)
+                        return;
+        }
         worker_stop(m, w);
 }
 
-#define DRAIN_CHECK_USEC (20 * USEC_PER_MSEC)
-#define DRAIN_MAX_USEC (2 * USEC_PER_SEC)
+void worker_retire_stop(Manager *m, Worker *w) {
+        worker_drain_or_stop(m, w);
+}
 
 /* A worker whose slot went away, or who was replaced on sockets of its
  * own, keeps accepting from its old sockets (no new connection lands there
@@ -303,7 +317,7 @@ static int on_drain_check(sd_event_source *s, uint64_t usec _unused_, void *user
         if (quiet || now >= w->drain_deadline_usec || w->state != WORKER_READY) {
                 if (queued > 0)
                         log_worker(LOG_WARNING, w, "%u connections still queued on its socket after %s; stopping it anyway",
-                                   queued, format_duration(DRAIN_MAX_USEC, (char[32]) {}));
+                                   queued, format_duration(DRAIN_MAX_USEC + w->config->quiet_period_usec, (char[32]) {}));
                 w->drain_source = sd_event_source_disable_unref(s);
                 worker_stop(w->userdata, w);
                 return 0;
@@ -323,13 +337,7 @@ static void manager_retire(Manager *m, Worker *w) {
                 worker_free(w);
                 return;
         }
-        if (w->n_owned_fds > 0 && w->state == WORKER_READY && !m->stopping) {
-                w->drain_deadline_usec = manager_now_usec() + DRAIN_MAX_USEC + w->config->quiet_period_usec;
-                if (sd_event_add_time_relative(m->event, &w->drain_source, CLOCK_MONOTONIC, DRAIN_CHECK_USEC,
-                                               USEC_PER_MSEC, on_drain_check, w) >= 0)
-                        return;
-        }
-        worker_stop(m, w);
+        worker_drain_or_stop(m, w);
 }
 
 /* Add slots up to n, each ready for a worker of config/generation. */

@@ -73,7 +73,9 @@ int state_write(const State *s, FILE *f) {
                         esc(s->sockets[i].unlink_path, b, sizeof(b)), s->sockets[i].backlog_taken);
         fprintf(f, "slots %u\n", s->n_slots);
         for (unsigned i = 0; i < s->n_slots; i++)
-                fprintf(f, "slot %u %u %u\n", i, s->slots[i].restarts, s->slots[i].backoff_failures);
+                /* the lane last: older readers ignore it */
+                fprintf(f, "slot %u %u %u %u\n", i, s->slots[i].restarts, s->slots[i].backoff_failures,
+                        s->slots[i].lane_flip);
         for (size_t i = 0; i < s->n_workers; i++) {
                 const StateWorker *w = &s->workers[i];
                 fprintf(f, "worker %s %u %d %" PRIu64 " %s %" PRIu64 " %" PRIu64 " %s\n",
@@ -92,6 +94,8 @@ int state_write(const State *s, FILE *f) {
                         fprintf(f, " %d", s->balancers[i].fds[k]);
                 fprintf(f, "\n");
         }
+        for (size_t i = 0; i < s->n_drain_sockets; i++)
+                fprintf(f, "drain-socket %d %d\n", (int) s->drain_sockets[i].pid, s->drain_sockets[i].fd);
         fprintf(f, "end\n");
         return fflush(f) == 0 && !ferror(f) ? 0 : -EIO;
 }
@@ -102,6 +106,7 @@ void state_done(State *s) {
         free(s->workers);
         free(s->slot_sockets);
         free(s->balancers);
+        free(s->drain_sockets);
         *s = (State) {};
 }
 
@@ -120,6 +125,15 @@ int state_add_balancer(State *s, const StateBalancer *b) {
                 return -ENOMEM;
         s->balancers = n;
         s->balancers[s->n_balancers++] = *b;
+        return 0;
+}
+
+int state_add_drain_socket(State *s, const StateDrainSocket *d) {
+        StateDrainSocket *n = realloc(s->drain_sockets, (s->n_drain_sockets + 1) * sizeof(StateDrainSocket));
+        if (!n)
+                return -ENOMEM;
+        s->drain_sockets = n;
+        s->drain_sockets[s->n_drain_sockets++] = *d;
         return 0;
 }
 
@@ -238,10 +252,11 @@ int state_read(FILE *f, State *ret, char *err, size_t err_size) {
                         if (!s.slots)
                                 FAIL("out of memory");
                 } else if (strcmp(type, "slot") == 0) {
-                        unsigned i, restarts, failures;
-                        if (!slots_seen || sscanf(rest, "%u %u %u", &i, &restarts, &failures) != 3 || i >= s.n_slots)
+                        unsigned i, restarts, failures, flip = 0;
+                        int n = sscanf(rest, "%u %u %u %u", &i, &restarts, &failures, &flip);
+                        if (!slots_seen || n < 3 || i >= s.n_slots || flip > 1)
                                 FAIL("state line %u: bad slot record", lineno);
-                        s.slots[i] = (StateSlot) { restarts, failures };
+                        s.slots[i] = (StateSlot) { restarts, failures, flip };
                 } else if (strcmp(type, "worker") == 0) {
                         StateWorker w = {};
                         int pid;
@@ -281,6 +296,13 @@ int state_read(FILE *f, State *ret, char *err, size_t err_size) {
                                 if (d[k] < 0)
                                         FAIL("state line %u: bad balancer record", lineno);
                         if ((r = state_add_balancer(&s, &sb)) < 0)
+                                FAIL("out of memory");
+                }
+                else if (strcmp(type, "drain-socket") == 0) {
+                        int pid, fd;
+                        if (sscanf(rest, "%d %d", &pid, &fd) != 2 || pid <= 1 || fd < 0)
+                                FAIL("state line %u: bad drain-socket record", lineno);
+                        if ((r = state_add_drain_socket(&s, &(StateDrainSocket) { pid, fd })) < 0)
                                 FAIL("out of memory");
                 }
                 /* anything else: a record of a newer writer; skipped */

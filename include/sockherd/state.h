@@ -37,6 +37,7 @@ typedef struct StateSocket {
 typedef struct StateSlot {
         unsigned restarts;
         unsigned backoff_failures;
+        unsigned lane_flip;     /* least-connections: which of its two lanes serves (0 from an older writer) */
 } StateSlot;
 
 /* balance=reuseport: socket `index` (LISTEN_FDS order) of slot `slot` */
@@ -45,6 +46,12 @@ typedef struct StateSlotSocket {
         unsigned index;
         int fd;
 } StateSlotSocket;
+
+/* a retiring worker's socket that it drains before it stops */
+typedef struct StateDrainSocket {
+        pid_t pid;
+        int fd;
+} StateDrainSocket;
 
 /* balance=least-connections: socket `index`'s balancer, as descriptors
  * (program, tracepoint link, lanes, chooser, conns, sockets maps) */
@@ -102,6 +109,8 @@ typedef struct State {
         char balance_reason[STATE_STRING_MAX];
         StateBalancer *balancers;
         size_t n_balancers;
+        StateDrainSocket *drain_sockets;
+        size_t n_drain_sockets;
 } State;
 
 int state_write(const State *s, FILE *f);
@@ -112,5 +121,6 @@ void state_done(State *s);
 /* Append helpers for building a State; -ENOMEM. */
 int state_add_socket(State *s, const StateSocket *sock);
 int state_add_balancer(State *s, const StateBalancer *b);
+int state_add_drain_socket(State *s, const StateDrainSocket *d);
 int state_add_worker(State *s, const StateWorker *w);
 int state_add_slot_socket(State *s, const StateSlotSocket *ss);

@@ -7,12 +7,15 @@ examples/sockherd.conf's command= points, `sudo` is dropped (the box runs
 as root), and port 8080 becomes a free port (the box shares the host's
 loopback). Every other line runs unchanged, in order, from a copy of the
 source tree's examples/ in the box; the curl gets a hello, the status
-shows every worker ready, and the journal has the slot's entries."""
+shows every worker ready, and the journal has the slot's entries. The
+pool runs balance = least-connections (the default for TCP, which the
+shipped unit's capabilities and system call filter must allow, with the
+README's ReusePort=yes)."""
 import os
 import re
 import time
 
-from box import SERVICE, Box, check, free_port, log, run, wait_status
+from box import SERVICE, Box, check, ctl_status, free_port, log, run, wait_status
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 
@@ -55,6 +58,12 @@ def main():
             else:
                 check(r.returncode == 0, f"{cmd}: exit {r.returncode}: {out}")
         check(box.show(SERVICE, "ActiveState") == "active", "the service is not active")
+        # the shipped unit lets the default mode load its programs: the
+        # README's socket (ReusePort=yes) gets least-connections
+        status = ctl_status(box)
+        log(f"balance {status.get('balance')} ({status.get('balance.reason')})")
+        check(status.get("balance") == "least-connections",
+              f"the README's setup runs balance {status.get('balance')!r}: {status.get('balance.reason')}")
 
 
 run(main)

@@ -40,7 +40,10 @@ static void test_round_trip(void **state) {
         StateSocket sock2 = { .fd = 4 };
         strcpy(sock2.name, "-");        /* a name that looks like the empty marker */
         assert_int_equal(state_add_socket(&in, &sock2), 0);
-        StateSlot slots[3] = { { 1, 0 }, { 0, 2 }, { 5, 3 } };
+        StateSlot slots[3] = { { 1, 0, 0 }, { 0, 2, 1 }, { 5, 3, 0 } };
+        strcpy(in.balance, "least-connections");
+        strcpy(in.balance_reason, "the default for TCP: the kernel allows its BPF programs");
+        assert_int_equal(state_add_balancer(&in, &(StateBalancer) { 0, { 20, 21, 22, 23, 24, 25 } }), 0);
         in.slots = malloc(sizeof(slots));
         memcpy(in.slots, slots, sizeof(slots));
         StateWorker w1 = { STATE_ROLE_SERVING, 0, 100, 7, WORKER_READY, 123456789, 0, "" };
@@ -103,6 +106,14 @@ static void test_round_trip(void **state) {
         assert_int_equal(out.slot_sockets[1].slot, 2);
         assert_int_equal(out.slot_sockets[1].index, 1);
         assert_int_equal(out.slot_sockets[1].fd, 18);
+        assert_int_equal(out.slots[1].lane_flip, 1);
+        assert_int_equal(out.slots[2].lane_flip, 0);
+        assert_string_equal(out.balance, "least-connections");
+        assert_string_equal(out.balance_reason, "the default for TCP: the kernel allows its BPF programs");
+        assert_int_equal(out.n_balancers, 1);
+        assert_int_equal(out.balancers[0].index, 0);
+        assert_int_equal(out.balancers[0].fds[0], 20);
+        assert_int_equal(out.balancers[0].fds[5], 25);
 
         state_done(&in);
         state_done(&out);
@@ -206,6 +217,10 @@ static void test_refusals(void **state) {
                 { "sockherd-state 1\nnotify 5 @n\ncontrol-uid -3\nslots 1\nend\n", "line 3: bad control-uid" },
                 { "sockherd-state 1\nnotify 5 @n\nworking-directory /a\nslots 1\nend\n", "line 3: bad working-directory" },
                 { "sockherd-state 1\nnotify 5 @n\nworking-directory /a b\nslots 1\nend\n", "line 3: bad working-directory" },
+                { "sockherd-state 1\nnotify 5 @n\nslots 1\nslot 0 0 0 2\nend\n", "line 4: bad slot" },
+                { "sockherd-state 1\nnotify 5 @n\nslots 1\nbalancer 0 3 4 5 6 7\nend\n", "line 4: bad balancer" },
+                { "sockherd-state 1\nnotify 5 @n\nslots 1\nbalancer 0 3 4 5 6 7 -1\nend\n", "line 4: bad balancer" },
+                { "sockherd-state 1\nnotify 5 @n\nslots 1\nbalancer 99 3 4 5 6 7 8\nend\n", "line 4: bad balancer" },
         };
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
                 State s;
