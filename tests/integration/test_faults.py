@@ -27,6 +27,7 @@
 Each check prints what it measured (attempts, CPU seconds, latencies).
 Needs root for the fork part (CI runs as root); without it that part is
 skipped with the reason and the test exits 77 after running the rest."""
+import fcntl
 import os
 import pwd
 import resource
@@ -84,7 +85,11 @@ def ready_count(pool):
 # ---- 1. fork fails ----
 
 def unused_uid():
-    """A uid nothing uses: no passwd entry and no process."""
+    """A uid nothing uses: no passwd entry and no process. Reserved for
+    this test's run by a lock held until the process exits (the lock file
+    is named after the uid), so two copies run at once (meson test
+    --repeat, parallel scratch builds) never pick the same one: their
+    processes would count together against RLIMIT_NPROC."""
     used = set()
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -99,9 +104,20 @@ def unused_uid():
         try:
             pwd.getpwuid(uid)
         except KeyError:
-            if uid not in used:
-                return uid
+            if uid in used:
+                continue
+            lock = open(os.path.join(tempfile.gettempdir(), f"sockherd-test-uid-{uid}.lock"), "w")
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock.close()
+                continue
+            _uid_locks.append(lock)
+            return uid
     return None
+
+
+_uid_locks = []  # held (open, locked) until this test's process exits
 
 
 def as_uid(uid, *cmd):
