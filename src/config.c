@@ -955,12 +955,7 @@ static int groups_add(Config *c, gid_t g) {
         for (size_t i = 0; i < c->n_groups; i++)
                 if (c->groups[i] == g)
                         return 0;
-        gid_t *n = realloc(c->groups, (c->n_groups + 1) * sizeof(gid_t));
-        if (!n)
-                return -ENOMEM;
-        c->groups = n;
-        c->groups[c->n_groups++] = g;
-        return 0;
+        return ARRAY_APPEND(c->groups, c->n_groups, g);
 }
 
 /* The workers' supplementary groups: the user's own (as initgroups() would

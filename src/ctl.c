@@ -60,11 +60,7 @@ typedef struct Fields {
 
 static void collect(const char *key, const char *value, void *userdata) {
         Fields *f = userdata;
-        Field *nv = realloc(f->v, (f->n + 1) * sizeof(Field));
-        if (!nv)
-                return;
-        f->v = nv;
-        f->v[f->n++] = (Field) { strdup(key), strdup(value) };
+        (void) ARRAY_APPEND(f->v, f->n, (Field) { strdup(key), strdup(value) });
 }
 
 static const char *field(const Fields *f, const char *key) {

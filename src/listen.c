@@ -51,11 +51,8 @@ int listen_set_move(ListenSet *from, ListenSet *to, bool (*pred)(const char *nam
                         i++;
                         continue;
                 }
-                ListenSocket *ns = realloc(to->sockets, (to->n + 1) * sizeof(ListenSocket));
-                if (!ns)
+                if (ARRAY_APPEND(to->sockets, to->n, from->sockets[i]) < 0)
                         return -ENOMEM;
-                to->sockets = ns;
-                to->sockets[to->n++] = from->sockets[i];
                 memmove(from->sockets + i, from->sockets + i + 1, (from->n - i - 1) * sizeof(ListenSocket));
                 from->n--;
         }

@@ -39,11 +39,6 @@ Balance manager_balance(const Manager *m) {
         return m->balance;
 }
 
-static int *mfree_int(int *p) {
-        free(p);
-        return NULL;
-}
-
 /* Does every slot have its own sockets? */
 static bool balanced(const Manager *m) {
         return m->balance == BALANCE_REUSEPORT || m->balance == BALANCE_LEAST_CONNECTIONS;
@@ -152,12 +147,7 @@ void manager_slot_release_sockets(Manager *m, unsigned slot, Worker *heir) {
                 if (sl->fds[j] < 0)
                         continue;
                 (void) fdstore_remove(slot_store_name(m, j, slot, name));
-                int *nf = heir ? realloc(heir->owned_fds, (heir->n_owned_fds + 1) * sizeof(int)) : NULL;
-                if (nf) {
-                        heir->owned_fds = nf;
-                        heir->owned_fds[heir->n_owned_fds++] = sl->fds[j];
-                } else
-                        safe_close(sl->fds[j]);
+                (void) worker_own_fd(heir, sl->fds[j]);
         }
         free(sl->fds);
         sl->fds = NULL;
@@ -253,15 +243,8 @@ static void hand_over_to_drain(Manager *m, Slot *sl, Worker *old) {
                 int fd = sl->fds ? sl->fds[j] : -1;
                 if (fd < 0 && !sl->fds && m->balancers[j])
                         fd = fcntl(m->sockets.sockets[j].fd, F_DUPFD_CLOEXEC, 3);
-                if (fd < 0)
-                        continue;
-                int *nf = old ? realloc(old->owned_fds, (old->n_owned_fds + 1) * sizeof(int)) : NULL;
-                if (!nf) {
-                        safe_close(fd);
-                        continue;
-                }
-                old->owned_fds = nf;
-                old->owned_fds[old->n_owned_fds++] = fd;
+                if (fd >= 0)
+                        (void) worker_own_fd(old, fd);
         }
         free(sl->fds);
         sl->fds = NULL;
@@ -303,7 +286,8 @@ void manager_slot_take_own_sockets(Manager *m, unsigned slot, Worker *w, Worker 
                 /* slot 0 serves on the listening sockets themselves again */
                 for (size_t j = 0; j < m->sockets.n; j++)
                         safe_close(sl->fds[j]);
-                sl->fds = mfree_int(sl->fds);
+                free(sl->fds);
+                sl->fds = NULL;
         }
         manager_steer(m);
 }

@@ -147,12 +147,7 @@ static void command_metrics(Manager *m, ControlClient *c) {
 }
 
 static int add_waiter(Manager *m, ControlClient *c, uint64_t request) {
-        Waiter *nw = realloc(m->waiters, (m->n_waiters + 1) * sizeof(Waiter));
-        if (!nw)
-                return -ENOMEM;
-        m->waiters = nw;
-        m->waiters[m->n_waiters++] = (Waiter) { c, request };
-        return 0;
+        return ARRAY_APPEND(m->waiters, m->n_waiters, (Waiter) { c, request });
 }
 
 void manager_answer_waiters(Manager *m, uint64_t covers, bool ok) {

@@ -386,12 +386,8 @@ static void adopt_drain_sockets(const State *s, Worker *w) {
                 StateDrainSocket *d = &s->drain_sockets[i];
                 if (d->pid != w->pid || d->fd < 0)
                         continue;
-                int *nf = realloc(w->owned_fds, (w->n_owned_fds + 1) * sizeof(int));
-                if (!nf)
-                        continue;
                 (void) fcntl(d->fd, F_SETFD, FD_CLOEXEC);
-                w->owned_fds = nf;
-                w->owned_fds[w->n_owned_fds++] = d->fd;
+                (void) worker_own_fd(w, d->fd);
                 d->fd = -1;
         }
 }

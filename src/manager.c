@@ -193,9 +193,7 @@ static Worker *worker_free(Worker *w) {
         sd_event_source_disable_unref(w->timer_source);
         sd_event_source_disable_unref(w->watchdog_source);
         sd_event_source_disable_unref(w->drain_source);
-        for (size_t i = 0; i < w->n_owned_fds; i++)
-                safe_close(w->owned_fds[i]);
-        free(w->owned_fds);
+        worker_close_owned_fds(w);
         config_free(w->config);
         free(w);
         return NULL;
@@ -440,7 +438,10 @@ static void worker_apply(Manager *m, Worker *w, WorkerEvent event) {
                 (void) sd_event_source_set_enabled(w->watchdog_source, SD_EVENT_OFF);
 
         if (old != w->state) {
-                manager_steer(m); /* least-connections: only ready workers take connections */
+                /* least-connections: only ready workers take connections
+                 * (reuseport's steering depends on the slot count only) */
+                if (m->balance == BALANCE_LEAST_CONNECTIONS)
+                        manager_steer(m);
                 manager_update_status(m);
         }
         if (m->original_orphaned && m->announced_ready && !m->reload && !m->stopping)

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "sockherd/pool.h"
+#include "sockherd/util.h"
 
 int pool_resize(Pool *p, unsigned n_slots) {
         for (unsigned i = n_slots; i < p->n_slots; i++)
@@ -41,13 +42,24 @@ void pool_done(Pool *p, size_t n_fds) {
         *p = (Pool) {};
 }
 
-int pool_retire(Pool *p, Worker *w) {
-        Worker **nr = realloc(p->retiring, (p->n_retiring + 1) * sizeof(Worker *));
-        if (!nr)
+int worker_own_fd(Worker *w, int fd) {
+        if (!w || ARRAY_APPEND(w->owned_fds, w->n_owned_fds, fd) < 0) {
+                close(fd);
                 return -ENOMEM;
-        p->retiring = nr;
-        p->retiring[p->n_retiring++] = w;
+        }
         return 0;
+}
+
+void worker_close_owned_fds(Worker *w) {
+        for (size_t i = 0; i < w->n_owned_fds; i++)
+                close(w->owned_fds[i]);
+        free(w->owned_fds);
+        w->owned_fds = NULL;
+        w->n_owned_fds = 0;
+}
+
+int pool_retire(Pool *p, Worker *w) {
+        return ARRAY_APPEND(p->retiring, p->n_retiring, w);
 }
 
 bool pool_unretire(Pool *p, Worker *w) {

@@ -111,48 +111,23 @@ void state_done(State *s) {
 }
 
 int state_add_socket(State *s, const StateSocket *sock) {
-        StateSocket *n = realloc(s->sockets, (s->n_sockets + 1) * sizeof(StateSocket));
-        if (!n)
-                return -ENOMEM;
-        s->sockets = n;
-        s->sockets[s->n_sockets++] = *sock;
-        return 0;
+        return ARRAY_APPEND(s->sockets, s->n_sockets, *sock);
 }
 
 int state_add_balancer(State *s, const StateBalancer *b) {
-        StateBalancer *n = realloc(s->balancers, (s->n_balancers + 1) * sizeof(StateBalancer));
-        if (!n)
-                return -ENOMEM;
-        s->balancers = n;
-        s->balancers[s->n_balancers++] = *b;
-        return 0;
+        return ARRAY_APPEND(s->balancers, s->n_balancers, *b);
 }
 
 int state_add_drain_socket(State *s, const StateDrainSocket *d) {
-        StateDrainSocket *n = realloc(s->drain_sockets, (s->n_drain_sockets + 1) * sizeof(StateDrainSocket));
-        if (!n)
-                return -ENOMEM;
-        s->drain_sockets = n;
-        s->drain_sockets[s->n_drain_sockets++] = *d;
-        return 0;
+        return ARRAY_APPEND(s->drain_sockets, s->n_drain_sockets, *d);
 }
 
 int state_add_worker(State *s, const StateWorker *w) {
-        StateWorker *n = realloc(s->workers, (s->n_workers + 1) * sizeof(StateWorker));
-        if (!n)
-                return -ENOMEM;
-        s->workers = n;
-        s->workers[s->n_workers++] = *w;
-        return 0;
+        return ARRAY_APPEND(s->workers, s->n_workers, *w);
 }
 
 int state_add_slot_socket(State *s, const StateSlotSocket *ss) {
-        StateSlotSocket *n = realloc(s->slot_sockets, (s->n_slot_sockets + 1) * sizeof(StateSlotSocket));
-        if (!n)
-                return -ENOMEM;
-        s->slot_sockets = n;
-        s->slot_sockets[s->n_slot_sockets++] = *ss;
-        return 0;
+        return ARRAY_APPEND(s->slot_sockets, s->n_slot_sockets, *ss);
 }
 
 static int parse_state_name(const char *name, WorkerState *ret) {

@@ -79,3 +79,9 @@ Worker *pool_find(const Pool *p, pid_t pid);
 unsigned pool_ready(const Pool *p);
 /* Every worker process that has not exited yet, wherever it is. */
 unsigned pool_alive(const Pool *p);
+
+/* w takes fd (a socket it drains), to be closed when it exits: see
+ * worker_close_owned_fds(). Without w, or out of memory, fd is closed now
+ * (-ENOMEM): either way the caller no longer owns it. */
+int worker_own_fd(Worker *w, int fd);
+void worker_close_owned_fds(Worker *w);

@@ -57,6 +57,20 @@ static inline void fclosep(FILE **f) {
 #define TAKE_FD(fd) ({ int _fd_ = (fd); (fd) = -1; _fd_; })
 #define TAKE_PTR(p) ({ __typeof__(p) _p_ = (p); (p) = NULL; _p_; })
 
+/* The one growable array: append a value (the rest of the arguments, so a
+ * compound literal may hold commas) to array, which holds n elements;
+ * grows it by one. 0, or -ENOMEM with array and n unchanged. array and n
+ * are evaluated more than once: plain lvalues only. */
+#define ARRAY_APPEND(array, n, ...) ({                                                  \
+        __typeof__(array) _grown_ = (n) < SIZE_MAX / sizeof(*(array)) ?                 \
+                realloc((array), ((n) + 1) * sizeof(*(array))) : NULL;                  \
+        if (_grown_) {                                                                  \
+                (array) = _grown_;                                                      \
+                (array)[(n)++] = (__VA_ARGS__);                                         \
+        }                                                                               \
+        _grown_ ? 0 : -ENOMEM;                                                          \
+})
+
 static inline int safe_close(int fd) {
         if (fd >= 0)
                 closep(&fd);
