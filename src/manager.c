@@ -25,11 +25,11 @@
 #include "sockherd/notify.h"
 #include "sockherd/parse.h"
 #include "sockherd/pool.h"
-#include "sockherd/procfs.h"
 #include "sockherd/control.h"
 #include "sockherd/fdstore.h"
 #include "sockherd/reuseport.h"
 #include "sockherd/reload.h"
+#include "sockherd/sample.h"
 #include "sockherd/spawn.h"
 #include "sockherd/subreaper.h"
 #include "sockherd/util.h"
@@ -1174,15 +1174,25 @@ static Worker *recycle_candidate(Manager *m, char *why, size_t why_size) {
                 return oldest;
         }
 
-        for (unsigned i = 0; sample_memory && i < m->pool.n_slots; i++) {
+        if (!sample_memory)
+                return NULL;
+        /* one pass over /proc for every worker with a max-memory */
+        _cleanup_free_ SampleWorker *s = calloc(m->pool.n_slots ? m->pool.n_slots : 1, sizeof(SampleWorker));
+        size_t n = 0;
+        if (!s)
+                return NULL;
+        for (unsigned i = 0; i < m->pool.n_slots; i++) {
                 Worker *w = m->pool.slots[i].worker;
-                if (!w || w->state != WORKER_READY)
-                        continue;
-                uint64_t rss;
-                if (w->config->max_memory_bytes &&
-                    proc_group_rss(w->pid, &rss) >= 0 && rss > w->config->max_memory_bytes) {
+                if (w && w->state == WORKER_READY && w->config->max_memory_bytes)
+                        s[n++].pgid = w->pid;
+        }
+        if (n == 0 || sample_workers(s, n, NULL, 0) < 0)
+                return NULL;
+        for (size_t k = 0; k < n; k++) {
+                Worker *w = pool_find(&m->pool, s[k].pgid);
+                if (w && s[k].found && s[k].rss_bytes > w->config->max_memory_bytes) {
                         snprintf(why, why_size, "its resident memory %" PRIu64 "M is above max-memory=%" PRIu64 "M",
-                                 rss >> 20, w->config->max_memory_bytes >> 20);
+                                 s[k].rss_bytes >> 20, w->config->max_memory_bytes >> 20);
                         return w;
                 }
         }

@@ -1,5 +1,4 @@
-/* /proc readers (see procfs.h). Bounded work: one pass over /proc. */
-#include <dirent.h>
+/* /proc readers (see procfs.h): one file each, no pass over /proc. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -19,41 +18,6 @@ ssize_t proc_read_text(int dirfd, const char *path, char *buf, size_t size) {
                 return -errno;
         buf[n] = '\0';
         return n;
-}
-
-int proc_group_rss(pid_t pgid, uint64_t *ret_bytes) {
-        long page = sysconf(_SC_PAGESIZE);
-        uint64_t total = 0;
-        unsigned found = 0;
-        char path[300], buf[512];
-
-        DIR *d = opendir("/proc");
-        if (!d)
-                return -errno;
-        struct dirent *de;
-        while ((de = readdir(d))) {
-                if (de->d_name[0] < '1' || de->d_name[0] > '9')
-                        continue;
-                snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
-                if (proc_read_text(AT_FDCWD, path, buf, sizeof(buf)) <= 0)
-                        continue;
-                /* "pid (comm) state ppid pgrp ..." */
-                const char *p = strrchr(buf, ')');
-                int ppid, pgrp;
-                if (!p || sscanf(p + 1, " %*c %d %d", &ppid, &pgrp) != 2 || pgrp != pgid)
-                        continue;
-                snprintf(path, sizeof(path), "/proc/%s/statm", de->d_name);
-                unsigned long size, resident;
-                if (proc_read_text(AT_FDCWD, path, buf, sizeof(buf)) <= 0 || sscanf(buf, "%lu %lu", &size, &resident) != 2)
-                        continue;
-                total += (uint64_t) resident * (uint64_t) page;
-                found++;
-        }
-        closedir(d);
-        if (found == 0)
-                return -ESRCH;
-        *ret_bytes = total;
-        return 0;
 }
 
 int proc_stat_parse(const char *text, pid_t *ret_pgrp, uint64_t *ret_utime, uint64_t *ret_stime) {

@@ -1,4 +1,4 @@
-/* Reading what /proc says about a worker, for recycling and status. */
+/* Reading what /proc says about a process, for sampling and stopping. */
 #pragma once
 
 #include <stdint.h>
@@ -8,10 +8,6 @@
 /* Read a small text file (relative to dirfd, or AT_FDCWD) into buf, NUL
  * terminated; returns its length or -errno. */
 ssize_t proc_read_text(int dirfd, const char *path, char *buf, size_t size);
-
-/* Resident memory of every process in process group pgid (a worker and
- * what it forked), in bytes. -ESRCH when the group is empty. */
-int proc_group_rss(pid_t pgid, uint64_t *ret_bytes);
 
 /* Parse the text of /proc/PID/stat: process group and user/system time
  * in clock ticks. -EINVAL when it does not look like one. */
