@@ -27,7 +27,7 @@ const char *const config_keys[] = {
         "watchdog", "max-lifetime", "max-memory", "balance", "metrics-interval",
         "metrics-file", "bind-retry", "pass-environment", "supplementary-groups",
         "no-new-privileges", "http-listen", "health-min-ready", "drain-delay",
-        "clean-environment", "log-identifier", "quiet-period", NULL,
+        "clean-environment", "log-identifier", "quiet-period", "start-attempts", NULL,
 };
 
 _printf_(2, 3)
@@ -59,6 +59,7 @@ Config *config_new(void) {
         c->restart_delay_usec = 100 * USEC_PER_MSEC;
         c->restart_delay_max_usec = 10 * USEC_PER_SEC;
         c->restart_stable_usec = 10 * USEC_PER_SEC;
+        c->start_attempts = CONFIG_START_ATTEMPTS_DEFAULT;
         c->uid = (uid_t) -1;
         c->gid = (gid_t) -1;
         c->control_gid = (gid_t) -1;
@@ -581,6 +582,18 @@ static int set_health_min_ready(Config *c, const char *v, const char **reason) {
         return 0;
 }
 
+static int set_start_attempts(Config *c, const char *v, const char **reason) {
+        if (strcmp(v, "off") == 0) {
+                c->start_attempts = 0;
+                return 0;
+        }
+        if (parse_uint_range(v, 1, CONFIG_START_ATTEMPTS_MAX, &c->start_attempts) < 0) {
+                *reason = "expected a number of attempts from 1 to 1000, or off";
+                return -EINVAL;
+        }
+        return 0;
+}
+
 static int set_drain_delay(Config *c, const char *v, const char **reason) {
         if (strcmp(v, "off") == 0) {
                 c->drain_delay_usec = 0;
@@ -647,6 +660,7 @@ static const struct {
         { "no-new-privileges", set_no_new_privileges },
         { "http-listen", set_http_listen },
         { "health-min-ready", set_health_min_ready },
+        { "start-attempts", set_start_attempts },
         { "drain-delay", set_drain_delay },
         { "quiet-period", set_quiet_period },
         { "clean-environment", set_clean_environment },
@@ -1187,6 +1201,60 @@ static bool group_in(gid_t g, const gid_t *list, size_t n) {
                 if (list[i] == g)
                         return true;
         return false;
+}
+
+static bool is_interpreter(const char *cmd) {
+        static const char *const names[] = {
+                "node", "nodejs", "bun", "deno", "python", "python2", "python3", "pypy3", "ruby",
+                "perl", "php", "sh", "bash", "dash",
+        };
+        const char *base = strrchr(cmd, '/');
+        base = base ? base + 1 : cmd;
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                size_t n = strlen(names[i]);
+                /* python3.11 too */
+                if (strncmp(base, names[i], n) == 0 &&
+                    (base[n] == '\0' || (base[n] == '.' && base[n + 1] >= '0' && base[n + 1] <= '9')))
+                        return true;
+        }
+        return false;
+}
+
+static bool looks_like_script(const char *arg) {
+        static const char *const extensions[] = {
+                ".js", ".mjs", ".cjs", ".ts", ".py", ".rb", ".pl", ".php", ".sh",
+        };
+        if (strchr(arg, '/'))
+                return true;
+        size_t len = strlen(arg);
+        for (size_t i = 0; i < ELEMENTSOF(extensions); i++) {
+                size_t n = strlen(extensions[i]);
+                if (len > n && strcmp(arg + len - n, extensions[i]) == 0)
+                        return true;
+        }
+        return false;
+}
+
+bool config_script_missing(const Config *c, char *buf, size_t size) {
+        /* only "INTERPRETER SCRIPT ...": after an option (-m module, -r
+         * preload, -e code) the next word may be anything */
+        if (!c->command || !c->command[0] || !c->command[1] || !is_interpreter(c->command[0]) ||
+            c->command[1][0] == '-' || !looks_like_script(c->command[1]))
+                return false;
+        const char *script = c->command[1];
+        char path[4096];
+        struct stat st;
+        if (script[0] != '/' && c->working_directory)
+                snprintf(path, sizeof(path), "%s/%s", c->working_directory, script);
+        else
+                snprintf(path, sizeof(path), "%s", script);
+        if (stat(path, &st) == 0 || errno != ENOENT)
+                return false;
+        snprintf(buf, size, "command: '%s' is to run the script '%s', which does not exist%s; every worker "
+                 "will exit before it is ready", c->command[0], path,
+                 script[0] == '/' ? "" : c->working_directory ? " (relative to working-directory)" :
+                 " (relative to sockherd's working directory)");
+        return true;
 }
 
 bool config_credentials_differ(const Config *old, const Config *new) {

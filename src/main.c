@@ -69,6 +69,8 @@ static void help(void) {
                "      --http-listen ADDR       serve GET /health and /metrics over HTTP on ADDR (default off)\n"
                "      --health-min-ready N     /health answers 503 below N ready workers (default 1)\n"
                "      --drain-delay DUR        on stop, answer 503 on /health for DUR before stopping (default off)\n"
+               "      --start-attempts N|off   exit when each slot's worker failed N times at start-up and none\n"
+               "                               was ever ready (default 3)\n"
                "      --check-config           validate the configuration and exit (0 ok, 2 error)\n"
                "  -h, --help                   show this help\n"
                "      --version                show the version\n"
@@ -81,7 +83,7 @@ enum {
         OPT_RESTART_DELAY, OPT_RESTART_DELAY_MAX, OPT_RESTART_STABLE, OPT_USER,
         OPT_GROUP, OPT_WORKING_DIRECTORY, OPT_NAME, OPT_BACKLOG, OPT_CHECK_CONFIG,
         OPT_VERSION, OPT_RELOAD_BATCH, OPT_CONTROL, OPT_CONTROL_GROUP, OPT_DESERIALIZE, OPT_BALANCE, OPT_BIND_RETRY,
-        OPT_STATE_VERSION, OPT_HTTP_LISTEN, OPT_HEALTH_MIN_READY, OPT_DRAIN_DELAY, OPT_QUIET_PERIOD,
+        OPT_STATE_VERSION, OPT_HTTP_LISTEN, OPT_HEALTH_MIN_READY, OPT_DRAIN_DELAY, OPT_QUIET_PERIOD, OPT_START_ATTEMPTS,
 };
 
 static const struct option options[] = {
@@ -110,6 +112,7 @@ static const struct option options[] = {
         { "health-min-ready",  required_argument, NULL, OPT_HEALTH_MIN_READY },
         { "drain-delay",       required_argument, NULL, OPT_DRAIN_DELAY },
         { "quiet-period",      required_argument, NULL, OPT_QUIET_PERIOD },
+        { "start-attempts",    required_argument, NULL, OPT_START_ATTEMPTS },
         { "check-config",      no_argument,       NULL, OPT_CHECK_CONFIG },
         { "help",              no_argument,       NULL, 'h' },
         { "version",           no_argument,       NULL, OPT_VERSION },
@@ -188,6 +191,7 @@ static int parse_argv(int argc, char **argv, ConfigSource *src, bool *ret_check)
                 case OPT_HEALTH_MIN_READY: key = "health-min-ready"; break;
                 case OPT_DRAIN_DELAY: key = "drain-delay"; break;
                 case OPT_QUIET_PERIOD: key = "quiet-period"; break;
+                case OPT_START_ATTEMPTS: key = "start-attempts"; break;
                 default: return EXIT_USAGE;
                 }
                 char origin[64];
@@ -458,7 +462,11 @@ int main(int argc, char **argv) {
                 r = r == -ENOMEM ? EXIT_RUNTIME : EXIT_USAGE;
                 goto finish;
         }
+        char missing[5120];
+        bool script_missing = config_script_missing(config, missing, sizeof(missing));
         if (check_only) {
+                if (script_missing)
+                        fprintf(stderr, "%s: warning: %s\n", config->config_file ?: "sockherd", missing);
                 printf("%s: configuration ok: %u workers, command %s, ready=%s, %zu listen address(es)\n",
                        config->config_file ?: "sockherd", config->workers, config->command[0],
                        ready_mode_to_string(config->ready_mode), config->n_listen);
@@ -467,6 +475,8 @@ int main(int argc, char **argv) {
         }
 
         log_setup(config->name);
+        if (script_missing)
+                log_warning("%s", missing);
 
         if (deserialize_fd >= 0) {
                 r = restore_sockets(deserialize_fd, &state, &sockets, &control_fd);

@@ -103,6 +103,8 @@ struct Manager {
         bool announced_ready;
         bool command_ran;       /* some worker is known to have run the command (see
                                  * manager_cannot_start() in manager.c) */
+        bool worker_was_ready;  /* some worker of this image was ready once: start-up
+                                 * is over (see manager_start_failed()) */
         sd_bus *bus;            /* to systemd, about our own unit (manager-unit.c); NULL: none */
         sd_bus_slot *unit_query;
         char *unit;             /* our service's name, e.g. sockherd@app.service */

@@ -427,6 +427,7 @@ static void worker_apply(Manager *m, Worker *w, WorkerEvent event) {
                 /* ready=exec counts a worker ready when it is forked: no proof it ran */
                 if (event != WORKER_EVENT_STARTED)
                         m->command_ran = true;
+                m->worker_was_ready = true;
                 log_worker(LOG_INFO, w, "ready");
                 manager_check_backlogs(m);
                 worker_watchdog_arm(m, w);
@@ -526,45 +527,78 @@ static void manager_check_stopped(Manager *m) {
         }
 }
 
-/* Attempts per slot before start-up gives up: a failure that passes (a
- * binary replaced while it was executed: ETXTBSY; EAGAIN) gets the first
- * backoff steps to go away. */
-#define START_ATTEMPTS 3
-
-/* Start-up found that the command cannot run: the last START_ATTEMPTS
- * workers of every slot exited with 126 or 127 before the command ran, no
- * worker ever got further, and none is running. Retrying would go on
- * forever without a READY=1; exiting with status 2 makes the unit fail at
- * once with one message (the shipped unit has RestartPreventExitStatus=2).
- * A pool whose command ran once keeps retrying with backoff instead, and a
- * reload's new workers are the reload's business (rollback). */
-static bool manager_cannot_start(Manager *m) {
-        if (m->command_ran || m->restored || m->reload || m->stopping || m->pool.n_slots == 0)
-                return false;
-        for (unsigned i = 0; i < m->pool.n_slots; i++)
-                if (m->pool.slots[i].exits_before_run < START_ATTEMPTS)
-                        return false;
-        return pool_alive(&m->pool) == 0;
+/* Start-up's rules for giving up, both with start-attempts (default 3) per
+ * slot: a failure that passes (a binary replaced while it was executed:
+ * ETXTBSY; EAGAIN; a database not up yet) gets the first backoff steps to
+ * go away. Neither applies after a re-exec, during a reload (its new
+ * workers are the reload's business: rollback) or a stop, nor while a
+ * worker is running. */
+static bool manager_may_give_up(Manager *m) {
+        return m->config->start_attempts > 0 && !m->restored && !m->reload && !m->stopping &&
+               m->pool.n_slots > 0 && pool_alive(&m->pool) == 0;
 }
 
-static void manager_give_up_start(Manager *m, const Config *c, int status) {
-        char msg[512];
+/* The command cannot run: the last start-attempts workers of every slot
+ * exited with 126 or 127 before the command ran, and none got further.
+ * Retrying would go on forever without a READY=1; exiting with status 2
+ * makes the unit fail at once with one message (the shipped unit has
+ * RestartPreventExitStatus=2): restarting cannot help. */
+static bool manager_cannot_start(Manager *m) {
+        if (m->command_ran || !manager_may_give_up(m))
+                return false;
+        for (unsigned i = 0; i < m->pool.n_slots; i++)
+                if (m->pool.slots[i].exits_before_run < m->config->start_attempts)
+                        return false;
+        return true;
+}
 
-        if (status == SPAWN_EXIT_EXEC)
+/* The command runs but never gets ready: every slot's worker exited
+ * start-attempts times (a typo in a script's path, a missing module, a
+ * crash at start-up) and none was ever ready. Exiting with status 1 lets
+ * systemd's Restart= and start limit take over instead of a start job that
+ * waits out TimeoutStartSec= and a pool that retries forever. With ready =
+ * exec a worker is ready when forked: start-up is over at once. */
+static bool manager_start_failed(Manager *m) {
+        if (m->worker_was_ready || !manager_may_give_up(m))
+                return false;
+        for (unsigned i = 0; i < m->pool.n_slots; i++)
+                if (m->pool.slots[i].exits_before_ready < m->config->start_attempts)
+                        return false;
+        return true;
+}
+
+static void manager_give_up_start(Manager *m, const Config *c, const siginfo_t *si, const char *how, int exit_code) {
+        char msg[768];
+
+        if (si->si_code == CLD_EXITED && si->si_status == SPAWN_EXIT_EXEC)
                 snprintf(msg, sizeof(msg), "cannot start any worker: '%.200s' could not be executed (exit status %d, "
                          "%u times in each of the %u slots; the reason is in the line \"cannot execute\" above)",
-                         c->command[0], status, START_ATTEMPTS, m->pool.n_slots);
-        else
+                         c->command[0], SPAWN_EXIT_EXEC, c->start_attempts, m->pool.n_slots);
+        else if (si->si_code == CLD_EXITED && si->si_status == SPAWN_EXIT_SETUP)
                 snprintf(msg, sizeof(msg), "cannot start any worker: the working directory, user or group for '%.200s' "
                          "could not be set up (exit status %d, %u times in each of the %u slots; the reason is in "
-                         "the line above)", c->command[0], status, START_ATTEMPTS, m->pool.n_slots);
-        log_error("%s; exiting with status %d", msg, EXIT_USAGE_CODE);
+                         "the line above)", c->command[0], SPAWN_EXIT_SETUP, c->start_attempts, m->pool.n_slots);
+        else {
+                char output[160], command[256] = "";
+                size_t len = 0;
+                for (char **a = c->command; *a && len < sizeof(command) - 1; a++)
+                        len += (size_t) snprintf(command + len, sizeof(command) - len, "%s%s",
+                                                 a == c->command ? "" : " ", *a);
+                if (log_stderr_is_journal())
+                        snprintf(output, sizeof(output), "the journal (journalctl -t %.100s)", c->log_identifier);
+                else
+                        snprintf(output, sizeof(output), "sockherd's standard error");
+                snprintf(msg, sizeof(msg), "cannot start any worker: '%s' never got ready: the worker of each "
+                         "of the %u slots exited %u times (start-attempts), the last one %s; their output went "
+                         "to %s", command, m->pool.n_slots, c->start_attempts, how, output);
+        }
+        log_error("%s; exiting with status %d", msg, exit_code);
         manager_notifyf(m, "STATUS=%s", msg);
 
         m->stopping = true;
         for (unsigned i = 0; i < m->pool.n_slots; i++)
                 m->pool.slots[i].restart_source = sd_event_source_disable_unref(m->pool.slots[i].restart_source);
-        sd_event_exit(m->event, EXIT_USAGE_CODE);
+        sd_event_exit(m->event, exit_code);
 }
 
 /* Pending notify messages are read before a worker's exit is handled (up
@@ -613,12 +647,17 @@ static int on_child_exit(sd_event_source *s _unused_, const siginfo_t *si, void 
         } else if (slot < m->pool.n_slots && m->pool.slots[slot].worker == w) {
                 Slot *sl = &m->pool.slots[slot];
                 sl->exits_before_run = before_run ? sl->exits_before_run + 1 : 0;
+                if (!m->worker_was_ready)
+                        sl->exits_before_ready++;
+                sl->worker = worker_free(w);
                 if (manager_cannot_start(m)) {
-                        manager_give_up_start(m, w->config, si->si_status);
-                        sl->worker = worker_free(w);
+                        manager_give_up_start(m, m->config, si, how, EXIT_USAGE_CODE);
                         return 0;
                 }
-                sl->worker = worker_free(w);
+                if (manager_start_failed(m)) {
+                        manager_give_up_start(m, m->config, si, how, EXIT_RUNTIME_CODE);
+                        return 0;
+                }
                 if (!m->stopping)
                         manager_schedule_restart(m, slot, ran);
         } else {

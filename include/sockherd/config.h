@@ -43,6 +43,8 @@ typedef struct Config {
         uint64_t restart_delay_usec;
         uint64_t restart_delay_max_usec;
         uint64_t restart_stable_usec;
+        unsigned start_attempts;        /* start-up gives up when every slot's worker exited
+                                         * this many times and none was ever ready; 0: never */
         uint64_t watchdog_usec;         /* 0: workers have no watchdog */
         uint64_t max_lifetime_usec;     /* 0: no limit */
         uint64_t max_memory_bytes;      /* 0: no limit */
@@ -91,6 +93,8 @@ typedef struct ConfigError {
 } ConfigError;
 
 #define CONFIG_WORKERS_MAX 1024
+#define CONFIG_START_ATTEMPTS_DEFAULT 3
+#define CONFIG_START_ATTEMPTS_MAX 1000
 #define CONFIG_LISTEN_MAX 64
 
 Config *config_new(void);
@@ -158,6 +162,12 @@ const char *config_reload_blocker(const Config *old, const Config *new, bool soc
  * group, supplementary groups). A manager that is not root cannot switch
  * them, so such a reload would change the config but not the workers. */
 bool config_credentials_differ(const Config *old, const Config *new);
+
+/* When the command is an interpreter (node, python3, ruby, ...) whose first
+ * argument names a script (a path, or a name ending in .js, .py, ...) that
+ * does not exist, relative to working-directory: a line saying so in buf,
+ * and true. A typo there makes every worker exit before it is ready. */
+bool config_script_missing(const Config *c, char *buf, size_t size);
 
 /* Every key the file accepts, NULL-terminated; for docs and tests. */
 extern const char *const config_keys[];

@@ -48,6 +48,8 @@ typedef struct Slot {
         unsigned restarts;
         unsigned exits_before_run;      /* its workers' exits in a row with status 126 or
                                          * 127: the command never ran */
+        unsigned exits_before_ready;    /* its workers' exits while no worker of the pool
+                                         * had ever been ready (start-up) */
         sd_event_source *restart_source;
         int *fds;                       /* per-slot sockets (reuseport, least-connections): the
                                          * slot's own sockets, in LISTEN_FDS order; -1 where it

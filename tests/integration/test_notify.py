@@ -133,7 +133,7 @@ def main():
     # a worker that never says READY=1 is replaced after ready-timeout
     port = free_port()
     with Pool(["-l", f"127.0.0.1:{port}", "-w", "1", "--ready", "notify",
-               "--ready-timeout", "500ms", "--stop-timeout", "1s", "--",
+               "--ready-timeout", "500ms", "--stop-timeout", "1s", "--start-attempts", "off", "--",
                PROBE_WORKER, "--ready", "none"]) as pool:
         pool.wait_log("not ready within ready-timeout=500ms", timeout=5)
         pool.wait_log("started (generation 1)", count=2, timeout=5)

@@ -52,7 +52,7 @@ def main():
     # start (valgrind's start-up alone can take a second).
     port = free_port()
     with Pool(["-l", f"127.0.0.1:{port}", "-w", "1", "--restart-delay", "100ms",
-               "--restart-delay-max", "800ms", "--", "false"]) as pool:
+               "--restart-delay-max", "800ms", "--start-attempts", "off", "--", "false"]) as pool:
         pool.wait_log("started (generation 1)", timeout=30)
         first = time.monotonic()
         ticks_before = cpu_ticks(pool.pid)

@@ -19,7 +19,16 @@ could not be executed ..." and exits 2 without sending READY=1.
   (StartLimitBurst, 5 in 10 s by default); then the socket unit fails with
   Result=service-start-limit-hit and closes its socket: the queued client
   gets a reset, later clients are refused. With the command fixed,
-  `systemctl reset-failed` and a new start of the socket serve again."""
+  `systemctl reset-failed` and a new start of the socket serve again.
+- A command that runs but never gets ready (a script that prints an error
+  and exits 1, as a typo in a script's path makes Node do): sockherd gives
+  up once every slot's worker exited start-attempts (3) times and exits 1,
+  so `systemctl start` fails within seconds; the journal has one "cannot
+  start any worker: '<cmd>' never got ready" line per run, naming the exit
+  status and the journal as where the output went, and the script's own
+  line. Exit 1 is not in RestartPreventExitStatus=: Restart=on-failure
+  starts it again (RestartSec=1s) until the start limit (5 in 10 s) fails
+  the unit with Result=start-limit-hit."""
 import socket
 import time
 
@@ -27,6 +36,7 @@ from box import (SERVICE, SOCKET, Box, check, free_port, http_get, log, parse_he
                  wait_for, write_config)
 
 BAD_INTERP = "/usr/local/bin/bad-interp"
+NEVER_READY = "/usr/local/bin/never-ready"
 ROOT_ONLY = "/usr/local/bin/root-only"
 START_BUDGET = 30.0     # seconds; systemd's default start timeout is 90 s
 SETTLE = 4.0            # seconds to watch a failed unit for restarts
@@ -78,6 +88,40 @@ def check_start_fails(box, command, what):
     check(any(f"cannot execute '{command}'" in m for m in msgs),
           f"{what}: no \"cannot execute '{command}'\" line in the journal:\n" + "\n".join(msgs))
     return took
+
+
+def never_ready_fails(box):
+    """Exit 1 at once; then systemd's restart policy and start limit."""
+    write_config(box, command=NEVER_READY, listen=free_port())
+    burst = int(box.show(SERVICE, "StartLimitBurst"))
+    t = time.monotonic()
+    r = box.systemctl("start", SERVICE, check=False, timeout=120)
+    took = time.monotonic() - t
+    log(f"never ready: systemctl start {SERVICE}: exit {r.returncode} after {took:.2f}s: {r.stderr.strip()}")
+    check(r.returncode != 0, "never ready: systemctl start succeeded")
+    check(took < START_BUDGET, f"never ready: systemctl start took {took:.1f}s to fail")
+
+    wait_for(lambda: box.show(SERVICE, "Result") == "start-limit-hit", 30, 0.1,
+             f"{SERVICE} to hit its start limit")
+    gave_up = time.monotonic() - t
+    p = props(box, SERVICE, "ActiveState", "Result", "ExecMainStatus", "NRestarts", "ActiveEnterTimestampMonotonic")
+    log(f"never ready: start limit hit {gave_up:.2f}s after the start: {p}")
+    check(p["ActiveState"] == "failed" and p["ExecMainStatus"] == "1", f"never ready: {p}")
+    check(p["ActiveEnterTimestampMonotonic"] == "0", f"never ready: {SERVICE} was active once (READY=1 sent?)")
+
+    entries = box.journal("-b", "-u", SERVICE)
+    give_up = [e for e in entries if e.get("MESSAGE", "").startswith("cannot start any worker: ")]
+    runs = {e.get("_SYSTEMD_INVOCATION_ID") for e in give_up}
+    for e in give_up[:1]:
+        log(f"never ready: journal: {e['MESSAGE']}")
+    check(len(give_up) == len(runs) == burst,
+          f"never ready: {len(give_up)} give-up messages in {len(runs)} runs, expected StartLimitBurst={burst}")
+    for text in (f"'{NEVER_READY}' never got ready", "exited 3 times (start-attempts)",
+                 "the last one exited with status 1", "their output went to the journal (journalctl -t app)",
+                 "exiting with status 1"):
+        check(text in give_up[0]["MESSAGE"], f"never ready: the message lacks {text!r}: {give_up[0]['MESSAGE']!r}")
+    check(any(e.get("MESSAGE") == "app: cannot find module './serverr'" for e in box.journal("-b", "-t", "app")),
+          "never ready: the script's own line is not under journalctl -t app")
 
 
 def socket_activation_fails(box):
@@ -157,6 +201,10 @@ def main():
         box.systemctl("reset-failed", SERVICE)
         write_config(box, command=ROOT_ONLY, listen=free_port(), extra="user = nobody\n")
         times.append(check_start_fails(box, ROOT_ONLY, "user = nobody, mode 0700"))
+
+        box.systemctl("reset-failed", SERVICE)
+        box.write(NEVER_READY, "#!/bin/sh\necho \"app: cannot find module './serverr'\" >&2\nexit 1\n", 0o755)
+        never_ready_fails(box)
 
     with Box("start-fails-socket") as box:
         box.install_sockherd()

@@ -98,6 +98,8 @@ static void test_defaults(void **state) {
         /* least-connections where it can be had; half a second of quiet before a replaced worker's stop */
         assert_int_equal(c->balance, BALANCE_AUTO);
         assert_int_equal(c->quiet_period_usec, 500 * USEC_PER_MSEC);
+        /* start-up gives up after 3 failed workers in every slot */
+        assert_int_equal(c->start_attempts, 3);
 }
 
 /* ---- every key ---- */
@@ -141,6 +143,7 @@ static const struct {
         { "clean-environment", "yes" },
         { "log-identifier", "web.front" },
         { "quiet-period", "2s" },
+        { "start-attempts", "7" },
 };
 
 static void test_balance_values(void **state) {
@@ -239,6 +242,7 @@ static void test_load_every_key(void **state) {
         assert_int_equal(c->health_min_ready, 2);
         assert_int_equal(c->drain_delay_usec, 5 * USEC_PER_SEC);
         assert_int_equal(c->quiet_period_usec, 2 * USEC_PER_SEC);
+        assert_int_equal(c->start_attempts, 7);
 
         assert_int_equal(strv_length(c->command), 4);
         assert_string_equal(c->command[0], "/bin/echo");
@@ -351,6 +355,10 @@ static void test_bad_value_for_every_key(void **state) {
                 { "quiet-period", "soon" },
                 { "quiet-period", "61s" },
                 { "balance", "fewest" },
+                { "start-attempts", "0" },
+                { "start-attempts", "1001" },
+                { "start-attempts", "-1" },
+                { "start-attempts", "never" },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
@@ -367,6 +375,77 @@ static void test_bad_value_for_every_key(void **state) {
                 snprintf(quoted, sizeof(quoted), "'%s'", bad[i].value);
                 assert_contains(err.message, quoted);
         }
+}
+
+static void test_start_attempts_off(void **state) {
+        _cleanup_config_ Config *c = new_config();
+        ConfigError err = {};
+        assert_int_equal(config_set(c, "start-attempts", "off", "t.conf:1", &err), 0);
+        assert_int_equal(c->start_attempts, 0);
+        assert_int_equal(config_set(c, "start-attempts", "1000", "t.conf:2", &err), 0);
+        assert_int_equal(c->start_attempts, 1000);
+}
+
+/* An interpreter whose script does not exist is named, with the path it
+ * was looked for at; everything else is left alone. */
+static void test_script_missing(void **state) {
+        char tmp[] = "/tmp/sockherd-test-script-XXXXXX";
+        assert_non_null(mkdtemp(tmp));
+        char script[sizeof(tmp) + 16];
+        snprintf(script, sizeof(script), "%s/app.js", tmp);
+        FILE *f = fopen(script, "w");
+        assert_non_null(f);
+        fclose(f);
+
+        static const struct {
+                const char *command;
+                const char *workdir; /* "TMP": the directory above */
+                const char *missing; /* the path named, or NULL: no warning */
+        } cases[] = {
+                { "node /nonexistent/serverr.js", NULL, "/nonexistent/serverr.js" },
+                { "/usr/bin/node serverr.js --port 1", "TMP", "TMP/serverr.js" },
+                { "python3.11 ./main.py", "TMP", "TMP/./main.py" },
+                { "ruby app/server.rb", NULL, "app/server.rb" },
+                { "node app.js", "TMP", NULL },                 /* exists */
+                { "node TMP/app.js", NULL, NULL },              /* exists */
+                { "python3 -m uvicorn app:app", NULL, NULL },   /* an option first */
+                { "node -r dotenv/config serverr.js", NULL, NULL },
+                { "python3 app:app", NULL, NULL },              /* not a script name */
+                { "/usr/bin/true /nonexistent/x.js", NULL, NULL }, /* not an interpreter */
+                { "nodemon /nonexistent/x.js", NULL, NULL },
+                { "node", NULL, NULL },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_config_ Config *c = new_config();
+                ConfigError err = {};
+                char command[256], want[256], buf[5120];
+                const char *t = strstr(cases[i].command, "TMP");
+                if (t)
+                        snprintf(command, sizeof(command), "%.*s%s%s", (int) (t - cases[i].command),
+                                 cases[i].command, tmp, t + 3);
+                else
+                        snprintf(command, sizeof(command), "%s", cases[i].command);
+                assert_int_equal(config_set(c, "command", command, "t.conf:1", &err), 0);
+                if (cases[i].workdir)
+                        assert_int_equal(config_set(c, "working-directory", tmp, "t.conf:2", &err), 0);
+                bool missing = config_script_missing(c, buf, sizeof(buf));
+                if (!cases[i].missing) {
+                        if (missing)
+                                fail_msg("'%s': warned: %s", command, buf);
+                        continue;
+                }
+                if (!missing)
+                        fail_msg("'%s': no warning", command);
+                t = strstr(cases[i].missing, "TMP");
+                if (t)
+                        snprintf(want, sizeof(want), "'%s%s'", tmp, t + 3);
+                else
+                        snprintf(want, sizeof(want), "'%s'", cases[i].missing);
+                assert_contains(buf, want);
+                assert_contains(buf, "does not exist");
+        }
+        assert_int_equal(unlink(script), 0);
+        assert_int_equal(rmdir(tmp), 0);
 }
 
 /* ---- sections ---- */
@@ -1335,6 +1414,8 @@ int main(void) {
                 cmocka_unit_test(test_validate_groups_of_user),
                 cmocka_unit_test(test_file_trust),
                 cmocka_unit_test(test_reload_blocker_pairs),
+                cmocka_unit_test(test_start_attempts_off),
+                cmocka_unit_test(test_script_missing),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
