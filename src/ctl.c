@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -324,6 +325,38 @@ static const char *format_bytes(const char *text, char buf[static 32]) {
         return buf;
 }
 
+static const char *format_delay(const char *usec_text, char buf[static 32]) {
+        uint64_t ms = strtoull(usec_text, NULL, 10) / USEC_PER_MSEC;
+        if (ms < 1000)
+                snprintf(buf, 32, "%" PRIu64 "ms", ms);
+        else
+                snprintf(buf, 32, "%" PRIu64 ".%" PRIu64 "s", ms / 1000, ms % 1000 / 100);
+        return buf;
+}
+
+#define ROW_FORMAT "  %-5s %-8s %-4s %-10s %-9s %-8s %-8s %6s %8s %5s %s\n"
+
+/* The rows of slots from *from up to (not including) to that have no
+ * worker (in backoff, in a crash loop, stopped): they would be missing from
+ * a table of workers. */
+static void print_workerless_slots(const Fields *f, unsigned *from, unsigned to) {
+        for (; *from < to; (*from)++) {
+                unsigned s = *from;
+                const char *state = fieldf(f, "slot", s, "state");
+                if (!*state)
+                        break;
+                if (strcmp(state, "backoff") != 0 && strcmp(state, "crash-loop") != 0 && strcmp(state, "stopped") != 0)
+                        continue;
+                char slot[16], next[32], status[256];
+                const char *last = fieldf(f, "slot", s, "last_exit"), *at = fieldf(f, "slot", s, "next_start_usec");
+                snprintf(slot, sizeof(slot), "%u", s);
+                snprintf(status, sizeof(status), "%s%s%s%s%s", *last ? "last worker " : "", last,
+                         *last && *at ? "; " : "", *at ? "next start in " : "", *at ? format_delay(at, next) : "");
+                printf(ROW_FORMAT, slot, "-", fieldf(f, "slot", s, "generation"), state, "-", "-",
+                       fieldf(f, "slot", s, "restarts"), "-", "-", "-", status);
+        }
+}
+
 static void print_status(const Fields *f) {
         const char *last_error = field(f, "reload.last_error");
         printf("%s: %s\n", field(f, "name") ?: "?", field(f, "status") ?: "");
@@ -362,15 +395,21 @@ static void print_status(const Fields *f) {
                 printf("  fairness:     CPU %s, connections %s (1 is even)%s%s\n", field(f, "imbalance.jain_cpu"),
                        field(f, "imbalance.jain_conn") ?: "?", warning && *warning ? "; uneven: " : "",
                        warning && *warning ? warning : "");
-        printf("\n  %-5s %-8s %-4s %-9s %-9s %-8s %-8s %6s %8s %5s %s\n", "SLOT", "PID", "GEN", "STATE", "ROLE",
-               "UPTIME", "RESTARTS", "CPU%", "RSS", "CONNS", "STATUS");
+        printf("\n" ROW_FORMAT, "SLOT", "PID", "GEN", "STATE", "ROLE", "UPTIME", "RESTARTS", "CPU%", "RSS", "CONNS",
+               "STATUS");
+        /* workers come in slot order, retiring ones last; a slot without a
+         * worker gets a row of its own in its place */
+        unsigned next_slot = 0;
         for (unsigned i = 0;; i++) {
                 const char *pid = fieldf(f, "worker", i, "pid");
                 char up[32];
                 if (!*pid)
                         break;
+                bool retiring = strcmp(fieldf(f, "worker", i, "role"), "retiring") == 0;
+                unsigned slot = (unsigned) strtoul(fieldf(f, "worker", i, "slot"), NULL, 10);
+                print_workerless_slots(f, &next_slot, retiring ? UINT_MAX : slot);
                 char rss[32];
-                printf("  %-5s %-8s %-4s %-9s %-9s %-8s %-8s %6s %8s %5s %s\n", fieldf(f, "worker", i, "slot"), pid,
+                printf(ROW_FORMAT, fieldf(f, "worker", i, "slot"), pid,
                        fieldf(f, "worker", i, "generation"), fieldf(f, "worker", i, "state"),
                        fieldf(f, "worker", i, "role"),
                        format_uptime(fieldf(f, "worker", i, "uptime_usec"), up),
@@ -380,6 +419,7 @@ static void print_status(const Fields *f) {
                        *fieldf(f, "worker", i, "connections") ? fieldf(f, "worker", i, "connections") : "-",
                        fieldf(f, "worker", i, "status"));
         }
+        print_workerless_slots(f, &next_slot, UINT_MAX);
 }
 
 int main(int argc, char **argv) {

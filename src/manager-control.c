@@ -115,6 +115,20 @@ static void command_status(Manager *m, ControlClient *c) {
                 control_reply_add(&r, "balance.unplaced", "%" PRIu64, unplaced);
                 control_reply_add(&r, "balance.untracked", "%" PRIu64, untracked);
         }
+        /* every slot, also one without a worker (in backoff, in a crash loop) */
+        for (unsigned i = 0; i < m->pool.n_slots; i++) {
+                const Slot *sl = &m->pool.slots[i];
+                uint64_t at;
+#define KEY(name) (snprintf(key, sizeof(key), "slot.%u." name, i), key)
+                control_reply_add(&r, KEY("state"), "%s", slot_state_to_string(sl));
+                control_reply_add(&r, KEY("generation"), "%" PRIu64, sl->generation);
+                control_reply_add(&r, KEY("restarts"), "%u", sl->restarts);
+                control_reply_add(&r, KEY("exits_in_a_row"), "%u", sl->backoff.failures);
+                control_reply_add(&r, KEY("last_exit"), "%s", sl->last_exit);
+                if (sl->restart_source && sd_event_source_get_time(sl->restart_source, &at) >= 0)
+                        control_reply_add(&r, KEY("next_start_usec"), "%" PRIu64, at > now ? at - now : 0);
+#undef KEY
+        }
         for (unsigned i = 0; i < m->pool.n_slots; i++) {
                 const Slot *sl = &m->pool.slots[i];
                 if (sl->worker)

@@ -38,7 +38,6 @@
 extern char **environ;
 
 #define EXIT_RUNTIME_CODE 1
-#define CRASH_LOOP_FAILURES 5
 #define EXIT_USAGE_CODE 2
 
 uint64_t manager_now_usec(void) {
@@ -480,11 +479,11 @@ void manager_schedule_restart(Manager *m, unsigned slot, uint64_t ran_usec) {
         sl->restarts++;
         log_emit(LOG_INFO, (int) slot, 0, sl->generation, "slot %u: starting a new worker in %s",
                  slot, format_duration(delay, buf));
-        /* once per streak: the backoff reached CRASH_LOOP_FAILURES exits in a row */
-        if (sl->backoff.failures == CRASH_LOOP_FAILURES)
+        /* once per streak: the backoff reached BACKOFF_CRASH_LOOP_FAILURES exits in a row */
+        if (sl->backoff.failures == BACKOFF_CRASH_LOOP_FAILURES)
                 log_emit_id(SOCKHERD_MESSAGE_CRASH_LOOP, LOG_ERR, (int) slot, 0, sl->generation,
                             "slot %u is in a crash loop: %u exits in a row without a stable run of %s; "
-                            "retrying every %s at most", slot, CRASH_LOOP_FAILURES,
+                            "retrying every %s at most", slot, BACKOFF_CRASH_LOOP_FAILURES,
                             format_duration(sl->config->restart_stable_usec, (char[32]) {}),
                             format_duration(sl->config->restart_delay_max_usec, (char[32]) {}));
 
@@ -646,6 +645,7 @@ static int on_child_exit(sd_event_source *s _unused_, const siginfo_t *si, void 
                         worker_free(w);
         } else if (slot < m->pool.n_slots && m->pool.slots[slot].worker == w) {
                 Slot *sl = &m->pool.slots[slot];
+                snprintf(sl->last_exit, sizeof(sl->last_exit), "%s%s", how, expected ? "" : " unexpectedly");
                 sl->exits_before_run = before_run ? sl->exits_before_run + 1 : 0;
                 if (!m->worker_was_ready)
                         sl->exits_before_ready++;

@@ -42,6 +42,14 @@ void pool_done(Pool *p, size_t n_fds) {
         *p = (Pool) {};
 }
 
+const char *slot_state_to_string(const Slot *sl) {
+        if (sl->worker)
+                return worker_state_to_string(sl->worker->state);
+        if (!sl->restart_source)
+                return "stopped";
+        return backoff_in_crash_loop(&sl->backoff) ? "crash-loop" : "backoff";
+}
+
 int worker_own_fd(Worker *w, int fd) {
         if (!w || ARRAY_APPEND(w->owned_fds, w->n_owned_fds, fd) < 0) {
                 close(fd);

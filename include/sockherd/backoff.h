@@ -3,6 +3,7 @@
  * at least `stable` resets the count. Pure. */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef struct BackoffPolicy {
@@ -14,6 +15,14 @@ typedef struct BackoffPolicy {
 typedef struct Backoff {
         unsigned failures; /* exits in a row that came before a stable run */
 } Backoff;
+
+/* This many exits in a row make a crash loop (logged once per streak,
+ * shown by status). */
+#define BACKOFF_CRASH_LOOP_FAILURES 5
+
+static inline bool backoff_in_crash_loop(const Backoff *b) {
+        return b->failures >= BACKOFF_CRASH_LOOP_FAILURES;
+}
 
 /* A worker of this slot exited after running for ran_usec: how long to wait
  * before starting the next one. Updates b. */

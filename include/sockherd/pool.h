@@ -57,7 +57,14 @@ typedef struct Slot {
                                          * slot 0 until a replacement gave it its own. */
         unsigned lane_flip;             /* least-connections: the slot serves on balancer lane
                                          * 2 * slot + lane_flip; a replacement takes the other */
+        char last_exit[112];            /* how its last worker ended ("exited with status 1"), or "" */
 } Slot;
+
+/* What a slot is doing, for status: its worker's state (starting, ready,
+ * stopping), or without a worker "backoff" (a restart is due), "crash-loop"
+ * (the same, after BACKOFF_CRASH_LOOP_FAILURES exits in a row) or
+ * "stopped" (nothing is due: the pool is stopping). */
+const char *slot_state_to_string(const Slot *sl);
 
 typedef struct Pool {
         Slot *slots;

@@ -14,17 +14,21 @@ Parts (SOCKHERD_TEST_ONLY):
   starts of the one slot.
 - was_ready: workers that were ready once and then fail at every start:
   after 5 exits in a row of one slot the manager still runs, and stops
-  with 0 on SIGTERM.
+  with 0 on SIGTERM. Meanwhile `status` shows every slot, also one without
+  a worker: `--json` has slots[N] with state crash-loop, the restarts, the
+  exits in a row, the last exit and the time to the next start, and the
+  text table a row for that slot.
 - exec: `ready = exec` with `false`: a worker is ready when forked, so 5
   exits later the manager still runs.
 """
+import json
 import os
 import shutil
 import signal
 import tempfile
 import time
 
-from harness import HELLO_WORKER, Pool, check, children_of, free_port, run, wanted
+from harness import HELLO_WORKER, Pool, check, children_of, ctl, free_port, run, wait_for, wanted
 
 GIVE_UP = "cannot start any worker:"
 
@@ -91,13 +95,38 @@ def was_ready(tmp):
         f.write(ONCE)
     os.chmod(script, 0o755)
     port = free_port()
+    control = os.path.join(tmp, "control")
     with Pool(["-l", f"127.0.0.1:{port}", "-w", "2", "--ready", "notify", "--restart-delay", "50ms",
-               "--restart-delay-max", "200ms", "-e", f"MARKS={marks}", "-e", f"HELLO={HELLO_WORKER}",
-               "--", script]) as pool:
+               "--restart-delay-max", "500ms", "-e", f"MARKS={marks}", "-e", f"HELLO={HELLO_WORKER}",
+               "--control", control, "--", script]) as pool:
         pool.wait_ready()
         for pid in children_of(pool.pid):
             os.kill(pid, signal.SIGKILL)
         pool.wait_log("is in a crash loop: 5 exits in a row", timeout=15)
+
+        # every slot in status, also without a worker
+        def crash_looping():
+            rc, out, err = ctl("--control", control, "--json", "status")
+            check(rc == 0, f"status: {rc} {err}")
+            slots = json.loads(out)["slots"]
+            check(len(slots) == 2, f"status shows {len(slots)} slots, not 2: {slots}")
+            looping = [s for s in slots if s["state"] == "crash-loop"]
+            return looping and (looping[0], slots)
+        slot, slots = wait_for(crash_looping, timeout=10, what="a slot in state crash-loop in --json status")
+        print(f"--json status, a slot in a crash loop: {slot}")
+        check(slot["restarts"] >= 5 and slot["exits_in_a_row"] >= 5, f"restarts, exits in a row: {slot}")
+        check(slot["last_exit"] == "exited with status 1 unexpectedly", f"last_exit: {slot}")
+        check(0 <= slot["next_start_usec"] <= 500_000, f"next_start_usec beyond restart-delay-max: {slot}")
+        # the text table: a row per slot (a slot may be starting a worker
+        # for a few ms of its backoff, so ask until one is between workers)
+        def workerless_row():
+            rc, out, err = ctl("--control", control, "status")
+            lines = [line for line in out.splitlines() if line.strip()[:1].isdigit()]
+            check(sorted(line.split()[0] for line in lines) == ["0", "1"], f"the table does not show both slots:\n{out}")
+            return next((line for line in lines if line.split()[1] == "-" and line.split()[3] in ("backoff", "crash-loop")
+                         and "last worker exited with status 1 unexpectedly; next start in" in line), None)
+        row = wait_for(workerless_row, timeout=10, what="a status row for a slot without a worker")
+        print(f"status row of a slot without a worker: {row.strip()}")
         check(pool.proc.poll() is None, f"the manager exited (status {pool.proc.poll()}) after a worker "
                                           f"had been ready:\n{pool.log()}")
         check(GIVE_UP not in pool.log(), f"gave up after a worker had been ready:\n{pool.log()}")
