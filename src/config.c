@@ -669,6 +669,53 @@ static const struct {
         { "environment-literal", set_environment_literal },
 };
 
+/* Edit distance (insert, delete, substitute, swap two neighbours) between
+ * two short strings; anything above max comes back as max + 1. */
+static unsigned edit_distance(const char *a, const char *b, unsigned max) {
+        size_t la = strlen(a), lb = strlen(b);
+        if (la > 64 || lb > 64)
+                return max + 1;
+        unsigned d[65][65];
+        for (size_t i = 0; i <= la; i++)
+                d[i][0] = (unsigned) i;
+        for (size_t j = 0; j <= lb; j++)
+                d[0][j] = (unsigned) j;
+        for (size_t i = 1; i <= la; i++)
+                for (size_t j = 1; j <= lb; j++) {
+                        unsigned best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+                        if (d[i - 1][j] + 1 < best)
+                                best = d[i - 1][j] + 1;
+                        if (d[i][j - 1] + 1 < best)
+                                best = d[i][j - 1] + 1;
+                        if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best)
+                                best = d[i - 2][j - 2] + 1;
+                        d[i][j] = best;
+                }
+        return d[la][lb] > max ? max + 1 : d[la][lb];
+}
+
+const char *config_key_suggestion(const char *key) {
+        const char *best = NULL;
+        /* a third of the key's length, at least 1 and at most 3 edits */
+        size_t len = strlen(key);
+        unsigned max = len >= 9 ? 3 : len >= 6 ? 2 : 1, best_d = max + 1;
+        for (const char *const *k = config_keys; *k; k++) {
+                unsigned d = edit_distance(key, *k, max);
+                if (d < best_d) {
+                        best_d = d;
+                        best = *k;
+                }
+        }
+        return best;
+}
+
+/* "unknown key 'wokers' (value '4'); did you mean 'workers'?" */
+static int unknown_key(ConfigError *err, const char *origin, const char *key, const char *value) {
+        const char *s = config_key_suggestion(key);
+        return config_error(err, "%s: unknown key '%s' (value '%s')%s%s%s", origin, key, value,
+                            s ? "; did you mean '" : "", s ?: "", s ? "'?" : "");
+}
+
 int config_set(Config *c, const char *key, const char *value, const char *origin, ConfigError *err) {
         for (size_t i = 0; i < ELEMENTSOF(setters); i++) {
                 if (strcmp(setters[i].key, key) != 0)
@@ -682,7 +729,7 @@ int config_set(Config *c, const char *key, const char *value, const char *origin
                                             origin, value, key, reason);
                 return 0;
         }
-        return config_error(err, "%s: unknown key '%s' (value '%s')", origin, key, value);
+        return unknown_key(err, origin, key, value);
 }
 
 /* inih does not tell the handler its line number in Debian's build, and it
@@ -800,7 +847,7 @@ static int reader_handle(void *userdata, const char *section, const char *key, c
         for (const char *const *k = config_keys; *k; k++)
                 known = known || strcmp(*k, key) == 0;
         if (!known) {
-                reader_fail(rd, config_error(rd->err, "%s: unknown key '%s' (value '%s')", origin, key, value));
+                reader_fail(rd, unknown_key(rd->err, origin, key, value));
                 return 1;
         }
         /* inih hands an indented line to us again under the previous key:

@@ -20,11 +20,10 @@
 
 #include "sockherd/control.h"
 #include "sockherd/control-protocol.h"
+#include "sockherd/exit-status.h"
 #include "sockherd/parse.h"
 #include "sockherd/util.h"
 
-#define EXIT_FAILED 1
-#define EXIT_USAGE 2
 
 static void help(void) {
         printf("Usage: sockherdctl [--control PATH | -u NAME] [--json] COMMAND\n"
@@ -496,7 +495,7 @@ int main(int argc, char **argv) {
                 path = name ? control_default_path(name, true) : find_only_pool();
                 if (!path) {
                         fprintf(stderr, "sockherdctl: no control socket found: give -u NAME or --control PATH\n");
-                        return EXIT_FAILED;
+                        return EXIT_RUNTIME;
                 }
         }
 
@@ -504,7 +503,7 @@ int main(int argc, char **argv) {
         if (r < 0) {
                 fprintf(stderr, "sockherdctl: %s: %s%s\n", path, strerror(-r),
                         r == -ENOENT || r == -ECONNREFUSED ? " (is the pool running?)" : "");
-                return EXIT_FAILED;
+                return EXIT_RUNTIME;
         }
 
         Fields fields = {};
@@ -513,10 +512,10 @@ int main(int argc, char **argv) {
         int ret = 0;
         if (r < 0) {
                 fprintf(stderr, "sockherdctl: %s: not a sockherd control socket (unexpected reply)\n", path);
-                ret = EXIT_FAILED;
+                ret = EXIT_RUNTIME;
         } else if (error) {
                 fprintf(stderr, "sockherdctl: %s failed: %s\n", command, error);
-                ret = EXIT_FAILED;
+                ret = EXIT_RUNTIME;
         } else if (listing) {
                 if (json)
                         print_json(&fields);

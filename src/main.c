@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "sockherd/config.h"
+#include "sockherd/exit-status.h"
 #include "sockherd/fdstore.h"
 #include "sockherd/listen.h"
 #include "sockherd/log.h"
@@ -24,8 +25,6 @@
 #include "sockherd/state.h"
 #include "sockherd/util.h"
 
-#define EXIT_RUNTIME 1
-#define EXIT_USAGE 2
 
 static int log_oom(void) {
         log_bare(LOG_ERR, "out of memory");

@@ -14,6 +14,7 @@
 
 #include "manager-internal.h"
 #include "sockherd/balancer.h"
+#include "sockherd/exit-status.h"
 #include "sockherd/fdstore.h"
 #include "sockherd/log.h"
 #include "sockherd/privileges.h"
@@ -21,8 +22,6 @@
 #include "sockherd/sample.h"
 #include "sockherd/util.h"
 
-#define EXIT_RUNTIME_CODE 1
-#define EXIT_USAGE_CODE 2
 #define EXPIRE_INTERVAL_USEC (10 * USEC_PER_SEC)
 
 const char *balance_to_string(Balance b) {
@@ -466,7 +465,7 @@ int manager_balance_prepare(Manager *m) {
                         log_error("balance=%s: the socket %s was passed in without SO_REUSEPORT; set "
                                   "ReusePort=yes in its .socket unit, or let sockherd bind it with --listen",
                                   balance_to_string(want), what);
-                        return EXIT_USAGE_CODE;
+                        return EXIT_USAGE;
                 }
                 n_tcp++;
         }
@@ -488,7 +487,7 @@ int manager_balance_prepare(Manager *m) {
 
         m->balancers = calloc(m->sockets.n, sizeof(Balancer *));
         if (!m->balancers)
-                return EXIT_RUNTIME_CODE;
+                return EXIT_RUNTIME;
         int r = 0;
         for (size_t j = 0; j < m->sockets.n && r >= 0; j++) {
                 int fd = m->sockets.sockets[j].fd;
@@ -508,7 +507,7 @@ int manager_balance_prepare(Manager *m) {
                 if (want == BALANCE_LEAST_CONNECTIONS) {
                         log_error_errno(r, "balance=least-connections: cannot load the balancing programs: %m (%s); "
                                         "use balance = reuseport or auto", hint);
-                        return EXIT_USAGE_CODE;
+                        return EXIT_USAGE;
                 }
                 /* not reuseport: its random choice also queues connections
                  * for a slot whose worker is down until it is back */
@@ -558,10 +557,10 @@ int manager_balance_setup(Manager *m) {
                                   "must belong to the same user, and this manager runs as uid %u; run sockherd as root "
                                   "(workers can still drop to user=), or let sockherd bind with --listen and keep its "
                                   "sockets in the fd store", balance_to_string(m->balance), (unsigned) geteuid());
-                        return EXIT_USAGE_CODE;
+                        return EXIT_USAGE;
                 }
                 if (r < 0)
-                        return EXIT_RUNTIME_CODE;
+                        return EXIT_RUNTIME;
         }
         drop_stored(m);
         /* slot 0 took its own socket back from the fd store: the listening
@@ -581,7 +580,7 @@ int manager_balance_setup(Manager *m) {
                 if (r < 0) {
                         log_error_errno(r, "balance=least-connections: cannot attach the balancer to %s: %m",
                                         socket_address_format(m->sockets.sockets[j].fd, address) >= 0 ? address : "?");
-                        return EXIT_RUNTIME_CODE;
+                        return EXIT_RUNTIME;
                 }
         }
         log_info("balance=%s: %u sockets per address, one per worker", balance_to_string(m->balance), m->pool.n_slots);

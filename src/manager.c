@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "manager-internal.h"
+#include "sockherd/exit-status.h"
 #include "sockherd/log.h"
 #include "sockherd/notify.h"
 #include "sockherd/parse.h"
@@ -37,8 +38,6 @@
 
 extern char **environ;
 
-#define EXIT_RUNTIME_CODE 1
-#define EXIT_USAGE_CODE 2
 
 uint64_t manager_now_usec(void) {
         struct timespec ts;
@@ -651,11 +650,11 @@ static int on_child_exit(sd_event_source *s _unused_, const siginfo_t *si, void 
                         sl->exits_before_ready++;
                 sl->worker = worker_free(w);
                 if (manager_cannot_start(m)) {
-                        manager_give_up_start(m, m->config, si, how, EXIT_USAGE_CODE);
+                        manager_give_up_start(m, m->config, si, how, EXIT_USAGE);
                         return 0;
                 }
                 if (manager_start_failed(m)) {
-                        manager_give_up_start(m, m->config, si, how, EXIT_RUNTIME_CODE);
+                        manager_give_up_start(m, m->config, si, how, EXIT_RUNTIME);
                         return 0;
                 }
                 if (!m->stopping)

@@ -163,6 +163,10 @@ const char *config_reload_blocker(const Config *old, const Config *new, bool soc
  * them, so such a reload would change the config but not the workers. */
 bool config_credentials_differ(const Config *old, const Config *new);
 
+/* The config key closest to an unknown one (a typo: a few letters off, two
+ * swapped), or NULL when none is close. */
+const char *config_key_suggestion(const char *key);
+
 /* When the command is an interpreter (node, python3, ruby, ...) whose first
  * argument names a script (a path, or a name ending in .js, .py, ...) that
  * does not exist, relative to working-directory: a line saying so in buf,

@@ -448,6 +448,42 @@ static void test_script_missing(void **state) {
         assert_int_equal(rmdir(tmp), 0);
 }
 
+/* A mistyped key is named with the closest real one; a key far from every
+ * real one gets no guess. */
+static void test_unknown_key_suggestion(void **state) {
+        static const struct {
+                const char *typo, *suggestion;
+        } cases[] = {
+                { "wokers", "workers" },                /* a letter missing */
+                { "worker", "workers" },
+                { "wrokers", "workers" },               /* two swapped */
+                { "readytimeout", "ready-timeout" },
+                { "ready_timeout", "ready-timeout" },
+                { "max_memory", "max-memory" },
+                { "restart-delay-mx", "restart-delay-max" },
+                { "comand", "command" },
+                { "lisen", "listen" },
+                { "start-attempt", "start-attempts" },
+                { "foo", NULL },
+                { "x", NULL },
+                { "timeout", NULL },
+                { "a-key-that-is-nothing-like-any-of-them", NULL },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                const char *s = config_key_suggestion(cases[i].typo);
+                if (!cases[i].suggestion ? s != NULL : !s || strcmp(s, cases[i].suggestion) != 0)
+                        fail_msg("'%s': suggested '%s', expected '%s'", cases[i].typo, s ?: "(none)",
+                                 cases[i].suggestion ?: "(none)");
+        }
+
+        _cleanup_config_ Config *c = new_config();
+        ConfigError err = {};
+        assert_int_equal(config_set(c, "wokers", "4", "app.conf:3", &err), -EINVAL);
+        assert_string_equal(err.message, "app.conf:3: unknown key 'wokers' (value '4'); did you mean 'workers'?");
+        assert_int_equal(config_load_string(c, "app.conf", "[sockherd]\nmax_memory = 1G\n", &err), -EINVAL);
+        assert_string_equal(err.message, "app.conf:2: unknown key 'max_memory' (value '1G'); did you mean 'max-memory'?");
+}
+
 /* ---- sections ---- */
 
 static void test_keys_before_and_in_section(void **state) {
@@ -1416,6 +1452,7 @@ int main(void) {
                 cmocka_unit_test(test_reload_blocker_pairs),
                 cmocka_unit_test(test_start_attempts_off),
                 cmocka_unit_test(test_script_missing),
+                cmocka_unit_test(test_unknown_key_suggestion),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
