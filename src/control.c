@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "sockherd/control.h"
+#include "sockherd/event-util.h"
 #include "sockherd/listen.h"
 #include "sockherd/util.h"
 
@@ -86,13 +87,8 @@ static void server_pause(ControlServer *s) {
         int r;
 
         (void) sd_event_source_set_enabled(s->accept_source, SD_EVENT_OFF);
-        if (s->retry_source) {
-                r = sd_event_source_set_time_relative(s->retry_source, CONTROL_ACCEPT_RETRY_USEC);
-                if (r >= 0)
-                        r = sd_event_source_set_enabled(s->retry_source, SD_EVENT_ONESHOT);
-        } else
-                r = sd_event_add_time_relative(s->event, &s->retry_source, CLOCK_MONOTONIC,
-                                               CONTROL_ACCEPT_RETRY_USEC, 10 * USEC_PER_MSEC, on_accept_retry, s);
+        r = event_reset_time_relative(s->event, &s->retry_source, CONTROL_ACCEPT_RETRY_USEC, 10 * USEC_PER_MSEC,
+                                      on_accept_retry, s);
         if (r < 0) /* no timer (out of memory): accept on every wake-up rather than never again */
                 (void) sd_event_source_set_enabled(s->accept_source, SD_EVENT_ON);
 }

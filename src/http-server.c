@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "sockherd/event-util.h"
 #include "sockherd/http-server.h"
 
 typedef struct HttpClient HttpClient;
@@ -239,13 +240,8 @@ static void server_pause(HttpServer *s) {
         int r;
 
         (void) sd_event_source_set_enabled(s->accept_source, SD_EVENT_OFF);
-        if (s->retry_source) {
-                r = sd_event_source_set_time_relative(s->retry_source, HTTP_ACCEPT_RETRY_USEC);
-                if (r >= 0)
-                        r = sd_event_source_set_enabled(s->retry_source, SD_EVENT_ONESHOT);
-        } else
-                r = sd_event_add_time_relative(s->event, &s->retry_source, CLOCK_MONOTONIC, HTTP_ACCEPT_RETRY_USEC,
-                                               10 * USEC_PER_MSEC, on_accept_retry, s);
+        r = event_reset_time_relative(s->event, &s->retry_source, HTTP_ACCEPT_RETRY_USEC, 10 * USEC_PER_MSEC,
+                                      on_accept_retry, s);
         if (r < 0) /* no timer: accept on every wake-up rather than never again */
                 (void) sd_event_source_set_enabled(s->accept_source, SD_EVENT_ON);
 }

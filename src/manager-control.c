@@ -60,7 +60,7 @@ static void command_status(Manager *m, ControlClient *c) {
         control_reply_add(&r, "status", "%s", status);
         control_reply_add(&r, "generation", "%" PRIu64, m->generation);
         control_reply_add(&r, "workers.ready", "%u", pool_ready(&m->pool));
-        control_reply_add(&r, "workers.wanted", "%u", m->reload ? m->reload->n_from : m->pool.n_slots);
+        control_reply_add(&r, "workers.wanted", "%u", manager_workers_wanted(m));
         control_reply_add(&r, "reload.state", "%s", manager_reload_state(m));
         if (m->reload) {
                 control_reply_add(&r, "reload.generation", "%" PRIu64, m->reload->generation);

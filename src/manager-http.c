@@ -20,7 +20,7 @@ void manager_health_input(Manager *m, HealthInput *ret) {
                 .stopping = m->stopping,
                 .draining = m->draining,
                 .ready = pool_ready(&m->pool),
-                .wanted = m->reload ? m->reload->n_from : m->pool.n_slots,
+                .wanted = manager_workers_wanted(m),
                 .min_ready = m->config->health_min_ready,
                 .generation = m->generation,
                 .reload = manager_reload_state(m),

@@ -127,6 +127,9 @@ uint64_t manager_request_reload(Manager *m, const char *why);
 int manager_restart_slots(Manager *m, const bool *targets, uint64_t *ret_request);
 int manager_scale(Manager *m, unsigned n);
 uint64_t manager_now_usec(void);
+/* The slots the pool should have: during a reload that adds slots, the
+ * count before it until it commits. */
+unsigned manager_workers_wanted(const Manager *m);
 
 /* manager-balance.c */
 const char *balance_to_string(Balance b);

@@ -219,7 +219,7 @@ int manager_metrics_text(Manager *m, char **ret) {
         expo_sample(&e, "sockherd_workers_ready", (const char *[]) { "pool", pool, NULL }, "%u", pool_ready(&m->pool));
         expo_family(&e, "sockherd_workers_wanted", "gauge", "Worker slots the pool should have.");
         expo_sample(&e, "sockherd_workers_wanted", (const char *[]) { "pool", pool, NULL }, "%u",
-                    m->reload ? m->reload->n_from : m->pool.n_slots);
+                    manager_workers_wanted(m));
 
         static const struct {
                 const char *name, *type, *help;

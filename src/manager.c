@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "manager-internal.h"
+#include "sockherd/event-util.h"
 #include "sockherd/exit-status.h"
 #include "sockherd/log.h"
 #include "sockherd/notify.h"
@@ -38,6 +39,10 @@
 
 extern char **environ;
 
+
+unsigned manager_workers_wanted(const Manager *m) {
+        return m->reload ? m->reload->n_from : m->pool.n_slots;
+}
 
 uint64_t manager_now_usec(void) {
         struct timespec ts;
@@ -146,7 +151,7 @@ void manager_format_status(Manager *m, char *buf, size_t size) {
                 return;
         }
         n = snprintf(buf, size, "%u/%u workers ready, generation %" PRIu64,
-                     pool_ready(&m->pool), m->reload ? m->reload->n_from : m->pool.n_slots, m->generation);
+                     pool_ready(&m->pool), manager_workers_wanted(m), m->generation);
         if (n < 0 || (size_t) n >= size)
                 return;
         if (m->reload)
@@ -216,14 +221,7 @@ static void worker_set_timer(Manager *m, Worker *w, WorkerTimer timer) {
         if (usec == USEC_INFINITY)
                 return;
 
-        int r;
-        if (w->timer_source) {
-                r = sd_event_source_set_time_relative(w->timer_source, usec);
-                if (r >= 0)
-                        r = sd_event_source_set_enabled(w->timer_source, SD_EVENT_ONESHOT);
-        } else
-                r = sd_event_add_time_relative(m->event, &w->timer_source, CLOCK_MONOTONIC, usec,
-                                               10 * USEC_PER_MSEC, on_worker_timer, w);
+        int r = event_reset_time_relative(m->event, &w->timer_source, usec, 10 * USEC_PER_MSEC, on_worker_timer, w);
         if (r < 0)
                 log_error_errno(r, "slot %u pid %d: cannot arm timer: %m", w->slot, (int) w->pid);
 }
@@ -241,17 +239,11 @@ static int on_worker_watchdog(sd_event_source *s _unused_, uint64_t usec _unused
 /* (Re)start the worker's watchdog countdown; a no-op without watchdog=. */
 static void worker_watchdog_arm(Manager *m, Worker *w) {
         uint64_t usec = w->config->watchdog_usec;
-        int r;
 
         if (usec == 0)
                 return;
-        if (w->watchdog_source) {
-                r = sd_event_source_set_time_relative(w->watchdog_source, usec);
-                if (r >= 0)
-                        r = sd_event_source_set_enabled(w->watchdog_source, SD_EVENT_ONESHOT);
-        } else
-                r = sd_event_add_time_relative(m->event, &w->watchdog_source, CLOCK_MONOTONIC, usec,
-                                               10 * USEC_PER_MSEC, on_worker_watchdog, w);
+        int r = event_reset_time_relative(m->event, &w->watchdog_source, usec, 10 * USEC_PER_MSEC,
+                                          on_worker_watchdog, w);
         if (r < 0)
                 log_error_errno(r, "slot %u pid %d: cannot arm the watchdog: %m", w->slot, (int) w->pid);
 }
