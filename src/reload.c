@@ -3,7 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sockherd/parse.h"
 #include "sockherd/reload.h"
 
 int reload_plan_init(ReloadPlan *p, const bool *targets, unsigned n_slots, unsigned batch) {
@@ -65,47 +64,4 @@ unsigned reload_plan_count(const ReloadPlan *p, ReloadSlotState s) {
 
 unsigned reload_plan_targets(const ReloadPlan *p) {
         return p->n_slots - reload_plan_count(p, RELOAD_SLOT_UNTOUCHED);
-}
-
-int reload_batch_parse(const char *s, unsigned *ret_value, bool *ret_percent) {
-        size_t n = s ? strlen(s) : 0;
-        char buf[16];
-
-        if (n == 0 || n >= sizeof(buf))
-                return -EINVAL;
-        bool percent = s[n - 1] == '%';
-        memcpy(buf, s, n - percent);
-        buf[n - percent] = '\0';
-        unsigned v;
-        int r = parse_uint_range(buf, 1, percent ? 100 : 1024, &v);
-        if (r < 0)
-                return r;
-        *ret_value = v;
-        *ret_percent = percent;
-        return 0;
-}
-
-unsigned reload_batch_resolve(unsigned value, bool percent, unsigned n_slots) {
-        unsigned batch = percent ? (n_slots * value + 99) / 100 : value;
-        if (batch > n_slots)
-                batch = n_slots;
-        return batch < 1 ? 1 : batch;
-}
-
-ReloadRequest reload_queue_request(ReloadQueue *q) {
-        if (q->running) {
-                q->pending = true;
-                return RELOAD_REQUEST_QUEUED;
-        }
-        q->running = true;
-        return RELOAD_REQUEST_START;
-}
-
-bool reload_queue_end(ReloadQueue *q) {
-        if (q->pending) {
-                q->pending = false;
-                return true; /* still running: the queued one takes over */
-        }
-        q->running = false;
-        return false;
 }

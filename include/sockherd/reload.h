@@ -14,6 +14,8 @@
 
 #include <stdbool.h>
 
+#include "sockherd/txn.h" /* batch and queue */
+
 typedef enum ReloadSlotState {
         RELOAD_SLOT_UNTOUCHED,  /* not part of this transaction */
         RELOAD_SLOT_WAITING,    /* will get a new worker */
@@ -56,23 +58,3 @@ void reload_plan_failed(ReloadPlan *p, unsigned slot);
 unsigned reload_plan_count(const ReloadPlan *p, ReloadSlotState s);
 unsigned reload_plan_targets(const ReloadPlan *p);
 
-/* "25%" of n (at least 1), or a plain number (capped at n). */
-int reload_batch_parse(const char *s, unsigned *ret_value, bool *ret_percent);
-unsigned reload_batch_resolve(unsigned value, bool percent, unsigned n_slots);
-
-/* Requests for reloads: one runs at a time; requests during a run collapse
- * into one that runs after it (it re-reads the config then, so it sees the
- * latest file). */
-typedef struct ReloadQueue {
-        bool running;
-        bool pending;
-} ReloadQueue;
-
-typedef enum ReloadRequest {
-        RELOAD_REQUEST_START,   /* start one now */
-        RELOAD_REQUEST_QUEUED,  /* runs when the current one ends */
-} ReloadRequest;
-
-ReloadRequest reload_queue_request(ReloadQueue *q);
-/* The running reload ended: true when a queued one must start now. */
-bool reload_queue_end(ReloadQueue *q);
