@@ -16,7 +16,7 @@
 
 #include "sockherd/config.h"
 #include "sockherd/parse.h"
-#include "sockherd/reload.h"
+#include "sockherd/txn.h"
 #include "sockherd/util.h"
 
 const char *const config_keys[] = {
@@ -27,7 +27,8 @@ const char *const config_keys[] = {
         "watchdog", "max-lifetime", "max-memory", "balance", "metrics-interval",
         "metrics-file", "bind-retry", "pass-environment", "supplementary-groups",
         "no-new-privileges", "http-listen", "health-min-ready", "drain-delay",
-        "clean-environment", "log-identifier", "quiet-period", "start-attempts", NULL,
+        "clean-environment", "log-identifier", "quiet-period", "start-attempts",
+        "canary", "canary-time", NULL,
 };
 
 _printf_(2, 3)
@@ -49,6 +50,7 @@ Config *config_new(void) {
         c->backlog = 4096;
         c->reload_batch = 25;
         c->reload_batch_percent = true;
+        c->canary_time_usec = 10 * USEC_PER_SEC;
         c->workers_auto = true;
         c->ready_mode = READY_ALIVE;
         c->ready_alive_usec = 1 * USEC_PER_SEC;
@@ -594,6 +596,23 @@ static int set_start_attempts(Config *c, const char *v, const char **reason) {
         return 0;
 }
 
+static int set_canary(Config *c, const char *v, const char **reason) {
+        if (parse_uint_range(v, 0, CONFIG_WORKERS_MAX, &c->canary) < 0) {
+                *reason = "expected a number of slots from 0 (off) to 1024";
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int set_canary_time(Config *c, const char *v, const char **reason) {
+        int r = set_duration(&c->canary_time_usec, v, reason);
+        if (r >= 0 && (c->canary_time_usec == 0 || c->canary_time_usec > 24 * 3600 * USEC_PER_SEC)) {
+                *reason = "expected a duration above zero and at most 24h (canary = 0 turns canaries off)";
+                return -EINVAL;
+        }
+        return r;
+}
+
 static int set_drain_delay(Config *c, const char *v, const char **reason) {
         if (strcmp(v, "off") == 0) {
                 c->drain_delay_usec = 0;
@@ -661,6 +680,8 @@ static const struct {
         { "http-listen", set_http_listen },
         { "health-min-ready", set_health_min_ready },
         { "start-attempts", set_start_attempts },
+        { "canary", set_canary },
+        { "canary-time", set_canary_time },
         { "drain-delay", set_drain_delay },
         { "quiet-period", set_quiet_period },
         { "clean-environment", set_clean_environment },

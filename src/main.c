@@ -53,6 +53,8 @@ static void help(void) {
                "      --restart-delay-max DUR  respawn delay cap (default 10s)\n"
                "      --restart-stable DUR     run time that resets the backoff (default 10s)\n"
                "      --reload-batch N|N%%      slots replaced at once by a reload (default 25%%)\n"
+               "      --canary N               a reload replaces N slots first and waits canary-time (default 0: off)\n"
+               "      --canary-time DUR        how long the canaries must stay up before the rest (default 10s)\n"
                "      --balance auto|least-connections|reuseport|shared\n"
                "                               how connections reach workers (default auto:\n"
                "                               least-connections where the kernel allows it)\n"
@@ -83,6 +85,7 @@ enum {
         OPT_GROUP, OPT_WORKING_DIRECTORY, OPT_NAME, OPT_BACKLOG, OPT_CHECK_CONFIG,
         OPT_VERSION, OPT_RELOAD_BATCH, OPT_CONTROL, OPT_CONTROL_GROUP, OPT_DESERIALIZE, OPT_BALANCE, OPT_BIND_RETRY,
         OPT_STATE_VERSION, OPT_HTTP_LISTEN, OPT_HEALTH_MIN_READY, OPT_DRAIN_DELAY, OPT_QUIET_PERIOD, OPT_START_ATTEMPTS,
+        OPT_CANARY, OPT_CANARY_TIME,
 };
 
 static const struct option options[] = {
@@ -112,6 +115,8 @@ static const struct option options[] = {
         { "drain-delay",       required_argument, NULL, OPT_DRAIN_DELAY },
         { "quiet-period",      required_argument, NULL, OPT_QUIET_PERIOD },
         { "start-attempts",    required_argument, NULL, OPT_START_ATTEMPTS },
+        { "canary",            required_argument, NULL, OPT_CANARY },
+        { "canary-time",       required_argument, NULL, OPT_CANARY_TIME },
         { "check-config",      no_argument,       NULL, OPT_CHECK_CONFIG },
         { "help",              no_argument,       NULL, 'h' },
         { "version",           no_argument,       NULL, OPT_VERSION },
@@ -178,6 +183,8 @@ static int parse_argv(int argc, char **argv, ConfigSource *src, bool *ret_check)
                 case OPT_RESTART_DELAY_MAX: key = "restart-delay-max"; break;
                 case OPT_RESTART_STABLE: key = "restart-stable"; break;
                 case OPT_RELOAD_BATCH: key = "reload-batch"; break;
+                case OPT_CANARY: key = "canary"; break;
+                case OPT_CANARY_TIME: key = "canary-time"; break;
                 case OPT_USER: key = "user"; break;
                 case OPT_GROUP: key = "group"; break;
                 case OPT_WORKING_DIRECTORY: key = "working-directory"; break;

@@ -385,8 +385,8 @@ void manager_steer(Manager *m) {
         if (!balanced(m))
                 return;
         unsigned n = m->pool.n_slots;
-        if (m->reload && m->reload->kind == RUN_RELOAD && m->reload->n_from < n)
-                n = m->reload->n_from;
+        if (manager_workers_wanted(m) < n)
+                n = manager_workers_wanted(m);
         for (size_t j = 0; j < m->sockets.n; j++) {
                 Balancer *b = m->balancers ? m->balancers[j] : NULL;
                 if (b) {

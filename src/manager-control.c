@@ -15,17 +15,6 @@
 #include "sockherd/reuseport.h"
 #include "sockherd/util.h"
 
-const char *manager_reload_state(const Manager *m) {
-        if (!m->reload)
-                return "idle";
-        switch (m->reload->kind) {
-        case RUN_RELOAD:   return "reloading";
-        case RUN_ROLLBACK: return "rolling-back";
-        case RUN_RESTART:  return "restarting";
-        }
-        return "?";
-}
-
 static void add_worker(Manager *m, ControlReply *r, unsigned index, const Worker *w, const char *role,
                        uint64_t now, unsigned restarts) {
         char key[64];
@@ -61,11 +50,17 @@ static void command_status(Manager *m, ControlClient *c) {
         control_reply_add(&r, "generation", "%" PRIu64, m->generation);
         control_reply_add(&r, "workers.ready", "%u", pool_ready(&m->pool));
         control_reply_add(&r, "workers.wanted", "%u", manager_workers_wanted(m));
-        control_reply_add(&r, "reload.state", "%s", manager_reload_state(m));
+        ReloadSnapshot snap;
+        manager_reload_snapshot(m, &snap);
+        control_reply_add(&r, "reload.state", "%s", snap.state);
         if (m->reload) {
-                control_reply_add(&r, "reload.generation", "%" PRIu64, m->reload->generation);
-                control_reply_add(&r, "reload.replaced", "%u", reload_plan_count(&m->reload->plan, RELOAD_SLOT_SWITCHED));
-                control_reply_add(&r, "reload.targets", "%u", reload_plan_targets(&m->reload->plan));
+                control_reply_add(&r, "reload.generation", "%" PRIu64, snap.generation);
+                control_reply_add(&r, "reload.replaced", "%u", snap.done);
+                control_reply_add(&r, "reload.targets", "%u", snap.total);
+                if (snap.canaries > 0) {
+                        control_reply_add(&r, "reload.canaries", "%u", snap.canaries);
+                        control_reply_add(&r, "reload.canary_left_usec", "%" PRIu64, snap.canary_left_usec);
+                }
         }
         control_reply_add(&r, "reload.last_error", "%s", m->reload_error);
         control_reply_add(&r, "command", "%s", m->config->command[0]);

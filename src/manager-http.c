@@ -16,6 +16,8 @@
 
 
 void manager_health_input(Manager *m, HealthInput *ret) {
+        ReloadSnapshot snap;
+        manager_reload_snapshot(m, &snap);
         *ret = (HealthInput) {
                 .stopping = m->stopping,
                 .draining = m->draining,
@@ -23,7 +25,7 @@ void manager_health_input(Manager *m, HealthInput *ret) {
                 .wanted = manager_workers_wanted(m),
                 .min_ready = m->config->health_min_ready,
                 .generation = m->generation,
-                .reload = manager_reload_state(m),
+                .reload = snap.state,
         };
 }
 

@@ -14,7 +14,7 @@
 #include "sockherd/listen.h"
 #include "sockherd/manager.h"
 #include "sockherd/pool.h"
-#include "sockherd/reload.h"
+#include "sockherd/txn.h"
 #include "sockherd/state.h"
 #include "sockherd/util.h"
 
@@ -24,21 +24,37 @@ typedef struct RateLimit {
         unsigned suppressed;
 } RateLimit;
 
-typedef enum RunKind {
-        RUN_RELOAD,             /* to a new config and generation */
-        RUN_ROLLBACK,           /* undoing the switched slots of a failed reload */
-        RUN_RESTART,            /* the same config and generation, fresh processes */
-} RunKind;
-
-/* One rolling replacement in progress. */
+/* One rolling replacement in progress: the pure transaction (txn.c) and
+ * what carrying it out needs. */
 typedef struct ReloadRun {
-        RunKind kind;
-        ReloadPlan plan;
+        Txn txn;
         Config *config;         /* what the new workers run (a reference) */
         uint64_t generation;
-        unsigned n_from;        /* slots before it began */
         uint64_t covers;        /* control requests up to this number are answered by its end */
+        uint64_t serial;        /* tells its events from an earlier run's */
+        uint64_t canary_until_usec; /* CLOCK_MONOTONIC; 0 while canary-time is not running */
+        sd_event_source *canary_source;
 } ReloadRun;
+
+/* An event for the running transaction, queued so that actions carried out
+ * (a worker ready as soon as it is forked) never re-enter txn_step(). */
+typedef struct ReloadInput {
+        uint64_t serial;
+        TxnEvent event;
+        unsigned slot;
+        pid_t pid;
+        char why[416];
+} ReloadInput;
+
+/* What status, /health and the metrics read about the running transaction:
+ * a copy, so no other file reads the transaction itself. */
+typedef struct ReloadSnapshot {
+        const char *state;      /* "idle", "reloading", "canary", "rolling-back" or "restarting" */
+        uint64_t generation;    /* the generation being rolled out (or back to) */
+        unsigned done, total;   /* slots switched of those to switch, in the current direction */
+        unsigned canaries;      /* canary slots, 0 when no canary phase */
+        uint64_t canary_left_usec; /* canary-time left while it runs */
+} ReloadSnapshot;
 
 /* A control client waiting for the end of a reload or restart. */
 typedef struct Waiter {
@@ -74,6 +90,10 @@ struct Manager {
 
         ReloadRun *reload;
         ReloadQueue reload_queue;
+        ReloadInput *reload_inbox;  /* see ReloadInput */
+        size_t n_reload_inbox;
+        bool reload_dispatching;
+        uint64_t reload_serial;
         uint64_t requests;      /* control requests for reloads/restarts so far */
         Waiter *waiters;
         size_t n_waiters;
@@ -130,6 +150,8 @@ uint64_t manager_now_usec(void);
 /* The slots the pool should have: during a reload that adds slots, the
  * count before it until it commits. */
 unsigned manager_workers_wanted(const Manager *m);
+/* The running transaction, for status and /health. */
+void manager_reload_snapshot(const Manager *m, ReloadSnapshot *ret);
 
 /* manager-balance.c */
 const char *balance_to_string(Balance b);
@@ -226,8 +248,6 @@ void manager_http_close(Manager *m);
 void manager_health_input(Manager *m, struct HealthInput *ret);
 
 /* manager-control.c */
-/* "idle", "reloading", "rolling-back" or "restarting": what status and /health report. */
-const char *manager_reload_state(const Manager *m);
 int manager_control_open(Manager *m, int passed_fd);
 void manager_control_close(Manager *m);
 /* A reload or restart ended: answer the clients waiting for it. */

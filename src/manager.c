@@ -30,7 +30,7 @@
 #include "sockherd/control.h"
 #include "sockherd/fdstore.h"
 #include "sockherd/reuseport.h"
-#include "sockherd/reload.h"
+#include "sockherd/txn.h"
 #include "sockherd/sample.h"
 #include "sockherd/spawn.h"
 #include "sockherd/subreaper.h"
@@ -41,7 +41,7 @@ extern char **environ;
 
 
 unsigned manager_workers_wanted(const Manager *m) {
-        return m->reload ? m->reload->n_from : m->pool.n_slots;
+        return m->reload ? m->reload->txn.n_from : m->pool.n_slots;
 }
 
 uint64_t manager_now_usec(void) {
@@ -154,13 +154,18 @@ void manager_format_status(Manager *m, char *buf, size_t size) {
                      pool_ready(&m->pool), manager_workers_wanted(m), m->generation);
         if (n < 0 || (size_t) n >= size)
                 return;
-        if (m->reload)
+        ReloadSnapshot snap;
+        manager_reload_snapshot(m, &snap);
+        if (m->reload && snap.canaries > 0 && strcmp(snap.state, "canary") == 0)
+                snprintf(buf + n, size - (size_t) n, ", reloading to generation %" PRIu64
+                         " (canary: %u/%u replaced, %s of canary-time left)",
+                         snap.generation, snap.done, snap.total,
+                         format_duration(snap.canary_left_usec / USEC_PER_SEC * USEC_PER_SEC, (char[32]) {}));
+        else if (m->reload)
                 snprintf(buf + n, size - (size_t) n, ", %s generation %" PRIu64 " (%u/%u replaced)",
-                         m->reload->kind == RUN_ROLLBACK ? "rolling back to" :
-                         m->reload->kind == RUN_RESTART ? "restarting workers of" : "reloading to",
-                         m->reload->generation,
-                         reload_plan_count(&m->reload->plan, RELOAD_SLOT_SWITCHED),
-                         reload_plan_targets(&m->reload->plan));
+                         strcmp(snap.state, "rolling-back") == 0 ? "rolling back to" :
+                         strcmp(snap.state, "restarting") == 0 ? "restarting workers of" : "reloading to",
+                         snap.generation, snap.done, snap.total);
         else if (m->reload_error[0])
                 snprintf(buf + n, size - (size_t) n, "; last reload failed: %.300s", m->reload_error);
 }
@@ -378,8 +383,7 @@ static void manager_shrink(Manager *m, unsigned n) {
         free(going);
 }
 
-static void reload_on_new_worker_ready(Manager *m, Worker *w);
-static void reload_on_new_worker_failed(Manager *m, Worker *w, const char *why);
+static void reload_feed(Manager *m, TxnEvent event, unsigned slot, pid_t pid, const char *why);
 static void manager_replace_onto_original(Manager *m);
 
 static bool is_incoming(Manager *m, Worker *w) {
@@ -411,7 +415,7 @@ static void worker_apply(Manager *m, Worker *w, WorkerEvent event) {
                          format_duration(w->config->ready_timeout_usec, buf));
                 log_worker(LOG_WARNING, w, "%s; stopping it", why);
                 if (is_incoming(m, w))
-                        reload_on_new_worker_failed(m, w, why);
+                        reload_feed(m, TXN_EVENT_FAILED, w->slot, w->pid, why);
         }
         if (step.actions & WORKER_ACTION_BECAME_READY) {
                 /* ready=exec counts a worker ready when it is forked: no proof it ran */
@@ -422,7 +426,7 @@ static void worker_apply(Manager *m, Worker *w, WorkerEvent event) {
                 manager_check_backlogs(m);
                 worker_watchdog_arm(m, w);
                 if (is_incoming(m, w))
-                        reload_on_new_worker_ready(m, w);
+                        reload_feed(m, TXN_EVENT_READY, w->slot, w->pid, "");
         }
 
         if (w->state != WORKER_READY && w->watchdog_source)
@@ -631,15 +635,21 @@ static int on_child_exit(sd_event_source *s _unused_, const siginfo_t *si, void 
         } else if (is_incoming(m, w)) {
                 /* a reload's new worker died before it was ready */
                 snprintf(why, sizeof(why), "%s%s", how, cause);
-                reload_on_new_worker_failed(m, w, why);
+                reload_feed(m, TXN_EVENT_FAILED, slot, w->pid, why);
                 if (pool_unretire(&m->pool, w))
                         worker_free(w);
+                else if (slot < m->pool.n_slots && m->pool.slots[slot].incoming == w) {
+                        /* no transaction took it (the manager is stopping) */
+                        m->pool.slots[slot].incoming = NULL;
+                        worker_free(w);
+                }
         } else if (slot < m->pool.n_slots && m->pool.slots[slot].worker == w) {
                 Slot *sl = &m->pool.slots[slot];
                 snprintf(sl->last_exit, sizeof(sl->last_exit), "%s%s", how, expected ? "" : " unexpectedly");
                 sl->exits_before_run = before_run ? sl->exits_before_run + 1 : 0;
                 if (!m->worker_was_ready)
                         sl->exits_before_ready++;
+                pid_t w_pid = w->pid;
                 sl->worker = worker_free(w);
                 if (manager_cannot_start(m)) {
                         manager_give_up_start(m, m->config, si, how, EXIT_USAGE);
@@ -649,7 +659,13 @@ static int on_child_exit(sd_event_source *s _unused_, const siginfo_t *si, void 
                         manager_give_up_start(m, m->config, si, how, EXIT_RUNTIME);
                         return 0;
                 }
-                if (!m->stopping)
+                /* a canary that exits fails its reload; a slot the
+                 * transaction is about to fill is not respawned */
+                snprintf(why, sizeof(why), "%s%s", how, cause);
+                reload_feed(m, TXN_EVENT_EXITED, slot, w_pid, why);
+                if (!m->stopping && slot < m->pool.n_slots && !m->pool.slots[slot].worker &&
+                    !m->pool.slots[slot].incoming && !m->pool.slots[slot].restart_source &&
+                    !(m->reload && txn_owns_slot(&m->reload->txn, slot)))
                         manager_schedule_restart(m, slot, ran);
         } else {
                 log_worker(LOG_ERR, w, "exited but was not tracked; this is a bug");
@@ -734,7 +750,12 @@ static int manager_spawn(Manager *m, unsigned slot, Config *config, uint64_t gen
 
         _cleanup_free_ int *own_fds = NULL;
         manager_notify_follow_group(m, config);
-        if (incoming) {
+        /* least-connections: a replacement starts on sockets of its own, closed
+         * to new connections until it takes over, while the worker it replaces
+         * serves the slot's; a slot with no worker (it crashed, a canary
+         * went) hands its own sockets, and what is queued on them, straight
+         * to the new worker */
+        if (incoming && sl->worker) {
                 r = manager_incoming_open_sockets(m, slot, &own_fds);
                 if (r < 0)
                         return r;
@@ -812,28 +833,62 @@ static int manager_spawn(Manager *m, unsigned slot, Config *config, uint64_t gen
 
 static void manager_update_recycling(Manager *m);
 
-/* ---- rolling reload ---- */
+/* ---- rolling reload: carrying out the transaction (txn.c decides) ---- */
 
 static void reload_start(Manager *m);
-static void reload_start_rollback(Manager *m, const bool *targets);
+static void reload_feed(Manager *m, TxnEvent event, unsigned slot, pid_t pid, const char *why);
 
 static void reload_run_free(ReloadRun *run) {
         if (!run)
                 return;
-        reload_plan_done(&run->plan);
+        sd_event_source_disable_unref(run->canary_source);
+        txn_done(&run->txn);
         config_free(run->config);
         free(run);
 }
 
-/* The transaction is over (committed, or failed and rolled back). */
+void manager_reload_snapshot(const Manager *m, ReloadSnapshot *ret) {
+        const ReloadRun *run = m->reload;
+
+        *ret = (ReloadSnapshot) { .state = "idle", .generation = m->generation };
+        if (!run)
+                return;
+        const Txn *t = &run->txn;
+        txn_progress(t, &ret->done, &ret->total);
+        ret->generation = run->generation;
+        if (t->kind == TXN_RESTART)
+                ret->state = "restarting";
+        else if (t->phase == TXN_PHASE_ROLLING_BACK) {
+                ret->state = "rolling-back";
+                ret->generation = m->generation;
+        } else if (t->phase == TXN_PHASE_CANARY || t->phase == TXN_PHASE_CANARY_WATCH)
+                ret->state = "canary";
+        else
+                ret->state = "reloading";
+        for (unsigned i = 0; i < t->n_slots; i++)
+                ret->canaries += txn_is_canary(t, i);
+        uint64_t now = manager_now_usec();
+        if (t->phase == TXN_PHASE_CANARY_WATCH && run->canary_until_usec > now)
+                ret->canary_left_usec = run->canary_until_usec - now;
+}
+
+/* A transaction ended: systemd and the waiting clients hear how; a reload
+ * asked for meanwhile starts. */
 static void reload_finish(Manager *m, bool ok) {
         char status[512];
         uint64_t covers = m->reload ? m->reload->covers : m->requests;
-        bool was_restart = m->reload && m->reload->kind == RUN_RESTART;
+        bool was_restart = m->reload && m->reload->txn.kind == TXN_RESTART;
 
         reload_run_free(m->reload);
         m->reload = NULL;
         manager_steer(m); /* slots a reload added take connections from now on */
+        /* a slot the transaction kept empty (its canary exited, then the
+         * rollback failed) gets its ordinary respawn */
+        for (unsigned i = 0; i < m->pool.n_slots && !m->stopping; i++) {
+                Slot *sl = &m->pool.slots[i];
+                if (!sl->worker && !sl->incoming && !sl->restart_source)
+                        manager_schedule_restart(m, i, 0);
+        }
         if (ok && !was_restart)
                 m->reload_error[0] = '\0';
         manager_format_status(m, status, sizeof(status));
@@ -857,25 +912,50 @@ static void reload_fail(Manager *m, const char *fmt, ...) {
         log_emit_id(SOCKHERD_MESSAGE_RELOAD_FAILED, LOG_ERR, -1, 0, 0, "reload failed: %s", m->reload_error);
 }
 
+/* Say why the transaction failed, in the words of the event that failed it. */
+static void reload_describe_failure(Manager *m, const TxnAction *a, const ReloadInput *in) {
+        ReloadRun *run = m->reload;
+        char who[64], buf[32];
+
+        if (in->pid > 0)
+                snprintf(who, sizeof(who), "slot %u pid %d", a->slot, (int) in->pid);
+        else
+                snprintf(who, sizeof(who), "slot %u", a->slot);
+        if (run->txn.kind == TXN_RESTART)
+                reload_fail(m, "restart: %s %s; the old worker keeps serving", who, in->why);
+        else if (a->reason == TXN_FAILURE_ROLLBACK)
+                reload_fail(m, "%s; and the rollback failed too: %s %s", m->reload_error, who, in->why);
+        else if (a->reason == TXN_FAILURE_CANARY)
+                reload_fail(m, "generation %" PRIu64 ": canary %s %s within canary-time=%s; "
+                            "the canary slots roll back, the other workers were not touched",
+                            run->generation, who, in->why, format_duration(run->config->canary_time_usec, buf));
+        else
+                reload_fail(m, "generation %" PRIu64 ": %s %s", run->generation, who, in->why);
+}
+
+/* The slot's starting worker serves; the one it replaces drains and goes. */
+static void reload_switch(Manager *m, unsigned slot) {
+        Slot *sl = &m->pool.slots[slot];
+        Worker *w = sl->incoming, *old = sl->worker;
+
+        if (!w)
+                return;
+        sl->worker = TAKE_PTR(sl->incoming);
+        /* least-connections: new connections go to its own sockets from now
+         * on; the old worker drains the slot's previous ones, then stops */
+        manager_slot_take_own_sockets(m, slot, w, old);
+        config_free(sl->config);
+        sl->config = config_ref(w->config);
+        sl->generation = w->generation;
+        sl->backoff = (Backoff) {};
+        sl->restart_source = sd_event_source_disable_unref(sl->restart_source);
+        if (old)
+                manager_retire(m, old);
+}
+
 static void reload_commit(Manager *m) {
         ReloadRun *run = m->reload;
-        unsigned n_to = run->kind == RUN_RELOAD ? run->config->workers : run->n_from;
 
-        /* slots the new config no longer has: their workers go */
-        manager_shrink(m, n_to);
-
-        if (run->kind == RUN_ROLLBACK) {
-                log_warning("rollback complete: generation %" PRIu64 " serves again on %u workers",
-                            m->generation, m->pool.n_slots);
-                reload_finish(m, false);
-                return;
-        }
-        if (run->kind == RUN_RESTART) {
-                log_info("restart complete: %u worker%s replaced", reload_plan_targets(&run->plan),
-                         reload_plan_targets(&run->plan) == 1 ? "" : "s");
-                reload_finish(m, true);
-                return;
-        }
         config_free(m->config);
         m->config = config_ref(run->config);
         m->generation = run->generation;
@@ -884,153 +964,159 @@ static void reload_commit(Manager *m) {
         manager_unit_check_stop_timeout(m);
         log_emit_id(SOCKHERD_MESSAGE_RELOAD_DONE, LOG_INFO, -1, 0, 0,
                     "reload complete: generation %" PRIu64 " serves on %u workers", m->generation, m->pool.n_slots);
-        reload_finish(m, true);
 }
 
-/* Start new workers while the batch has room; commit when all switched. */
-static void reload_advance(Manager *m) {
-        ReloadRun *run;
-        int slot;
+static void reload_end(Manager *m) {
+        ReloadRun *run = m->reload;
+        unsigned done, total;
 
-        while ((run = m->reload) && (slot = reload_plan_next(&run->plan)) >= 0) {
-                Slot *sl = &m->pool.slots[slot];
-                if (manager_spawn(m, (unsigned) slot, run->config, run->generation, true) < 0) {
-                        reload_plan_failed(&run->plan, (unsigned) slot);
-                        reload_fail(m, "slot %d: cannot start a new worker", slot);
-                        break;
-                }
-                (void) sl;
+        txn_progress(&run->txn, &done, &total);
+        switch (run->txn.result) {
+        case TXN_RESULT_COMMITTED:
+                if (run->txn.kind == TXN_RESTART)
+                        log_info("restart complete: %u worker%s replaced", done, done == 1 ? "" : "s");
+                reload_finish(m, true);
+                return;
+        case TXN_RESULT_ROLLED_BACK:
+                log_warning("rollback complete: generation %" PRIu64 " serves again on %u workers",
+                            m->generation, m->pool.n_slots);
+                break;
+        case TXN_RESULT_FAILED:
+                if (run->txn.kind == TXN_RELOAD)
+                        log_warning("reload aborted; generation %" PRIu64 " keeps serving", m->generation);
+                break;
+        default:
+                break;
         }
+        reload_finish(m, false);
+}
+
+static int on_canary_over(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata) {
+        Manager *m = userdata;
+        if (m->reload)
+                log_info("canary: %s passed with every canary up; replacing the rest",
+                         format_duration(m->reload->config->canary_time_usec, (char[32]) {}));
+        reload_feed(m, TXN_EVENT_CANARY_OVER, 0, 0, "");
+        return 0;
+}
+
+static void reload_arm_canary(Manager *m) {
+        ReloadRun *run = m->reload;
+        uint64_t t = run->config->canary_time_usec;
+        char buf[32];
+
+        run->canary_until_usec = manager_now_usec() + t;
+        log_info("canary: %u slot%s serve generation %" PRIu64 "; the rest waits canary-time=%s",
+                 run->txn.canary_end, run->txn.canary_end == 1 ? "" : "s", run->generation, format_duration(t, buf));
+        int r = event_reset_time_relative(m->event, &run->canary_source, t, 10 * USEC_PER_MSEC, on_canary_over, m);
+        if (r < 0) {
+                log_error_errno(r, "cannot arm canary-time: %m; going on without it");
+                reload_feed(m, TXN_EVENT_CANARY_OVER, 0, 0, "");
+        }
+}
+
+/* Carry out one action of the running transaction. */
+static void reload_act(Manager *m, const TxnAction *a, const ReloadInput *in) {
+        ReloadRun *run = m->reload;
+        Slot *sl = a->slot < m->pool.n_slots ? &m->pool.slots[a->slot] : NULL;
+
+        switch (a->type) {
+        case TXN_ACTION_FAIL:
+                reload_describe_failure(m, a, in);
+                break;
+        case TXN_ACTION_START:
+        case TXN_ACTION_START_OLD: {
+                bool old = a->type == TXN_ACTION_START_OLD;
+                if (sl && manager_spawn(m, a->slot, old ? m->config : run->config,
+                                        old ? m->generation : run->generation, true) >= 0)
+                        break;
+                /* the failure is an event like any other, after this step */
+                reload_feed(m, TXN_EVENT_FAILED, a->slot, 0, "cannot start a new worker");
+                break;
+        }
+        case TXN_ACTION_SWITCH:
+                if (sl)
+                        reload_switch(m, a->slot);
+                break;
+        case TXN_ACTION_ABANDON:
+                if (sl && sl->incoming)
+                        manager_retire(m, TAKE_PTR(sl->incoming));
+                break;
+        case TXN_ACTION_SHRINK:
+                manager_shrink(m, a->slot);
+                break;
+        case TXN_ACTION_CANARY_TIMER:
+                reload_arm_canary(m);
+                break;
+        case TXN_ACTION_ROLLBACK:
+                log_warning("reload aborted; rolling %u switched slot%s back to generation %" PRIu64,
+                            a->slot, a->slot == 1 ? "" : "s", m->generation);
+                break;
+        case TXN_ACTION_COMMIT:
+                reload_commit(m);
+                break;
+        case TXN_ACTION_FINISH:
+                reload_end(m);
+                break;
+        default:
+                break;
+        }
+}
+
+/* Queue an event for the running transaction and, unless we are carrying
+ * out one already, apply the queue in order. */
+static void reload_feed(Manager *m, TxnEvent event, unsigned slot, pid_t pid, const char *why) {
         if (!m->reload)
                 return;
-        if (m->reload->plan.state == RELOAD_COMMITTED)
-                reload_commit(m);
-        else if (m->reload->plan.state == RELOAD_ABORTED)
-                reload_on_new_worker_failed(m, NULL, NULL);
-        manager_update_status(m);
-}
-
-static void reload_on_new_worker_ready(Manager *m, Worker *w) {
-        ReloadRun *run = m->reload;
-        Slot *sl = &m->pool.slots[w->slot];
-
-        if (!run)
-                return;
-        reload_plan_ready(&run->plan, w->slot);
-
-        /* switch the slot: the new worker serves, the old one drains */
-        Worker *old = sl->worker;
-        sl->worker = TAKE_PTR(sl->incoming);
-        /* least-connections: new connections go to its own sockets from now
-         * on; the old worker drains the slot's previous ones, then stops */
-        manager_slot_take_own_sockets(m, w->slot, w, old);
-        config_free(sl->config);
-        sl->config = config_ref(run->config);
-        sl->generation = run->generation;
-        sl->backoff = (Backoff) {};
-        sl->restart_source = sd_event_source_disable_unref(sl->restart_source);
-        if (old)
-                manager_retire(m, old);
-
-        reload_advance(m);
-}
-
-/* A new worker failed (w) or could not be started (w == NULL): stop every
- * new worker that is not serving yet, and undo the slots already switched. */
-static void reload_on_new_worker_failed(Manager *m, Worker *w, const char *why) {
-        ReloadRun *run = m->reload;
-
-        if (!run)
-                return;
-        if (w) {
-                reload_plan_failed(&run->plan, w->slot);
-                if (run->kind == RUN_RESTART)
-                        reload_fail(m, "restart: slot %u pid %d %s; the old worker keeps serving",
-                                    w->slot, (int) w->pid, why);
-                else if (run->kind == RUN_ROLLBACK)
-                        reload_fail(m, "%s; and the rollback failed too: slot %u pid %d %s",
-                                    m->reload_error, w->slot, (int) w->pid, why);
-                else
-                        reload_fail(m, "generation %" PRIu64 ": slot %u pid %d %s", run->generation,
-                                    w->slot, (int) w->pid, why);
-        }
-
-        /* abandoned new workers go */
-        for (unsigned i = 0; i < m->pool.n_slots; i++) {
-                Slot *sl = &m->pool.slots[i];
-                if (sl->incoming)
-                        manager_retire(m, TAKE_PTR(sl->incoming));
-        }
-
-        if (run->kind != RUN_RELOAD) {
-                /* keep whatever serves now; normal respawns go on */
-                reload_finish(m, false);
+        ReloadInput in = { .serial = m->reload->serial, .event = event, .slot = slot, .pid = pid };
+        snprintf(in.why, sizeof(in.why), "%s", why ?: "");
+        if (ARRAY_APPEND(m->reload_inbox, m->n_reload_inbox, in) < 0) {
+                log_error("out of memory: a reload event (%s, slot %u) is lost", txn_event_to_string(event), slot);
                 return;
         }
+        if (m->reload_dispatching)
+                return;
 
-        /* slots that only the new config had: their (new) workers go */
-        manager_shrink(m, run->n_from);
-
-        /* switched slots that the old config had get an old-config worker
-         * back, new before old again */
-        bool *targets = calloc(run->n_from ? run->n_from : 1, sizeof(bool));
-        unsigned n_targets = 0;
-        for (unsigned i = 0; targets && i < run->n_from && i < run->plan.n_slots; i++)
-                if (run->plan.slots[i] == RELOAD_SLOT_SWITCHED) {
-                        targets[i] = true;
-                        n_targets++;
+        m->reload_dispatching = true;
+        for (size_t i = 0; i < m->n_reload_inbox; i++) {
+                ReloadInput cur = m->reload_inbox[i];
+                ReloadRun *run = m->reload;
+                if (!run || cur.serial != run->serial)
+                        continue; /* for a transaction that has ended */
+                size_t n = txn_step(&run->txn, cur.event, cur.slot);
+                /* the actions are the transaction's until its next step; the
+                 * last one (FINISH) may free it, so keep a copy */
+                _cleanup_free_ TxnAction *actions = n ? malloc(n * sizeof(TxnAction)) : NULL;
+                if (n && !actions) {
+                        log_error("out of memory carrying out a reload step");
+                        continue;
                 }
-        if (!targets || n_targets == 0) {
-                if (!targets)
-                        log_error("out of memory: the switched slots keep generation %" PRIu64, run->generation);
-                free(targets);
-                log_warning("reload aborted; generation %" PRIu64 " keeps serving", m->generation);
-                reload_finish(m, false);
-                return;
+                if (n)
+                        memcpy(actions, run->txn.actions, n * sizeof(TxnAction));
+                for (size_t k = 0; k < n && m->reload == run; k++)
+                        reload_act(m, &actions[k], &cur);
+                manager_update_status(m);
         }
-        log_warning("reload aborted; rolling %u switched slot%s back to generation %" PRIu64,
-                    n_targets, n_targets == 1 ? "" : "s", m->generation);
-        reload_start_rollback(m, targets);
-        free(targets);
+        m->n_reload_inbox = 0;
+        m->reload_dispatching = false;
 }
 
-static int reload_run_new(Manager *m, Config *config, uint64_t generation, const bool *targets,
-                          unsigned n_slots, unsigned batch, RunKind kind) {
+static int reload_run_new(Manager *m, TxnKind kind, Config *config, uint64_t generation, const bool *targets,
+                          unsigned n_to, unsigned batch, unsigned canary) {
         ReloadRun *run = calloc(1, sizeof(ReloadRun));
         if (!run)
                 return -ENOMEM;
-        run->kind = kind;
         run->config = config_ref(config);
         run->generation = generation;
-        run->n_from = m->pool.n_slots;
         run->covers = m->requests;
-        int r = reload_plan_init(&run->plan, targets, n_slots, batch);
+        run->serial = ++m->reload_serial;
+        int r = txn_init(&run->txn, kind, targets, m->pool.n_slots, n_to, batch, canary);
         if (r < 0) {
                 reload_run_free(run);
                 return r;
         }
         m->reload = run;
         return 0;
-}
-
-static void reload_start_rollback(Manager *m, const bool *targets) {
-        /* reload_finish() of the failed run is not called: the rollback
-         * continues the same transaction towards systemd */
-        ReloadRun *failed = m->reload;
-        m->reload = NULL;
-        unsigned n = m->pool.n_slots;
-        int r = reload_run_new(m, m->config, m->generation, targets, n,
-                               reload_batch_resolve(m->config->reload_batch, m->config->reload_batch_percent, n),
-                               RUN_ROLLBACK);
-        if (r >= 0)
-                m->reload->covers = failed->covers;
-        reload_run_free(failed);
-        if (r < 0) {
-                log_error_errno(r, "cannot start the rollback: %m");
-                reload_finish(m, false);
-                return;
-        }
-        reload_advance(m);
 }
 
 static void reload_start(Manager *m) {
@@ -1077,7 +1163,7 @@ static void reload_start(Manager *m) {
                 targets[i] = true;
 
         unsigned batch = reload_batch_resolve(config->reload_batch, config->reload_batch_percent, n_to);
-        r = reload_run_new(m, config, m->last_generation + 1, targets, n, batch, RUN_RELOAD);
+        r = reload_run_new(m, TXN_RELOAD, config, m->last_generation + 1, targets, n_to, batch, config->canary);
         if (r >= 0) {
                 /* new slots respawn with the new config once they have a worker */
                 r = manager_grow(m, n, config, m->last_generation + 1);
@@ -1094,9 +1180,14 @@ static void reload_start(Manager *m) {
                 return;
         }
         m->last_generation++;
-        log_info("reloading: generation %" PRIu64 " -> %" PRIu64 ", %u -> %u workers, %u at a time",
-                 m->generation, m->reload->generation, n_from, n_to, batch);
-        reload_advance(m);
+        if (m->reload->txn.canary_end > 0)
+                log_info("reloading: generation %" PRIu64 " -> %" PRIu64 ", %u -> %u workers, %u at a time, "
+                         "canary=%u first", m->generation, m->reload->generation, n_from, n_to, batch,
+                         config->canary < n_to ? config->canary : n_to);
+        else
+                log_info("reloading: generation %" PRIu64 " -> %" PRIu64 ", %u -> %u workers, %u at a time",
+                         m->generation, m->reload->generation, n_from, n_to, batch);
+        reload_feed(m, TXN_EVENT_BEGIN, 0, 0, "");
 }
 
 static void manager_replace_onto_original(Manager *m) {
@@ -1139,16 +1230,15 @@ int manager_restart_slots(Manager *m, const bool *targets, uint64_t *ret_request
         *ret_request = ++m->requests;
         /* a restart holds the reload queue, so a reload asked for meanwhile waits for it */
         (void) reload_queue_request(&m->reload_queue);
-        int r = reload_run_new(m, m->config, m->generation, targets, n,
-                               reload_batch_resolve(m->config->reload_batch, m->config->reload_batch_percent, n),
-                               RUN_RESTART);
+        int r = reload_run_new(m, TXN_RESTART, m->config, m->generation, targets, n,
+                               reload_batch_resolve(m->config->reload_batch, m->config->reload_batch_percent, n), 0);
         if (r < 0) {
                 (void) reload_queue_end(&m->reload_queue);
                 return r;
         }
         log_info("restarting %u worker%s, new before old", count, count == 1 ? "" : "s");
         manager_notifyf(m, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=restarting workers", manager_now_usec());
-        reload_advance(m);
+        reload_feed(m, TXN_EVENT_BEGIN, 0, 0, "");
         return 0;
 }
 
@@ -1431,6 +1521,7 @@ static void manager_begin_stop(Manager *m, const char *why) {
 
         reload_run_free(m->reload);
         m->reload = NULL;
+        m->n_reload_inbox = 0;
         m->reload_queue = (ReloadQueue) {};
         snprintf(m->reload_error, sizeof(m->reload_error), "the manager is stopping");
         manager_answer_waiters(m, UINT64_MAX, false);
@@ -1700,6 +1791,7 @@ Manager *manager_free(Manager *m) {
         manager_http_close(m);
         sd_event_source_disable_unref(m->drain_source);
         reload_run_free(m->reload);
+        free(m->reload_inbox);
         for (unsigned i = 0; i < m->pool.n_slots; i++) {
                 Slot *sl = &m->pool.slots[i];
                 sd_event_source_disable_unref(sl->restart_source);

@@ -54,6 +54,8 @@ typedef struct Config {
         uint64_t bind_retry_usec;       /* wait this long for a busy address, 0: fail at once */
         unsigned reload_batch;  /* slots replaced at once, or a percentage */
         bool reload_batch_percent;
+        unsigned canary;        /* a reload replaces this many slots first; 0: no canary phase */
+        uint64_t canary_time_usec; /* how long the canaries must stay up before the rest goes */
         char **command;         /* argv */
         char *user;             /* run workers as this user (needs root) */
         char *group;

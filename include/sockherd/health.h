@@ -23,7 +23,7 @@ typedef struct HealthInput {
         unsigned wanted;        /* slots the pool should have */
         unsigned min_ready;     /* health-min-ready */
         uint64_t generation;
-        const char *reload;     /* "idle", "reloading", "rolling-back", "restarting" */
+        const char *reload;     /* "idle", "reloading", "canary", "rolling-back", "restarting" */
 } HealthInput;
 
 HealthState health_evaluate(const HealthInput *in);

@@ -100,6 +100,9 @@ static void test_defaults(void **state) {
         assert_int_equal(c->quiet_period_usec, 500 * USEC_PER_MSEC);
         /* start-up gives up after 3 failed workers in every slot */
         assert_int_equal(c->start_attempts, 3);
+        /* no canary phase unless asked for; 10 s when it is */
+        assert_int_equal(c->canary, 0);
+        assert_int_equal(c->canary_time_usec, 10 * USEC_PER_SEC);
 }
 
 /* ---- every key ---- */
@@ -144,6 +147,8 @@ static const struct {
         { "log-identifier", "web.front" },
         { "quiet-period", "2s" },
         { "start-attempts", "7" },
+        { "canary", "2" },
+        { "canary-time", "1min" },
 };
 
 static void test_balance_values(void **state) {
@@ -243,6 +248,8 @@ static void test_load_every_key(void **state) {
         assert_int_equal(c->drain_delay_usec, 5 * USEC_PER_SEC);
         assert_int_equal(c->quiet_period_usec, 2 * USEC_PER_SEC);
         assert_int_equal(c->start_attempts, 7);
+        assert_int_equal(c->canary, 2);
+        assert_int_equal(c->canary_time_usec, 60 * USEC_PER_SEC);
 
         assert_int_equal(strv_length(c->command), 4);
         assert_string_equal(c->command[0], "/bin/echo");
@@ -359,6 +366,12 @@ static void test_bad_value_for_every_key(void **state) {
                 { "start-attempts", "1001" },
                 { "start-attempts", "-1" },
                 { "start-attempts", "never" },
+                { "canary", "-1" },
+                { "canary", "1025" },
+                { "canary", "some" },
+                { "canary-time", "0" },
+                { "canary-time", "25h" },
+                { "canary-time", "soon" },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
