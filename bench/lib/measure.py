@@ -337,7 +337,7 @@ def run_idle(o, use_pm2):
         after = {c.key: proc_status(c.manager_pid) for c in mg}
         for c in mg:
             b, a = before[c.key], after[c.key]
-            sw = lambda d: int(d.get("voluntary_ctxt_switches", 0)) + int(d.get("nonvoluntary_ctxt_switches", 0))  # noqa: E731
+            sw = lambda d: int(d.get("voluntary_ctxt_switches", 0)) + int(d.get("nonvoluntary_ctxt_switches", 0))
             rows.append({"contender": c.key, "label": c.label, "rss": kib(a.get("VmRSS")),
                          "hwm": kib(a.get("VmHWM")), "wakeups": sw(a) - sw(b),
                          "sockherd": c.key.startswith("idle-node") or c.key == "idle-c"})
@@ -410,7 +410,8 @@ def measure(o, argv):
     t_phase = time.time()
     restart = None
     if "restart" in phases:
-        log(f"[{o['mode']}] zero downtime, manager restart under systemd ({o['reloads']} × systemctl restart per load)")
+        log(f"[{o['mode']}] zero downtime, manager restart under systemd "
+            f"({o['reloads']} × systemctl restart per load)")
         rows, note = run_restart(o["reloads"], o["rs_loads"], o["settle"])
         if note:
             log(f"bench/run: restart scenario {note}")

@@ -690,7 +690,8 @@ def compare(a, b, name_a="A", name_b="B"):
             x, y = za.get(k), zb.get(k)
             rows.append([k[0], k[1], f"{x['failed']} of {x['requests']:,}" if x else "–",
                          f"{y['failed']} of {y['requests']:,}" if y else "–",
-                         med(x["timing"]["gone"], secs) if x else "–", med(y["timing"]["gone"], secs) if y else "–"])
+                         med(x["timing"]["gone"], secs) if x else "–",
+                         med(y["timing"]["gone"], secs) if y else "–"])
         parts.append("## Rolling reloads under load\n")
         parts.append(md_table(["reload", "load", f"failed {name_a}", f"failed {name_b}",
                                f"request → last old worker gone (s) {name_a}",
