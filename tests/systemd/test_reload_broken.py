@@ -5,6 +5,9 @@ generation keeps serving.
 2. `command = /bin/sleep 3600` with `ready-timeout = 1s`: the first new
    worker never sends READY=1.
 3. `workers = many`: the config does not load; no worker is started.
+4. `canary = 1`, `canary-time = 6s` and a new version that is ready and
+   serves, then exits 2 s later: only slot 0 rolls back (a new
+   generation-1 worker), slots 1-3 keep their pids.
 
 Each time `systemctl reload sockherd@app.service` exits non-zero (the unit's
 ExecReload=, sockherdctl reload --wait, exits 1) -- under systemd 252.
@@ -18,8 +21,8 @@ with the same MainPID and the same worker pids, StatusText keeps the old
 generation and adds "; last reload failed: ...", and no request from the
 host fails. A reload that got as far as starting workers burns its
 generation number; one whose config does not load does not get one: after
-generation 1 and the failures above (2, 3, none), fixing the config and
-reloading again gives generation 4, and the failure note disappears."""
+generation 1 and the failures above (2, 3, none, 4), fixing the config and
+reloading again gives generation 5, and the failure note disappears."""
 import time
 
 from box import (SERVICE, Box, Load, check, check_service_type, ctl_status, free_port, http_get, log, main_pid,
@@ -98,6 +101,32 @@ def main():
                           f"after the failed reload: {status} {body!r}")
                 time.sleep(0.5)
 
+            # a canary that is ready, serves, and exits 2 s later: only slot
+            # 0 rolls back, slots 1-3 keep their workers
+            before = {w["slot"]: w["pid"] for w in ctl_status(box)["workers"] if w["role"] == "serving"}
+            last_gen += 1
+            write_config(box, command="/bin/sh -c '(sleep 2; kill -TERM $$) & exec /usr/local/bin/hello-worker'",
+                         extra="canary = 1\ncanary-time = 6s\n")
+            t = time.monotonic()
+            r = box.systemctl("reload", SERVICE, check=False)
+            took = time.monotonic() - t
+            text = box.show(SERVICE, "StatusText")
+            log(f"canary reload: systemctl reload exit {r.returncode} after {took:.2f}s, StatusText {text!r}")
+            if service_type == "notify-reload":
+                check(r.returncode == 0, f"Type=notify-reload: systemctl reload exit {r.returncode} with a failed canary")
+            else:
+                check(r.returncode != 0, "systemctl reload succeeded with a canary that exited")
+            check(f"generation {last_gen}: canary slot 0 pid" in text and "canary-time=6s" in text,
+                  f"StatusText does not name the canary: {text!r}")
+            st = ctl_status(box)
+            after = {w["slot"]: w["pid"] for w in st["workers"] if w["role"] == "serving"}
+            check(st["generation"] == 1 and all(after[i] == before[i] for i in (1, 2, 3)) and after[0] != before[0],
+                  f"a failed canary touched more than slot 0, or did not replace it: {before} -> {after}")
+            check(all(w["generation"] == 1 for w in st["workers"] if w["role"] == "serving"),
+                  f"not every serving worker is of generation 1: {st['workers']}")
+            workers = sorted(after.values())
+            wait_for(lambda: worker_pids(box) == workers, 10, 0.05, f"the cgroup to hold only {workers}")
+
             write_config(box)
             t = time.monotonic()
             r = box.systemctl("reload", SERVICE, check=False)
@@ -126,11 +155,11 @@ def main():
             if "eload" in e.get("MESSAGE", "") or "ontrol process" in e.get("MESSAGE", ""):
                 log(f"systemd: {e['MESSAGE']}")
 
-        # the stable MESSAGE_IDs of include/sockherd/log.h: 3 failures, then 1 success
+        # the stable MESSAGE_IDs of include/sockherd/log.h: 4 failures, then 1 success
         failed = box.journal("-u", SERVICE, "MESSAGE_ID=50dc5a1fb1e9448a8290c2d9f4737143")
         done = box.journal("-u", SERVICE, "MESSAGE_ID=3803ad73396e441ea3e524ab41c71764")
         log(f"journal: {len(failed)} reload-failed and {len(done)} reload-done entries by MESSAGE_ID")
-        check(len(failed) == 3, f"{len(failed)} entries with the reload-failed MESSAGE_ID, want 3")
+        check(len(failed) == 4, f"{len(failed)} entries with the reload-failed MESSAGE_ID, want 4")
         check(len(done) == 1, f"{len(done)} entries with the reload-done MESSAGE_ID, want 1")
 
         check(counts["sent"] >= MIN_SENT, f"only {counts['sent']} requests sent (want >= {MIN_SENT})")
