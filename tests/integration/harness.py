@@ -1,11 +1,13 @@
-"""Shared helpers for sockherd's integration tests.
+"""Helpers for sockherd's integration tests.
 
 Every test runs the real sockherd binary with real worker programs on
 loopback addresses only. Paths to the built programs come from meson through
 the environment (SOCKHERD, HELLO_WORKER, PROBE_WORKER, NODE_SERVER).
+
+What the systemd tests need as well (check, wait_for, free_port, http_get,
+parse_hello, Load, Waiting, run, can_run, ...) is in tests/lib/testlib.py,
+re-exported here: tests import everything from harness.
 """
-import contextlib
-import errno
 import os
 import shlex
 import signal
@@ -16,105 +18,16 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from testlib import (LOADGEN, PORT_RANGE, SKIP, STRICT, Load, Skip, TestFailure, Waiting,  # noqa: E402,F401
+                     can_run, check, free_port, http_get, http_get_unix, log, parse_hello, run, skip,
+                     wait_for, wanted)
+
 SOCKHERD = os.environ.get("SOCKHERD", "sockherd")
 HELLO_WORKER = os.environ.get("HELLO_WORKER", "hello-worker")
 PROBE_WORKER = os.environ.get("PROBE_WORKER", "probe-worker")
 NODE_SERVER = os.environ.get("NODE_SERVER", "")
-LOADGEN = os.environ.get("LOADGEN", "loadgen")
 SOCKHERDCTL = os.environ.get("SOCKHERDCTL", "sockherdctl")
-
-SKIP = 77
-
-
-class TestFailure(Exception):
-    pass
-
-
-def check(cond, message):
-    if not cond:
-        raise TestFailure(message)
-
-
-_PORT_LOCKS = []  # held until this test process exits
-PORT_RANGE = (20000, 32000)  # below the kernel's ephemeral range (32768-60999)
-
-
-def free_port():
-    """A TCP port on 127.0.0.1 that nobody uses right now and that no other
-    test will be handed while this test runs. Binding port 0 and closing
-    raced: the kernel hands the same ephemeral port to another test's
-    free_port() or to an outgoing connection before sockherd binds it. So
-    the port comes from below the ephemeral range (no connect() or bind(0)
-    takes it), and it is reserved across parallel tests with an flock() on
-    a file per port, held until this process exits."""
-    import fcntl
-    import random
-    lockdir = os.path.join(tempfile.gettempdir(), "sockherd-test-ports")
-    os.makedirs(lockdir, mode=0o1777, exist_ok=True)
-    for _ in range(1000):
-        port = random.randint(*PORT_RANGE)
-        fd = os.open(os.path.join(lockdir, str(port)), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            continue  # another test holds it
-        try:
-            for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
-                with socket.socket(family, socket.SOCK_STREAM) as s:
-                    try:
-                        s.bind((host, port))
-                    except OSError as e:
-                        if family == socket.AF_INET6 and e.errno == errno.EADDRNOTAVAIL:
-                            continue  # no IPv6 here
-                        raise
-        except OSError:
-            os.close(fd)
-            continue  # in use by something else
-        _PORT_LOCKS.append(fd)
-        return port
-    raise TestFailure("no free port found in 1000 tries")
-
-
-def wait_for(predicate, timeout=10.0, interval=0.05, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TestFailure(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
-def http_get(port, path="/", host="127.0.0.1", timeout=10.0, family=socket.AF_INET):
-    """One request on its own connection (Connection: close). Returns
-    (status, body)."""
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        s.connect((host, port))
-        return _http_exchange(s, path)
-
-
-def http_get_unix(address, path="/", timeout=10.0):
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        s.connect(address)
-        return _http_exchange(s, path)
-
-
-def _http_exchange(s, path):
-    s.sendall(f"GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n".encode())
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    check(head.startswith(b"HTTP/1."), f"not an HTTP response: {data[:200]!r}")
-    status = int(head.split(b" ", 2)[1])
-    return status, body.decode(errors="replace")
 
 
 def connect_retry(port, timeout=10.0):
@@ -147,13 +60,6 @@ def all_workers_serve(get, n_workers, path="/slow?ms=300", rounds=10):
     check(len(pids) == n_workers, f"{len(answers)} requests reached {len(pids)} of {n_workers} workers")
     check(slots == {str(i) for i in range(n_workers)}, f"slots seen: {sorted(slots)}")
     return answers
-
-
-def parse_hello(body):
-    """'hello from pid P slot S generation G' -> dict."""
-    words = body.split()
-    check(len(words) >= 8 and words[0] == "hello", f"unexpected body {body!r}")
-    return {"pid": int(words[3]), "slot": words[5], "generation": words[7]}
 
 
 class Pool:
@@ -297,16 +203,6 @@ def children_of(pid):
     return out
 
 
-def run(main):
-    """Run a test function; exit 0 on success, 1 on failure, 77 on skip."""
-    try:
-        rc = main()
-    except TestFailure as e:
-        print(f"FAIL: {e}", file=sys.stderr)
-        sys.exit(1)
-    sys.exit(rc or 0)
-
-
 class Background(threading.Thread):
     """Run fn in a thread and keep its result or exception."""
 
@@ -330,38 +226,6 @@ class Background(threading.Thread):
         return self.result
 
 
-class Load:
-    """A continuous load of short connections (tests/tools/loadgen) until
-    stop(); returns the counts: sent, ok, failed, refused, errors, pids."""
-
-    def __init__(self, port, concurrency=4, path="/", rate=None):
-        self.proc = subprocess.Popen([LOADGEN, "--target", f"127.0.0.1:{port}", "--concurrency",
-                                      str(concurrency), "--until-signal", "--path", path]
-                                     + (["--rate-limit", str(rate)] if rate else []),
-                                     stdout=subprocess.PIPE, text=True)
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        out, _ = self.proc.communicate(timeout=30)
-        counts = {"pids": {}}
-        for line in out.splitlines():
-            if line.startswith("sent="):
-                counts.update({k: int(v) for k, v in (w.split("=") for w in line.split())})
-            elif line.startswith("pids=") and len(line) > 5:
-                counts["pids"] = {int(p): int(c) for p, c in (e.split(":") for e in line[5:].split(","))}
-        print(f"load: sent={counts.get('sent')} ok={counts.get('ok')} failed={counts.get('failed')} "
-              f"refused={counts.get('refused')} errors={counts.get('errors')}")
-        return counts
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-
 def check_no_failures(counts, minimum=50):
     check(counts.get("sent", 0) >= minimum, f"only {counts.get('sent')} requests were sent")
     bad = {k: counts.get(k) for k in ("failed", "refused", "errors")}
@@ -382,32 +246,6 @@ def ctl(*args, user=None, timeout=60):
     p = subprocess.run([SOCKHERDCTL, *args], capture_output=True, text=True, timeout=timeout,
                        preexec_fn=preexec)
     return p.returncode, p.stdout, p.stderr
-
-
-STRICT = os.environ.get("SOCKHERD_TEST_STRICT") == "1"
-
-
-def can_run(condition, reason):
-    """For a part of a test that needs something this machine may lack (root,
-    IPv6, a tool): returns condition. When it is false, that part is skipped
-    with the reason printed, except under SOCKHERD_TEST_STRICT=1 (.ci/run
-    sets it), where a skip nobody would see fails the test instead.
-    Use: `if can_run(os.geteuid() == 0, "the peer check needs root"): ...`"""
-    if condition:
-        return True
-    if STRICT:
-        raise TestFailure(f"would skip a part ({reason}), and SOCKHERD_TEST_STRICT=1 forbids skipping")
-    print(f"skipped part: {reason}")
-    return False
-
-
-def wanted(part):
-    """Whether to run the part of a test named part. tests/mutants/run sets
-    SOCKHERD_TEST_ONLY to the parts that guard a mutant (a comma-separated
-    list), so that a mutant costs seconds, not a whole test; unset, every
-    part runs."""
-    only = os.environ.get("SOCKHERD_TEST_ONLY")
-    return not only or part in only.split(",")
 
 
 class StatusSampler(threading.Thread):
@@ -478,42 +316,3 @@ def check_ready_floor(samples, floor, what, minimum=10):
                               f"(reload {s['reload.state']}, workers {states})")
         serving = sum(1 for w in s.get("workers", []) if w["role"] == "serving" and w["state"] == "ready")
         check(serving == ready, f"{what}: workers.ready {ready} but {serving} serving ready workers: {states}")
-
-
-class Waiting:
-    """N connections to 127.0.0.1:PORT, each with its request sent and not
-    read yet: they wait in a listening socket's queue until a worker
-    accepts them. (The systemd suite's box.py uses this one too.)"""
-
-    def __init__(self, port, n):
-        self.socks = []
-        for _ in range(n):
-            s = socket.create_connection(("127.0.0.1", port), timeout=5)
-            s.sendall(b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
-            self.socks.append(s)
-
-    def answers(self, timeout=20.0):
-        """For each connection the pid of the hello-worker that answered 200
-        (as the worker sees it: the box's view under systemd), or a string
-        saying what went wrong."""
-        deadline = time.monotonic() + timeout
-        out = []
-        for s in self.socks:
-            data = b""
-            try:
-                while True:
-                    s.settimeout(max(0.01, deadline - time.monotonic()))
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-                head, _, body = data.partition(b"\r\n\r\n")
-                if b" 200 " in head.split(b"\r\n")[0] and body.startswith(b"hello from pid"):
-                    out.append(parse_hello(body.decode())["pid"])
-                else:
-                    out.append(f"answer {data[:60]!r}")
-            except OSError as e:
-                out.append(type(e).__name__)
-            finally:
-                s.close()
-        return out
