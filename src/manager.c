@@ -1,4 +1,5 @@
-/* The manager: events in, decisions from worker.c/reload.c/backoff.c,
+/* The manager: events in, decisions from worker.c, txn.c, backoff.c,
+ * startup.c and recycle.c,
  * effects out.
  *
  *   signals ---------------> TERM/INT: shutdown; HUP: rolling reload
@@ -29,10 +30,12 @@
 #include "sockherd/pool.h"
 #include "sockherd/control.h"
 #include "sockherd/fdstore.h"
+#include "sockherd/recycle.h"
 #include "sockherd/reuseport.h"
 #include "sockherd/txn.h"
 #include "sockherd/sample.h"
 #include "sockherd/spawn.h"
+#include "sockherd/startup.h"
 #include "sockherd/subreaper.h"
 #include "sockherd/util.h"
 #include "sockherd/worker.h"
@@ -521,44 +524,18 @@ static void manager_check_stopped(Manager *m) {
         }
 }
 
-/* Start-up's rules for giving up, both with start-attempts (default 3) per
- * slot: a failure that passes (a binary replaced while it was executed:
- * ETXTBSY; EAGAIN; a database not up yet) gets the first backoff steps to
- * go away. Neither applies after a re-exec, during a reload (its new
- * workers are the reload's business: rollback) or a stop, nor while a
- * worker is running. */
-static bool manager_may_give_up(Manager *m) {
-        return m->config->start_attempts > 0 && !m->restored && !m->reload && !m->stopping &&
-               m->pool.n_slots > 0 && pool_alive(&m->pool) == 0;
-}
-
-/* The command cannot run: the last start-attempts workers of every slot
- * exited with 126 or 127 before the command ran, and none got further.
- * Retrying would go on forever without a READY=1; exiting with status 2
- * makes the unit fail at once with one message (the shipped unit has
- * RestartPreventExitStatus=2): restarting cannot help. */
-static bool manager_cannot_start(Manager *m) {
-        if (m->command_ran || !manager_may_give_up(m))
-                return false;
-        for (unsigned i = 0; i < m->pool.n_slots; i++)
-                if (m->pool.slots[i].exits_before_run < m->config->start_attempts)
-                        return false;
-        return true;
-}
-
-/* The command runs but never gets ready: every slot's worker exited
- * start-attempts times (a typo in a script's path, a missing module, a
- * crash at start-up) and none was ever ready. Exiting with status 1 lets
- * systemd's Restart= and start limit take over instead of a start job that
- * waits out TimeoutStartSec= and a pool that retries forever. With ready =
- * exec a worker is ready when forked: start-up is over at once. */
-static bool manager_start_failed(Manager *m) {
-        if (m->worker_was_ready || !manager_may_give_up(m))
-                return false;
-        for (unsigned i = 0; i < m->pool.n_slots; i++)
-                if (m->pool.slots[i].exits_before_ready < m->config->start_attempts)
-                        return false;
-        return true;
+/* Start-up's give-up rules are startup.c's; these are the facts. */
+static StartVerdict manager_start_verdict(Manager *m) {
+        StartFacts f = {
+                .attempts = m->config->start_attempts,
+                .restored = m->restored,
+                .transaction = m->reload != NULL,
+                .stopping = m->stopping,
+                .alive = pool_alive(&m->pool),
+                .command_ran = m->command_ran,
+                .worker_was_ready = m->worker_was_ready,
+        };
+        return start_verdict(&f, m->pool.slots, m->pool.n_slots);
 }
 
 static void manager_give_up_start(Manager *m, const Config *c, const siginfo_t *si, const char *how, int exit_code) {
@@ -651,12 +628,11 @@ static int on_child_exit(sd_event_source *s _unused_, const siginfo_t *si, void 
                         sl->exits_before_ready++;
                 pid_t w_pid = w->pid;
                 sl->worker = worker_free(w);
-                if (manager_cannot_start(m)) {
-                        manager_give_up_start(m, m->config, si, how, EXIT_USAGE);
-                        return 0;
-                }
-                if (manager_start_failed(m)) {
-                        manager_give_up_start(m, m->config, si, how, EXIT_RUNTIME);
+                StartVerdict verdict = manager_start_verdict(m);
+                if (verdict != START_GO_ON) {
+                        /* 2: restarting cannot help (the unit's RestartPreventExitStatus=2) */
+                        manager_give_up_start(m, m->config, si, how,
+                                              verdict == START_CANNOT_RUN ? EXIT_USAGE : EXIT_RUNTIME);
                         return 0;
                 }
                 /* a canary that exits fails its reload; a slot the
@@ -1273,50 +1249,53 @@ int manager_scale(Manager *m, unsigned n) {
 #define RECYCLE_CHECK_USEC USEC_PER_SEC
 #define RECYCLE_MEMORY_EVERY 5  /* memory is sampled every 5th check */
 
-/* A serving, ready worker past its max-lifetime (the most overdue one, so
- * no slot is starved) or else past max-memory. */
+/* The worker recycle.c picks: past its max-lifetime, or (sampled every
+ * RECYCLE_MEMORY_EVERY checks, in one pass over /proc) above max-memory. */
 static Worker *recycle_candidate(Manager *m, char *why, size_t why_size) {
         uint64_t now = manager_now_usec();
+        unsigned n = m->pool.n_slots;
         bool sample_memory = m->recycle_ticks % RECYCLE_MEMORY_EVERY == 0;
-        Worker *oldest = NULL;
         char a[32], b[32];
 
-        for (unsigned i = 0; i < m->pool.n_slots; i++) {
+        _cleanup_free_ RecycleCandidate *c = calloc(n ? n : 1, sizeof(RecycleCandidate));
+        _cleanup_free_ SampleWorker *s = calloc(n ? n : 1, sizeof(SampleWorker));
+        _cleanup_free_ unsigned *sampled = calloc(n ? n : 1, sizeof(unsigned));
+        size_t n_sampled = 0;
+        if (!c || !s || !sampled)
+                return NULL;
+        for (unsigned i = 0; i < n; i++) {
                 Worker *w = m->pool.slots[i].worker;
-                if (w && w->state == WORKER_READY && w->recycle_at_usec && now >= w->recycle_at_usec &&
-                    (!oldest || w->recycle_at_usec < oldest->recycle_at_usec))
-                        oldest = w;
-        }
-        if (oldest) {
-                snprintf(why, why_size, "it reached max-lifetime=%s (up %s)",
-                         format_duration(oldest->config->max_lifetime_usec, a),
-                         format_duration((now - oldest->started_usec) / USEC_PER_SEC * USEC_PER_SEC, b));
-                return oldest;
-        }
-
-        if (!sample_memory)
-                return NULL;
-        /* one pass over /proc for every worker with a max-memory */
-        _cleanup_free_ SampleWorker *s = calloc(m->pool.n_slots ? m->pool.n_slots : 1, sizeof(SampleWorker));
-        size_t n = 0;
-        if (!s)
-                return NULL;
-        for (unsigned i = 0; i < m->pool.n_slots; i++) {
-                Worker *w = m->pool.slots[i].worker;
-                if (w && w->state == WORKER_READY && w->config->max_memory_bytes)
-                        s[n++].pgid = w->pid;
-        }
-        if (n == 0 || sample_workers(s, n, NULL, 0) < 0)
-                return NULL;
-        for (size_t k = 0; k < n; k++) {
-                Worker *w = pool_find(&m->pool, s[k].pgid);
-                if (w && s[k].found && s[k].rss_bytes > w->config->max_memory_bytes) {
-                        snprintf(why, why_size, "its resident memory %" PRIu64 "M is above max-memory=%" PRIu64 "M",
-                                 s[k].rss_bytes >> 20, w->config->max_memory_bytes >> 20);
-                        return w;
+                if (!w)
+                        continue;
+                c[i] = (RecycleCandidate) {
+                        .ready = w->state == WORKER_READY,
+                        .recycle_at_usec = w->recycle_at_usec,
+                        .max_memory_bytes = w->config->max_memory_bytes,
+                };
+                if (sample_memory && c[i].ready && c[i].max_memory_bytes) {
+                        s[n_sampled].pgid = w->pid;
+                        sampled[n_sampled++] = i;
                 }
         }
-        return NULL;
+        if (n_sampled > 0 && sample_workers(s, n_sampled, NULL, 0) >= 0)
+                for (size_t k = 0; k < n_sampled; k++) {
+                        c[sampled[k]].rss_known = s[k].found;
+                        c[sampled[k]].rss_bytes = s[k].rss_bytes;
+                }
+
+        RecycleReason reason;
+        int i = recycle_pick(c, n, now, &reason);
+        if (i < 0)
+                return NULL;
+        Worker *w = m->pool.slots[i].worker;
+        if (reason == RECYCLE_LIFETIME)
+                snprintf(why, why_size, "it reached max-lifetime=%s (up %s)",
+                         format_duration(w->config->max_lifetime_usec, a),
+                         format_duration((now - w->started_usec) / USEC_PER_SEC * USEC_PER_SEC, b));
+        else
+                snprintf(why, why_size, "its resident memory %" PRIu64 "M is above max-memory=%" PRIu64 "M",
+                         c[i].rss_bytes >> 20, w->config->max_memory_bytes >> 20);
+        return w;
 }
 
 static int on_recycle_check(sd_event_source *s, uint64_t usec _unused_, void *userdata) {
