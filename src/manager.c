@@ -37,6 +37,7 @@
 #include "sockherd/spawn.h"
 #include "sockherd/startup.h"
 #include "sockherd/subreaper.h"
+#include "sockherd/systemd-notify.h"
 #include "sockherd/util.h"
 #include "sockherd/worker.h"
 
@@ -75,50 +76,10 @@ static bool ratelimit_allow(RateLimit *rl) {
 
 /* ---- systemd's notify socket ---- */
 
-/* sd_notify() opens a socket for every message. Out of file descriptors,
- * that fails: READY=1 and STATUS= would be lost, and so would the watchdog
- * pings (sd-event's own go through sd_notify() too), so systemd would kill
- * a manager that is only short of fds after WatchdogSec=. One socket,
- * opened at start, carries every message instead; like sd_notify() it
- * blocks while systemd's queue is full rather than drop a READY=1. */
-static int upstream_open(Manager *m) {
-        const char *e = getenv("NOTIFY_SOCKET");
-        size_t n = e ? strlen(e) : 0;
-
-        if (n < 2 || (e[0] != '/' && e[0] != '@') || n >= sizeof(m->upstream_address.sun_path))
-                return 0; /* none, or a kind sd_notify() knows better (vsock:) */
-        m->upstream_address = (struct sockaddr_un) { .sun_family = AF_UNIX };
-        memcpy(m->upstream_address.sun_path, e, n);
-        if (e[0] == '@')
-                m->upstream_address.sun_path[0] = '\0';
-        m->upstream_address_len = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + n + (e[0] == '/'));
-        int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return -errno;
-        m->upstream_fd = fd;
-        return 0;
-}
-
-void manager_notifyf(Manager *m, const char *fmt, ...) {
-        char buf[2048];
-        va_list ap;
-
-        va_start(ap, fmt);
-        int n = vsnprintf(buf, sizeof(buf), fmt, ap);
-        va_end(ap);
-        if (n < 0)
-                return;
-        if (m->upstream_fd < 0 ||
-            sendto(m->upstream_fd, buf, strnlen(buf, sizeof(buf)), MSG_NOSIGNAL,
-                   (const struct sockaddr *) &m->upstream_address, m->upstream_address_len) < 0)
-                (void) sd_notify(0, buf);
-}
-
-static int on_watchdog_ping(sd_event_source *s, uint64_t usec _unused_, void *userdata) {
-        Manager *m = userdata;
+static int on_watchdog_ping(sd_event_source *s, uint64_t usec _unused_, void *userdata _unused_) {
         uint64_t interval;
 
-        manager_notifyf(m, "WATCHDOG=1");
+        (void) systemd_notify("WATCHDOG=1");
         if (sd_watchdog_enabled(false, &interval) > 0)
                 (void) sd_event_source_set_time_relative(s, interval / 2);
         return 0;
@@ -137,7 +98,7 @@ static int watchdog_start(Manager *m) {
         if (r >= 0)
                 r = sd_event_source_set_enabled(m->watchdog_source, SD_EVENT_ON);
         if (r >= 0)
-                manager_notifyf(m, "WATCHDOG=1");
+                (void) systemd_notify("WATCHDOG=1");
         return r;
 }
 
@@ -181,9 +142,9 @@ void manager_update_status(Manager *m) {
                 m->announced_ready = true;
                 log_info("pool ready: %u workers serving %zu socket%s", m->pool.n_slots, m->sockets.n,
                          m->sockets.n == 1 ? "" : "s");
-                manager_notifyf(m, "READY=1\nSTATUS=%s", status);
+                systemd_notifyf("READY=1\nSTATUS=%s", status);
         } else if (strcmp(status, m->last_status) != 0)
-                manager_notifyf(m, "STATUS=%s", status);
+                systemd_notifyf("STATUS=%s", status);
         snprintf(m->last_status, sizeof(m->last_status), "%s", status);
 }
 
@@ -564,7 +525,7 @@ static void manager_give_up_start(Manager *m, const Config *c, const siginfo_t *
                          "to %s", command, m->pool.n_slots, c->start_attempts, how, output);
         }
         log_error("%s; exiting with status %d", msg, exit_code);
-        manager_notifyf(m, "STATUS=%s", msg);
+        systemd_notifyf("STATUS=%s", msg);
 
         m->stopping = true;
         for (unsigned i = 0; i < m->pool.n_slots; i++)
@@ -869,7 +830,7 @@ static void reload_finish(Manager *m, bool ok) {
                 m->reload_error[0] = '\0';
         manager_format_status(m, status, sizeof(status));
         snprintf(m->last_status, sizeof(m->last_status), "%s", status);
-        manager_notifyf(m, "READY=1\nSTATUS=%s", status);
+        systemd_notifyf("READY=1\nSTATUS=%s", status);
         /* after systemd heard it: `systemctl reload` returns when they are answered */
         manager_answer_waiters(m, covers, ok);
 
@@ -1101,7 +1062,7 @@ static void reload_start(Manager *m) {
         _cleanup_free_ bool *targets = NULL;
         int r;
 
-        manager_notifyf(m, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=reloading", manager_now_usec());
+        systemd_notifyf("RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=reloading", manager_now_usec());
         log_info("reloading: reading %s", m->source.file ?: "the command line");
 
         r = config_source_load(&m->source, online_cpus(), &config, &err);
@@ -1213,7 +1174,7 @@ int manager_restart_slots(Manager *m, const bool *targets, uint64_t *ret_request
                 return r;
         }
         log_info("restarting %u worker%s, new before old", count, count == 1 ? "" : "s");
-        manager_notifyf(m, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=restarting workers", manager_now_usec());
+        systemd_notifyf("RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=restarting workers", manager_now_usec());
         reload_feed(m, TXN_EVENT_BEGIN, 0, 0, "");
         return 0;
 }
@@ -1496,7 +1457,7 @@ static void manager_begin_stop(Manager *m, const char *why) {
         m->stopping = true;
         log_info("%s: stopping %u workers (stop-timeout=%s)", why, pool_alive(&m->pool),
                  format_duration(m->config->stop_timeout_usec, (char[32]) {}));
-        manager_notifyf(m, "STOPPING=1");
+        (void) systemd_notify("STOPPING=1");
 
         reload_run_free(m->reload);
         m->reload = NULL;
@@ -1540,7 +1501,7 @@ static int manager_begin_drain(Manager *m, const char *why) {
         m->draining = true;
         log_info("%s: draining for %s: /health answers 503 while the %u workers keep serving; then they stop",
                  why, format_duration(m->config->drain_delay_usec, (char[32]) {}), pool_alive(&m->pool));
-        manager_notifyf(m, "STOPPING=1");
+        (void) systemd_notify("STOPPING=1");
         manager_update_status(m);
         return 0;
 }
@@ -1650,7 +1611,6 @@ int manager_new(ConfigSource *source, Config *config, ListenSet *sockets, int co
         if (!m)
                 return -ENOMEM;
         m->notify_fd = -1;
-        m->upstream_fd = -1;
         m->generation = m->last_generation = 1;
         srandom((unsigned) (getpid() ^ manager_now_usec()));
 
@@ -1693,9 +1653,9 @@ int manager_new(ConfigSource *source, Config *config, ListenSet *sockets, int co
         r = subreaper_enable();
         if (r < 0)
                 goto fail;
-        r = upstream_open(m);
+        r = systemd_notify_open();
         if (r < 0)
-                log_warning_errno(r, "cannot open a socket to systemd's notify socket, using sd_notify(): %m");
+                log_warning_errno(r, "cannot open a socket to systemd's notify socket, using sd_notify() for each message: %m");
         r = watchdog_start(m);
         if (r < 0)
                 goto fail;
@@ -1784,7 +1744,7 @@ Manager *manager_free(Manager *m) {
         listen_set_clear(&m->stored_slots);
         sd_event_source_disable_unref(m->notify_source);
         sd_event_source_disable_unref(m->watchdog_source);
-        safe_close(m->upstream_fd);
+        systemd_notify_close();
         sd_event_source_disable_unref(m->recycle_source);
         manager_metrics_free(m);
         manager_balance_free(m);
