@@ -9,23 +9,32 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "manager-internal.h"
+#include "manager-http.h"
+#include "manager-view.h"
 #include "sockherd/health.h"
 #include "sockherd/http-server.h"
 #include "sockherd/log.h"
 
 
-void manager_health_input(Manager *m, HealthInput *ret) {
-        ReloadSnapshot snap;
-        manager_reload_snapshot(m, &snap);
+struct ManagerHttp {
+        Manager *manager;
+        HttpServer *server;
+        char *path;             /* a unix socket file we bound, removed at exit */
+        dev_t dev;
+        ino_t ino;
+};
+
+static void health_input(Manager *m, HealthInput *ret) {
+        ManagerView v;
+        manager_view(m, &v);
         *ret = (HealthInput) {
-                .stopping = m->stopping,
-                .draining = m->draining,
-                .ready = pool_ready(&m->pool),
-                .wanted = manager_workers_wanted(m),
-                .min_ready = m->config->health_min_ready,
-                .generation = m->generation,
-                .reload = snap.state,
+                .stopping = v.stopping,
+                .draining = v.draining,
+                .ready = pool_ready(v.pool),
+                .wanted = v.workers_wanted,
+                .min_ready = v.config->health_min_ready,
+                .generation = v.generation,
+                .reload = v.reload.state,
         };
 }
 
@@ -33,7 +42,7 @@ static void answer_health(Manager *m, HttpResponse *resp) {
         HealthInput in;
         char body[256];
 
-        manager_health_input(m, &in);
+        health_input(m, &in);
         resp->status = health_format(&in, body, sizeof(body));
         resp->content_type = "application/json";
         resp->body = strdup(body);
@@ -61,7 +70,8 @@ static void answer_metrics(Manager *m, HttpResponse *resp) {
 }
 
 static void on_http_request(const HttpRequest *req, HttpResponse *resp, void *userdata) {
-        Manager *m = userdata;
+        ManagerHttp *h = userdata;
+        Manager *m = h->manager;
 
         if (strcmp(req->path, "/health") == 0)
                 answer_health(m, resp);
@@ -82,10 +92,10 @@ static void on_http_event(const char *message, void *userdata _unused_) {
 /* Bind http-listen. A unix socket file gets mode 0666 (through the umask
  * at bind): a load balancer or scraper runs as another user, and who may
  * reach it is decided by the directory it is in. */
-static int http_bind(Manager *m) {
+static int http_bind(ManagerHttp *h, const Config *c) {
         ListenSet set = {};
         mode_t old = umask(0111);
-        int r = listen_set_bind(&set, &m->config->http_listen, HTTP_LISTEN_BACKLOG, false);
+        int r = listen_set_bind(&set, &c->http_listen, HTTP_LISTEN_BACKLOG, false);
         umask(old);
         if (r < 0) {
                 listen_set_clear(&set);
@@ -93,61 +103,82 @@ static int http_bind(Manager *m) {
         }
         ListenSocket *s = &set.sockets[0];
         int fd = TAKE_FD(s->fd);
-        m->http_path = TAKE_PTR(s->unlink_path);
-        m->http_dev = s->dev;
-        m->http_ino = s->ino;
+        h->path = TAKE_PTR(s->unlink_path);
+        h->dev = s->dev;
+        h->ino = s->ino;
         listen_set_clear(&set);
         return fd;
 }
 
-int manager_http_open(Manager *m, int passed_fd, const char *passed_path) {
+int manager_http_new(Manager *m, int passed_fd, const char *passed_path, ManagerHttp **ret) {
         static const HttpHandlers handlers = { on_http_request, on_http_event };
         char address[128];
         int fd = passed_fd, r;
+        ManagerView v;
 
+        *ret = NULL;
+        manager_view(m, &v);
+        const Config *c = v.config;
         if (fd >= 0)
                 (void) fcntl(fd, F_SETFD, FD_CLOEXEC); /* kept open across the exec only */
-        if (fd >= 0 && !m->config->http) {
+        if (fd >= 0 && !c->http) {
                 /* handed over by a re-exec, but the config on disk has none now */
                 safe_close(fd);
                 log_info("http-listen is not set any more: closing the endpoint");
                 return 0;
         }
+        if (fd < 0 && !c->http)
+                return 0;
+        _cleanup_(manager_http_freep) ManagerHttp *h = calloc(1, sizeof(ManagerHttp));
+        if (!h) {
+                safe_close(fd);
+                return log_error_errno(-ENOMEM, "cannot serve http-listen: %m");
+        }
+        h->manager = m;
         if (fd >= 0 && passed_path && passed_path[0]) {
                 struct stat st;
-                if (stat(passed_path, &st) == 0 && (m->http_path = strdup(passed_path))) {
-                        m->http_dev = st.st_dev;
-                        m->http_ino = st.st_ino;
+                if (stat(passed_path, &st) == 0 && (h->path = strdup(passed_path))) {
+                        h->dev = st.st_dev;
+                        h->ino = st.st_ino;
                 }
         }
-        if (fd < 0 && !m->config->http)
-                return 0;
         if (fd < 0) {
-                fd = http_bind(m);
+                fd = http_bind(h, c);
                 if (fd == -EADDRINUSE)
-                        return log_error_errno(fd, "http-listen = %s: the address is in use (%m)",
-                                               m->config->http_listen_text);
+                        return log_error_errno(fd, "http-listen = %s: the address is in use (%m)", c->http_listen_text);
                 if (fd == -EEXIST)
                         return log_error_errno(fd, "http-listen = %s: a file that is not a socket is in the way",
-                                               m->config->http_listen_text);
+                                               c->http_listen_text);
                 if (fd < 0)
-                        return log_error_errno(fd, "http-listen = %s: cannot listen: %m", m->config->http_listen_text);
+                        return log_error_errno(fd, "http-listen = %s: cannot listen: %m", c->http_listen_text);
         }
-        r = http_server_new(m->event, fd, &handlers, m, &m->http);
+        r = http_server_new(v.event, fd, &handlers, h, &h->server);
         if (r < 0)
                 return log_error_errno(r, "cannot serve http-listen: %m");
         log_info("http endpoint (/health, /metrics): %s",
-                 socket_address_format(http_server_fd(m->http), address) >= 0 ? address : m->config->http_listen_text);
+                 socket_address_format(http_server_fd(h->server), address) >= 0 ? address : c->http_listen_text);
+        *ret = TAKE_PTR(h);
         return 0;
 }
 
-void manager_http_close(Manager *m) {
+ManagerHttp *manager_http_free(ManagerHttp *h) {
         struct stat st;
 
-        m->http = http_server_free(m->http);
+        if (!h)
+                return NULL;
+        h->server = http_server_free(h->server);
         /* remove the file only if it is still the one we bound */
-        if (m->http_path && stat(m->http_path, &st) == 0 && st.st_dev == m->http_dev && st.st_ino == m->http_ino)
-                (void) unlink(m->http_path);
-        free(m->http_path);
-        m->http_path = NULL;
+        if (h->path && stat(h->path, &st) == 0 && st.st_dev == h->dev && st.st_ino == h->ino)
+                (void) unlink(h->path);
+        free(h->path);
+        free(h);
+        return NULL;
+}
+
+int manager_http_fd(const ManagerHttp *h) {
+        return h && h->server ? http_server_fd(h->server) : -1;
+}
+
+const char *manager_http_path(const ManagerHttp *h) {
+        return h ? h->path : NULL;
 }

@@ -1,6 +1,9 @@
-/* The Manager's insides, shared by manager.c (the event loop, workers,
- * reloads) and manager-control.c (the control commands). Nothing outside
- * these two files includes this. */
+/* The Manager's insides: its fields, shared by the files that are the
+ * manager itself: manager.c (the event loop, workers, transactions),
+ * manager-balance.c (its sockets and steering), manager-reexec.c (handing
+ * its whole state over), manager-metrics.c and manager-unit.c. The parts
+ * that answer the outside (manager-control.c, manager-http.c) see only
+ * manager-view.h. */
 #pragma once
 
 #include <stdbool.h>
@@ -10,11 +13,13 @@
 #include <systemd/sd-bus.h>
 
 #include "sockherd/config.h"
-#include "sockherd/control.h"
 #include "sockherd/listen.h"
 #include "sockherd/manager.h"
 #include "sockherd/pool.h"
 #include "sockherd/txn.h"
+#include "manager-control.h"
+#include "manager-http.h"
+#include "manager-view.h"
 #include "sockherd/state.h"
 #include "sockherd/util.h"
 
@@ -46,22 +51,6 @@ typedef struct ReloadInput {
         char why[416];
 } ReloadInput;
 
-/* What status, /health and the metrics read about the running transaction:
- * a copy, so no other file reads the transaction itself. */
-typedef struct ReloadSnapshot {
-        const char *state;      /* "idle", "reloading", "canary", "rolling-back" or "restarting" */
-        uint64_t generation;    /* the generation being rolled out (or back to) */
-        unsigned done, total;   /* slots switched of those to switch, in the current direction */
-        unsigned canaries;      /* canary slots, 0 when no canary phase */
-        uint64_t canary_left_usec; /* canary-time left while it runs */
-} ReloadSnapshot;
-
-/* A control client waiting for the end of a reload or restart. */
-typedef struct Waiter {
-        ControlClient *client;
-        uint64_t request;
-} Waiter;
-
 struct Manager {
         sd_event *event;
         ConfigSource source;
@@ -92,17 +81,13 @@ struct Manager {
         bool reload_dispatching;
         uint64_t reload_serial;
         uint64_t requests;      /* control requests for reloads/restarts so far */
-        Waiter *waiters;
-        size_t n_waiters;
+        ManagerDoneHandler done_handler; /* told when transactions end (manager-control.c) */
+        void *done_userdata;
 
-        ControlServer *control;
-        struct HttpServer *http;  /* http-listen (manager-http.c), or NULL */
-        char *http_path;        /* a unix socket file we bound for it, removed at exit */
-        dev_t http_dev;
-        ino_t http_ino;
+        ManagerControl *control;  /* the control socket (manager-control.c), or NULL */
+        ManagerHttp *http;        /* http-listen (manager-http.c), or NULL */
         bool draining;          /* a stop was asked for; drain-delay runs before it begins */
         sd_event_source *drain_source;
-        char *control_path;     /* a socket file we created, removed at exit */
         uid_t control_uid;      /* may use the control socket besides root: the uid we were started as */
         char reload_error[512]; /* the last reload's failure, "" after a success */
 
@@ -135,13 +120,6 @@ struct Manager {
 
 /* manager.c */
 void manager_update_status(Manager *m);
-void manager_format_status(Manager *m, char *buf, size_t size);
-/* Returns the request number a waiter can wait for. */
-uint64_t manager_request_reload(Manager *m, const char *why);
-/* Restart the given slots new-before-old; -EBUSY while a reload runs. */
-int manager_restart_slots(Manager *m, const bool *targets, uint64_t *ret_request);
-int manager_scale(Manager *m, unsigned n);
-uint64_t manager_now_usec(void);
 /* The slots the pool should have: during a reload that adds slots, the
  * count before it until it commits. */
 unsigned manager_workers_wanted(const Manager *m);
@@ -149,7 +127,6 @@ unsigned manager_workers_wanted(const Manager *m);
 void manager_reload_snapshot(const Manager *m, ReloadSnapshot *ret);
 
 /* manager-balance.c */
-const char *balance_to_string(Balance b);
 /* At start: open the slots' sockets and attach. 0, or an exit code. */
 int manager_balance_setup(Manager *m);
 void manager_balance_free(Manager *m);
@@ -164,9 +141,6 @@ void manager_slot_release_sockets(Manager *m, unsigned slot, Worker *heir);
 /* Make the kernel's choice follow the pool: call after any change of the
  * slots or of a worker's readiness. */
 void manager_steer(Manager *m);
-/* Per-slot sockets: connections queued on slot i's own sockets (slot 0's
- * are the shared ones). */
-unsigned manager_slot_queue(Manager *m, unsigned i);
 /* least-connections: does a replacement start on sockets of its own? */
 bool manager_gives_own_sockets(const Manager *m);
 /* least-connections: open the sockets of its own for a worker that will
@@ -177,20 +151,6 @@ int manager_incoming_open_sockets(Manager *m, unsigned slot, int **ret_fds);
 /* w takes over its slot: its own sockets become the slot's and take new
  * connections; old gets the slot's previous sockets to drain. */
 void manager_slot_take_own_sockets(Manager *m, unsigned slot, Worker *w, Worker *old);
-/* least-connections: connections no lane could take (left to the kernel's
- * hash) and connections placed but not counted (its table was full), over
- * every address, since the programs were loaded. */
-void manager_balancer_stats(Manager *m, uint64_t *ret_unplaced, uint64_t *ret_untracked);
-/* least-connections: live connections the balancer counts for slot i. */
-unsigned manager_slot_connections(Manager *m, unsigned i);
-/* Log (once per change) a listening socket whose backlog a worker lowered
- * with its own listen() call. */
-void manager_check_backlogs(Manager *m);
-/* The lowest backlog among socket j's listening sockets: the socket itself
- * and, with per-slot sockets, each slot's sibling of it (a worker's
- * listen() lowers only the socket it called it on). 0 or a negative errno
- * when the socket itself cannot be read. */
-int manager_socket_backlog(Manager *m, size_t j, unsigned *ret);
 
 /* For manager-reexec.c */
 Worker *manager_adopt_worker(Manager *m, pid_t pid, unsigned slot, uint64_t generation, WorkerState state,
@@ -215,15 +175,6 @@ typedef struct ManagerMetrics ManagerMetrics;
 /* Start, retime or stop the periodic sample as the config says. */
 void manager_metrics_update(Manager *m);
 void manager_metrics_free(Manager *m);
-/* Make the numbers current for a control request: the periodic sample
- * when there is one, else a sample now. */
-int manager_metrics_refresh(Manager *m);
-/* cpu_percent, rss_bytes, connections of pid as PREFIX.KEY */
-void manager_metrics_add_worker(Manager *m, ControlReply *r, const char *prefix, pid_t pid);
-/* imbalance.* */
-void manager_metrics_add_pool(Manager *m, ControlReply *r);
-/* The Prometheus text exposition of the latest sample. */
-int manager_metrics_text(Manager *m, char **ret);
 
 /* manager-unit.c */
 /* When this is a system service's main process: connect to systemd (before
@@ -233,17 +184,3 @@ void manager_unit_close(Manager *m);
 /* Ask for the unit's TimeoutStopSec= and warn, when the answer comes, if
  * the committed config's stop-timeout is not shorter. */
 void manager_unit_check_stop_timeout(Manager *m);
-/* manager-http.c */
-struct HealthInput;
-/* Bind http-listen, or serve passed_fd (handed over by a re-exec, with the
- * unix socket path the old image created, or ""). 0 when it is off. */
-int manager_http_open(Manager *m, int passed_fd, const char *passed_path);
-void manager_http_close(Manager *m);
-/* What /health reports, from the manager's state. */
-void manager_health_input(Manager *m, struct HealthInput *ret);
-
-/* manager-control.c */
-int manager_control_open(Manager *m, int passed_fd);
-void manager_control_close(Manager *m);
-/* A reload or restart ended: answer the clients waiting for it. */
-void manager_answer_waiters(Manager *m, uint64_t covers, bool ok);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "manager-internal.h"
+#include "sockherd/control-protocol.h"
 #include "sockherd/address.h"
 #include "sockherd/exposition.h"
 #include "sockherd/log.h"

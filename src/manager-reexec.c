@@ -236,14 +236,14 @@ static int manager_build_state(Manager *m, State *s) {
                 .announced_ready = m->announced_ready,
                 .passed_in = m->sockets.passed_in,
                 .notify_fd = m->notify_fd,
-                .control_fd = m->control ? control_server_fd(m->control) : -1,
+                .control_fd = manager_control_fd(m->control),
                 .control_uid = m->control_uid,
-                .http_fd = m->http ? http_server_fd(m->http) : -1,
+                .http_fd = manager_http_fd(m->http),
                 .n_slots = m->pool.n_slots,
         };
         snprintf(s->reload_error, sizeof(s->reload_error), "%s", m->reload_error);
         snprintf(s->notify_address, sizeof(s->notify_address), "%s", m->notify_address);
-        snprintf(s->control_path, sizeof(s->control_path), "%s", m->control_path ?: "");
+        snprintf(s->control_path, sizeof(s->control_path), "%s", manager_control_path(m->control) ?: "");
         /* too long for the record: the new image resolves it again */
         const Config *c = m->config;
         if (c->working_directory && c->working_directory_resolved &&
@@ -252,7 +252,7 @@ static int manager_build_state(Manager *m, State *s) {
                 strcpy(s->working_directory, c->working_directory);
                 strcpy(s->working_directory_resolved, c->working_directory_resolved);
         }
-        snprintf(s->http_path, sizeof(s->http_path), "%s", m->http_path ?: "");
+        snprintf(s->http_path, sizeof(s->http_path), "%s", manager_http_path(m->http) ?: "");
         if (manager_balance_record(m, s) < 0)
                 return -ENOMEM;
 
@@ -402,8 +402,6 @@ int manager_restore(Manager *m, const State *s) {
         m->requests = s->requests;
         m->announced_ready = s->announced_ready;
         snprintf(m->reload_error, sizeof(m->reload_error), "%s", s->reload_error);
-        if (s->control_path[0] && !m->control_path)
-                m->control_path = strdup(s->control_path); /* ours to remove at exit */
 
         /* the generation keeps the directory it began in, not where a
          * symlink points now (the file was read again: only if it still

@@ -102,7 +102,7 @@ static int watchdog_start(Manager *m) {
         return r;
 }
 
-void manager_format_status(Manager *m, char *buf, size_t size) {
+void manager_format_status(const Manager *m, char *buf, size_t size) {
         int n;
 
         if (m->stopping) {
@@ -772,6 +772,7 @@ static void manager_update_recycling(Manager *m);
 
 /* ---- rolling reload: carrying out the transaction (txn.c decides) ---- */
 
+static int request_restart(Manager *m, const bool *targets, uint64_t *ret_request);
 static void reload_start(Manager *m);
 static void reload_feed(Manager *m, TxnEvent event, unsigned slot, pid_t pid, const char *why);
 
@@ -807,6 +808,11 @@ void manager_reload_snapshot(const Manager *m, ReloadSnapshot *ret) {
         uint64_t now = manager_now_usec();
         if (t->phase == TXN_PHASE_CANARY_WATCH && run->canary_until_usec > now)
                 ret->canary_left_usec = run->canary_until_usec - now;
+}
+
+static void manager_answer_waiters(Manager *m, uint64_t covers, bool ok) {
+        if (m->done_handler)
+                m->done_handler(covers, ok, m->reload_error, m->done_userdata);
 }
 
 /* A transaction ended: systemd and the waiting clients hear how; a reload
@@ -1136,12 +1142,12 @@ static void manager_replace_onto_original(Manager *m) {
         log_info("slot 0 served on a socket of its own before the restart; replacing its worker onto the listening "
                  "socket itself, so that nothing waits there unserved");
         uint64_t request;
-        int r = manager_restart_slots(m, targets, &request);
+        int r = request_restart(m, targets, &request);
         if (r < 0)
                 log_warning_errno(r, "cannot replace slot 0's worker: %m");
 }
 
-uint64_t manager_request_reload(Manager *m, const char *why) {
+static uint64_t request_reload(Manager *m, const char *why) {
         uint64_t request = ++m->requests;
 
         if (m->stopping || m->draining)
@@ -1155,7 +1161,7 @@ uint64_t manager_request_reload(Manager *m, const char *why) {
         return request;
 }
 
-int manager_restart_slots(Manager *m, const bool *targets, uint64_t *ret_request) {
+static int request_restart(Manager *m, const bool *targets, uint64_t *ret_request) {
         unsigned n = m->pool.n_slots, count = 0;
 
         if (m->stopping || m->draining)
@@ -1179,7 +1185,7 @@ int manager_restart_slots(Manager *m, const bool *targets, uint64_t *ret_request
         return 0;
 }
 
-int manager_scale(Manager *m, unsigned n) {
+static int request_scale(Manager *m, unsigned n) {
         unsigned old = m->pool.n_slots;
 
         if (m->stopping || m->draining)
@@ -1203,6 +1209,88 @@ int manager_scale(Manager *m, unsigned n) {
         log_info("scaled from %u to %u workers", old, n);
         manager_update_status(m);
         return 0;
+}
+
+static int on_reexec_deferred(sd_event_source *s, void *userdata) {
+        Manager *m = userdata;
+        char why[256];
+
+        m->reexec_source = sd_event_source_disable_unref(s);
+        if (manager_reexec_check(m, why, sizeof(why)) < 0)
+                log_warning("not re-executing: %s", why);
+        else
+                (void) manager_reexec(m);
+        return 0;
+}
+
+int manager_request(Manager *m, const ManagerRequest *req, ManagerRequestResult *res) {
+        int r;
+
+        *res = (ManagerRequestResult) {};
+        if (m->stopping || m->draining) {
+                snprintf(res->error, sizeof(res->error), "the manager is stopping");
+                return -ESHUTDOWN;
+        }
+        switch (req->type) {
+        case MANAGER_REQUEST_RELOAD:
+                res->ticket = request_reload(m, req->who ?: "request");
+                /* an invalid config ends at once: nothing to wait for */
+                res->running = m->reload != NULL || m->reload_queue.running;
+                if (!res->running)
+                        snprintf(res->error, sizeof(res->error), "%s", m->reload_error);
+                return 0;
+        case MANAGER_REQUEST_RESTART:
+                r = request_restart(m, req->slots, &res->ticket);
+                if (r == -EBUSY)
+                        snprintf(res->error, sizeof(res->error),
+                                 "a reload or restart is running; try again when it has ended");
+                else if (r < 0)
+                        snprintf(res->error, sizeof(res->error), "cannot restart");
+                res->running = r >= 0 && m->reload != NULL;
+                return r;
+        case MANAGER_REQUEST_SCALE:
+                r = request_scale(m, req->workers);
+                if (r == -EBUSY)
+                        snprintf(res->error, sizeof(res->error), "a reload or restart is running; scale when it has ended");
+                else if (r < 0)
+                        snprintf(res->error, sizeof(res->error), "cannot scale: %s", strerror(-r));
+                return r;
+        case MANAGER_REQUEST_REEXEC:
+                if (manager_reexec_check(m, res->error, sizeof(res->error)) < 0 ||
+                    manager_reexec_probe(m, res->error, sizeof(res->error)) < 0)
+                        return -EPERM;
+                /* from the loop: the caller answers its client first (the exec closes the connection) */
+                if (!m->reexec_source && sd_event_add_defer(m->event, &m->reexec_source, on_reexec_deferred, m) < 0) {
+                        snprintf(res->error, sizeof(res->error), "out of memory");
+                        return -ENOMEM;
+                }
+                return 0;
+        }
+        snprintf(res->error, sizeof(res->error), "unknown request");
+        return -EINVAL;
+}
+
+void manager_set_done_handler(Manager *m, ManagerDoneHandler handler, void *userdata) {
+        m->done_handler = handler;
+        m->done_userdata = userdata;
+}
+
+void manager_view(const Manager *m, ManagerView *ret) {
+        *ret = (ManagerView) {
+                .event = m->event,
+                .config = m->config,
+                .pool = &m->pool,
+                .sockets = &m->sockets,
+                .generation = m->generation,
+                .workers_wanted = manager_workers_wanted(m),
+                .stopping = m->stopping,
+                .draining = m->draining,
+                .control_uid = m->control_uid,
+                .balance = m->balance,
+                .balance_reason = m->balance_reason,
+                .reload_error = m->reload_error,
+        };
+        manager_reload_snapshot(m, &ret->reload);
 }
 
 /* ---- recycling ---- */
@@ -1273,7 +1361,7 @@ static int on_recycle_check(sd_event_source *s, uint64_t usec _unused_, void *us
                         if (targets) {
                                 targets[w->slot] = true;
                                 log_worker(LOG_NOTICE, w, "recycling: %s", why);
-                                int r = manager_restart_slots(m, targets, &request);
+                                int r = request_restart(m, targets, &request);
                                 if (r < 0)
                                         log_warning_errno(r, "slot %u: cannot recycle: %m", w->slot);
                         }
@@ -1572,7 +1660,7 @@ static int on_stop_signal(sd_event_source *s _unused_, const struct signalfd_sig
 
 static int on_reload_signal(sd_event_source *s _unused_, const struct signalfd_siginfo *si, void *userdata) {
         if (signal_trusted(userdata, si))
-                (void) manager_request_reload(userdata, "SIGHUP");
+                (void) request_reload(userdata, "SIGHUP");
         return 0;
 }
 
@@ -1595,7 +1683,7 @@ static int on_scale_signal(sd_event_source *s _unused_, const struct signalfd_si
         if (!signal_trusted(m, si))
                 return 0;
         n = si->ssi_signo == SIGTTIN ? n + 1 : n - (n > 1);
-        int r = manager_scale(m, n);
+        int r = request_scale(m, n);
         if (r < 0)
                 log_warning_errno(r, "SIG%s: cannot scale to %u workers: %m", sigabbrev_np((int) si->ssi_signo), n);
         return 0;
@@ -1693,11 +1781,11 @@ int manager_new(ConfigSource *source, Config *config, ListenSet *sockets, int co
         m->config = config_ref(config);
         /* before any drop of root (main.c): the uid we were started as, kept across re-execs */
         m->control_uid = state && state->control_uid >= 0 ? (uid_t) state->control_uid : geteuid();
-        r = manager_control_open(m, control_fd);
+        r = manager_control_new(m, control_fd, state && control_fd >= 0 ? state->control_path : NULL, &m->control);
         control_fd = -1;
         if (r < 0)
                 goto fail;
-        r = manager_http_open(m, state ? state->http_fd : -1, state ? state->http_path : NULL);
+        r = manager_http_new(m, state ? state->http_fd : -1, state ? state->http_path : NULL, &m->http);
         if (r < 0)
                 goto fail;
         m->source = *source;
@@ -1725,9 +1813,9 @@ fail:
 Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
-        manager_control_close(m);
+        m->control = manager_control_free(m->control);
         manager_unit_close(m);
-        manager_http_close(m);
+        m->http = manager_http_free(m->http);
         sd_event_source_disable_unref(m->drain_source);
         reload_run_free(m->reload);
         free(m->reload_inbox);

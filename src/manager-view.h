@@ -1,0 +1,105 @@
+/* The manager's narrow interface for what answers the outside (the control
+ * commands, the HTTP endpoint): a read-only view of its state, a few
+ * questions about slots and sockets, and one request function. Those files
+ * include this, never manager-internal.h: they cannot write the manager's
+ * fields, and the manager's insides can change without them. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <systemd/sd-event.h>
+
+#include "sockherd/config.h"
+#include "sockherd/listen.h"
+#include "sockherd/pool.h"
+
+typedef struct Manager Manager;
+
+/* The running transaction, as status and /health show it. */
+typedef struct ReloadSnapshot {
+        const char *state;      /* "idle", "reloading", "canary", "rolling-back" or "restarting" */
+        uint64_t generation;    /* the generation being rolled out (or back to) */
+        unsigned done, total;   /* slots switched of those to switch, in the current direction */
+        unsigned canaries;      /* canary slots, 0 when no canary phase */
+        uint64_t canary_left_usec; /* canary-time left while it runs */
+} ReloadSnapshot;
+
+/* Pointers into the manager: valid until the manager next runs (read them
+ * in the callback that asked, keep nothing). */
+typedef struct ManagerView {
+        sd_event *event;
+        const Config *config;           /* the committed config */
+        const Pool *pool;
+        const ListenSet *sockets;
+        uint64_t generation;            /* the committed generation */
+        unsigned workers_wanted;        /* see manager_workers_wanted() */
+        bool stopping, draining;
+        uid_t control_uid;              /* may give orders besides root */
+        Balance balance;                /* the mode in effect */
+        const char *balance_reason;
+        const char *reload_error;       /* the last reload's failure, "" after a success */
+        ReloadSnapshot reload;
+} ManagerView;
+
+void manager_view(const Manager *m, ManagerView *ret);
+/* The STATUS= line: "4/4 workers ready, generation 3; ..." */
+void manager_format_status(const Manager *m, char *buf, size_t size);
+uint64_t manager_now_usec(void);
+
+typedef enum ManagerRequestType {
+        MANAGER_REQUEST_RELOAD,         /* queued behind a running one */
+        MANAGER_REQUEST_RESTART,        /* the slots in `slots`, new before old */
+        MANAGER_REQUEST_SCALE,          /* to `workers` slots */
+        MANAGER_REQUEST_REEXEC,         /* checked and probed now, executed from the loop */
+} ManagerRequestType;
+
+typedef struct ManagerRequest {
+        ManagerRequestType type;
+        const char *who;                /* for the log: "control request", "SIGHUP" */
+        const bool *slots;              /* RESTART: one per slot */
+        unsigned workers;               /* SCALE */
+} ManagerRequest;
+
+typedef struct ManagerRequestResult {
+        uint64_t ticket;        /* RELOAD, RESTART: manager_on_transaction_done() reports it */
+        bool running;           /* RELOAD, RESTART: a transaction still runs for it */
+        char error[512];        /* why it was refused or failed at once */
+} ManagerRequestResult;
+
+/* 0 when accepted (RELOAD: also when it failed at once: see result->error
+ * and ->running), or a negative errno with result->error saying why:
+ * -ESHUTDOWN (stopping), -EBUSY (a transaction runs), -ERANGE, -EPERM
+ * (re-exec refused), -ENOMEM. */
+int manager_request(Manager *m, const ManagerRequest *req, ManagerRequestResult *result);
+
+/* Called when the transactions up to `covers` ended: ok, or failed with
+ * error. One listener (the control socket). */
+typedef void (*ManagerDoneHandler)(uint64_t covers, bool ok, const char *error, void *userdata);
+void manager_set_done_handler(Manager *m, ManagerDoneHandler handler, void *userdata);
+
+/* Slots and sockets, from manager-balance.c. */
+const char *balance_to_string(Balance b);
+/* Connections queued on slot i's own sockets (slot 0's are the shared ones). */
+unsigned manager_slot_queue(Manager *m, unsigned i);
+/* least-connections: live connections the balancer counts for slot i. */
+unsigned manager_slot_connections(Manager *m, unsigned i);
+/* least-connections: connections no lane could take, and ones placed but
+ * not counted, since the programs were loaded. */
+void manager_balancer_stats(Manager *m, uint64_t *ret_unplaced, uint64_t *ret_untracked);
+/* Log (once per change) a listening socket whose backlog a worker lowered. */
+void manager_check_backlogs(Manager *m);
+/* The lowest backlog among socket j's listening sockets. */
+int manager_socket_backlog(Manager *m, size_t j, unsigned *ret);
+
+/* The numbers, from manager-metrics.c. */
+struct ControlReply;
+/* Make the numbers current: the periodic sample when there is one, else a sample now. */
+int manager_metrics_refresh(Manager *m);
+/* cpu_percent, rss_bytes, connections of pid as PREFIX.KEY */
+void manager_metrics_add_worker(Manager *m, struct ControlReply *r, const char *prefix, pid_t pid);
+/* imbalance.* */
+void manager_metrics_add_pool(Manager *m, struct ControlReply *r);
+/* The Prometheus text exposition of the latest sample. */
+int manager_metrics_text(Manager *m, char **ret);
