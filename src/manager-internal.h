@@ -83,9 +83,6 @@ struct Manager {
         gid_t notify_gid;       /* the group that may reach notify_address's directory */
         sd_event_source *notify_source;
 
-        int upstream_fd;        /* to systemd's $NOTIFY_SOCKET, or -1 (see manager_notifyf()) */
-        struct sockaddr_un upstream_address;
-        socklen_t upstream_address_len;
         sd_event_source *watchdog_source; /* pings systemd's watchdog (WatchdogSec=) */
 
         ReloadRun *reload;
@@ -137,8 +134,6 @@ struct Manager {
 
 
 /* manager.c */
-/* sd_notify() to systemd, through the manager's own socket. */
-void manager_notifyf(Manager *m, const char *fmt, ...) _printf_(2, 3);
 void manager_update_status(Manager *m);
 void manager_format_status(Manager *m, char *buf, size_t size);
 /* Returns the request number a waiter can wait for. */

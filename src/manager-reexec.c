@@ -30,6 +30,7 @@
 #include "manager-internal.h"
 #include "sockherd/http-server.h"
 #include "sockherd/log.h"
+#include "sockherd/systemd-notify.h"
 #include "sockherd/util.h"
 
 static int set_cloexec(int fd, bool on) {
@@ -365,7 +366,7 @@ int manager_reexec(Manager *m) {
         }
 
         log_info("re-executing %s with %zu workers (pid %d stays)", m->exe_path, state.n_workers, (int) getpid());
-        (void) sd_notify(0, "STATUS=re-executing");
+        (void) systemd_notify("STATUS=re-executing");
         keep_fds(m, &state, memfd, true);
         execv(m->exe_path, argv);
 

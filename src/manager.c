@@ -1,4 +1,5 @@
-/* The manager: events in, decisions from worker.c/reload.c/backoff.c,
+/* The manager: events in, decisions from worker.c, txn.c, backoff.c,
+ * startup.c and recycle.c,
  * effects out.
  *
  *   signals ---------------> TERM/INT: shutdown; HUP: rolling reload
@@ -29,11 +30,14 @@
 #include "sockherd/pool.h"
 #include "sockherd/control.h"
 #include "sockherd/fdstore.h"
+#include "sockherd/recycle.h"
 #include "sockherd/reuseport.h"
 #include "sockherd/txn.h"
 #include "sockherd/sample.h"
 #include "sockherd/spawn.h"
+#include "sockherd/startup.h"
 #include "sockherd/subreaper.h"
+#include "sockherd/systemd-notify.h"
 #include "sockherd/util.h"
 #include "sockherd/worker.h"
 
@@ -72,50 +76,10 @@ static bool ratelimit_allow(RateLimit *rl) {
 
 /* ---- systemd's notify socket ---- */
 
-/* sd_notify() opens a socket for every message. Out of file descriptors,
- * that fails: READY=1 and STATUS= would be lost, and so would the watchdog
- * pings (sd-event's own go through sd_notify() too), so systemd would kill
- * a manager that is only short of fds after WatchdogSec=. One socket,
- * opened at start, carries every message instead; like sd_notify() it
- * blocks while systemd's queue is full rather than drop a READY=1. */
-static int upstream_open(Manager *m) {
-        const char *e = getenv("NOTIFY_SOCKET");
-        size_t n = e ? strlen(e) : 0;
-
-        if (n < 2 || (e[0] != '/' && e[0] != '@') || n >= sizeof(m->upstream_address.sun_path))
-                return 0; /* none, or a kind sd_notify() knows better (vsock:) */
-        m->upstream_address = (struct sockaddr_un) { .sun_family = AF_UNIX };
-        memcpy(m->upstream_address.sun_path, e, n);
-        if (e[0] == '@')
-                m->upstream_address.sun_path[0] = '\0';
-        m->upstream_address_len = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + n + (e[0] == '/'));
-        int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return -errno;
-        m->upstream_fd = fd;
-        return 0;
-}
-
-void manager_notifyf(Manager *m, const char *fmt, ...) {
-        char buf[2048];
-        va_list ap;
-
-        va_start(ap, fmt);
-        int n = vsnprintf(buf, sizeof(buf), fmt, ap);
-        va_end(ap);
-        if (n < 0)
-                return;
-        if (m->upstream_fd < 0 ||
-            sendto(m->upstream_fd, buf, strnlen(buf, sizeof(buf)), MSG_NOSIGNAL,
-                   (const struct sockaddr *) &m->upstream_address, m->upstream_address_len) < 0)
-                (void) sd_notify(0, buf);
-}
-
-static int on_watchdog_ping(sd_event_source *s, uint64_t usec _unused_, void *userdata) {
-        Manager *m = userdata;
+static int on_watchdog_ping(sd_event_source *s, uint64_t usec _unused_, void *userdata _unused_) {
         uint64_t interval;
 
-        manager_notifyf(m, "WATCHDOG=1");
+        (void) systemd_notify("WATCHDOG=1");
         if (sd_watchdog_enabled(false, &interval) > 0)
                 (void) sd_event_source_set_time_relative(s, interval / 2);
         return 0;
@@ -134,7 +98,7 @@ static int watchdog_start(Manager *m) {
         if (r >= 0)
                 r = sd_event_source_set_enabled(m->watchdog_source, SD_EVENT_ON);
         if (r >= 0)
-                manager_notifyf(m, "WATCHDOG=1");
+                (void) systemd_notify("WATCHDOG=1");
         return r;
 }
 
@@ -178,9 +142,9 @@ void manager_update_status(Manager *m) {
                 m->announced_ready = true;
                 log_info("pool ready: %u workers serving %zu socket%s", m->pool.n_slots, m->sockets.n,
                          m->sockets.n == 1 ? "" : "s");
-                manager_notifyf(m, "READY=1\nSTATUS=%s", status);
+                systemd_notifyf("READY=1\nSTATUS=%s", status);
         } else if (strcmp(status, m->last_status) != 0)
-                manager_notifyf(m, "STATUS=%s", status);
+                systemd_notifyf("STATUS=%s", status);
         snprintf(m->last_status, sizeof(m->last_status), "%s", status);
 }
 
@@ -521,44 +485,18 @@ static void manager_check_stopped(Manager *m) {
         }
 }
 
-/* Start-up's rules for giving up, both with start-attempts (default 3) per
- * slot: a failure that passes (a binary replaced while it was executed:
- * ETXTBSY; EAGAIN; a database not up yet) gets the first backoff steps to
- * go away. Neither applies after a re-exec, during a reload (its new
- * workers are the reload's business: rollback) or a stop, nor while a
- * worker is running. */
-static bool manager_may_give_up(Manager *m) {
-        return m->config->start_attempts > 0 && !m->restored && !m->reload && !m->stopping &&
-               m->pool.n_slots > 0 && pool_alive(&m->pool) == 0;
-}
-
-/* The command cannot run: the last start-attempts workers of every slot
- * exited with 126 or 127 before the command ran, and none got further.
- * Retrying would go on forever without a READY=1; exiting with status 2
- * makes the unit fail at once with one message (the shipped unit has
- * RestartPreventExitStatus=2): restarting cannot help. */
-static bool manager_cannot_start(Manager *m) {
-        if (m->command_ran || !manager_may_give_up(m))
-                return false;
-        for (unsigned i = 0; i < m->pool.n_slots; i++)
-                if (m->pool.slots[i].exits_before_run < m->config->start_attempts)
-                        return false;
-        return true;
-}
-
-/* The command runs but never gets ready: every slot's worker exited
- * start-attempts times (a typo in a script's path, a missing module, a
- * crash at start-up) and none was ever ready. Exiting with status 1 lets
- * systemd's Restart= and start limit take over instead of a start job that
- * waits out TimeoutStartSec= and a pool that retries forever. With ready =
- * exec a worker is ready when forked: start-up is over at once. */
-static bool manager_start_failed(Manager *m) {
-        if (m->worker_was_ready || !manager_may_give_up(m))
-                return false;
-        for (unsigned i = 0; i < m->pool.n_slots; i++)
-                if (m->pool.slots[i].exits_before_ready < m->config->start_attempts)
-                        return false;
-        return true;
+/* Start-up's give-up rules are startup.c's; these are the facts. */
+static StartVerdict manager_start_verdict(Manager *m) {
+        StartFacts f = {
+                .attempts = m->config->start_attempts,
+                .restored = m->restored,
+                .transaction = m->reload != NULL,
+                .stopping = m->stopping,
+                .alive = pool_alive(&m->pool),
+                .command_ran = m->command_ran,
+                .worker_was_ready = m->worker_was_ready,
+        };
+        return start_verdict(&f, m->pool.slots, m->pool.n_slots);
 }
 
 static void manager_give_up_start(Manager *m, const Config *c, const siginfo_t *si, const char *how, int exit_code) {
@@ -587,7 +525,7 @@ static void manager_give_up_start(Manager *m, const Config *c, const siginfo_t *
                          "to %s", command, m->pool.n_slots, c->start_attempts, how, output);
         }
         log_error("%s; exiting with status %d", msg, exit_code);
-        manager_notifyf(m, "STATUS=%s", msg);
+        systemd_notifyf("STATUS=%s", msg);
 
         m->stopping = true;
         for (unsigned i = 0; i < m->pool.n_slots; i++)
@@ -651,12 +589,11 @@ static int on_child_exit(sd_event_source *s _unused_, const siginfo_t *si, void 
                         sl->exits_before_ready++;
                 pid_t w_pid = w->pid;
                 sl->worker = worker_free(w);
-                if (manager_cannot_start(m)) {
-                        manager_give_up_start(m, m->config, si, how, EXIT_USAGE);
-                        return 0;
-                }
-                if (manager_start_failed(m)) {
-                        manager_give_up_start(m, m->config, si, how, EXIT_RUNTIME);
+                StartVerdict verdict = manager_start_verdict(m);
+                if (verdict != START_GO_ON) {
+                        /* 2: restarting cannot help (the unit's RestartPreventExitStatus=2) */
+                        manager_give_up_start(m, m->config, si, how,
+                                              verdict == START_CANNOT_RUN ? EXIT_USAGE : EXIT_RUNTIME);
                         return 0;
                 }
                 /* a canary that exits fails its reload; a slot the
@@ -893,7 +830,7 @@ static void reload_finish(Manager *m, bool ok) {
                 m->reload_error[0] = '\0';
         manager_format_status(m, status, sizeof(status));
         snprintf(m->last_status, sizeof(m->last_status), "%s", status);
-        manager_notifyf(m, "READY=1\nSTATUS=%s", status);
+        systemd_notifyf("READY=1\nSTATUS=%s", status);
         /* after systemd heard it: `systemctl reload` returns when they are answered */
         manager_answer_waiters(m, covers, ok);
 
@@ -1125,7 +1062,7 @@ static void reload_start(Manager *m) {
         _cleanup_free_ bool *targets = NULL;
         int r;
 
-        manager_notifyf(m, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=reloading", manager_now_usec());
+        systemd_notifyf("RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=reloading", manager_now_usec());
         log_info("reloading: reading %s", m->source.file ?: "the command line");
 
         r = config_source_reload(&m->source, online_cpus(), m->config, &config, &err);
@@ -1237,7 +1174,7 @@ int manager_restart_slots(Manager *m, const bool *targets, uint64_t *ret_request
                 return r;
         }
         log_info("restarting %u worker%s, new before old", count, count == 1 ? "" : "s");
-        manager_notifyf(m, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=restarting workers", manager_now_usec());
+        systemd_notifyf("RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=restarting workers", manager_now_usec());
         reload_feed(m, TXN_EVENT_BEGIN, 0, 0, "");
         return 0;
 }
@@ -1273,50 +1210,53 @@ int manager_scale(Manager *m, unsigned n) {
 #define RECYCLE_CHECK_USEC USEC_PER_SEC
 #define RECYCLE_MEMORY_EVERY 5  /* memory is sampled every 5th check */
 
-/* A serving, ready worker past its max-lifetime (the most overdue one, so
- * no slot is starved) or else past max-memory. */
+/* The worker recycle.c picks: past its max-lifetime, or (sampled every
+ * RECYCLE_MEMORY_EVERY checks, in one pass over /proc) above max-memory. */
 static Worker *recycle_candidate(Manager *m, char *why, size_t why_size) {
         uint64_t now = manager_now_usec();
+        unsigned n = m->pool.n_slots;
         bool sample_memory = m->recycle_ticks % RECYCLE_MEMORY_EVERY == 0;
-        Worker *oldest = NULL;
         char a[32], b[32];
 
-        for (unsigned i = 0; i < m->pool.n_slots; i++) {
+        _cleanup_free_ RecycleCandidate *c = calloc(n ? n : 1, sizeof(RecycleCandidate));
+        _cleanup_free_ SampleWorker *s = calloc(n ? n : 1, sizeof(SampleWorker));
+        _cleanup_free_ unsigned *sampled = calloc(n ? n : 1, sizeof(unsigned));
+        size_t n_sampled = 0;
+        if (!c || !s || !sampled)
+                return NULL;
+        for (unsigned i = 0; i < n; i++) {
                 Worker *w = m->pool.slots[i].worker;
-                if (w && w->state == WORKER_READY && w->recycle_at_usec && now >= w->recycle_at_usec &&
-                    (!oldest || w->recycle_at_usec < oldest->recycle_at_usec))
-                        oldest = w;
-        }
-        if (oldest) {
-                snprintf(why, why_size, "it reached max-lifetime=%s (up %s)",
-                         format_duration(oldest->config->max_lifetime_usec, a),
-                         format_duration((now - oldest->started_usec) / USEC_PER_SEC * USEC_PER_SEC, b));
-                return oldest;
-        }
-
-        if (!sample_memory)
-                return NULL;
-        /* one pass over /proc for every worker with a max-memory */
-        _cleanup_free_ SampleWorker *s = calloc(m->pool.n_slots ? m->pool.n_slots : 1, sizeof(SampleWorker));
-        size_t n = 0;
-        if (!s)
-                return NULL;
-        for (unsigned i = 0; i < m->pool.n_slots; i++) {
-                Worker *w = m->pool.slots[i].worker;
-                if (w && w->state == WORKER_READY && w->config->max_memory_bytes)
-                        s[n++].pgid = w->pid;
-        }
-        if (n == 0 || sample_workers(s, n, NULL, 0) < 0)
-                return NULL;
-        for (size_t k = 0; k < n; k++) {
-                Worker *w = pool_find(&m->pool, s[k].pgid);
-                if (w && s[k].found && s[k].rss_bytes > w->config->max_memory_bytes) {
-                        snprintf(why, why_size, "its resident memory %" PRIu64 "M is above max-memory=%" PRIu64 "M",
-                                 s[k].rss_bytes >> 20, w->config->max_memory_bytes >> 20);
-                        return w;
+                if (!w)
+                        continue;
+                c[i] = (RecycleCandidate) {
+                        .ready = w->state == WORKER_READY,
+                        .recycle_at_usec = w->recycle_at_usec,
+                        .max_memory_bytes = w->config->max_memory_bytes,
+                };
+                if (sample_memory && c[i].ready && c[i].max_memory_bytes) {
+                        s[n_sampled].pgid = w->pid;
+                        sampled[n_sampled++] = i;
                 }
         }
-        return NULL;
+        if (n_sampled > 0 && sample_workers(s, n_sampled, NULL, 0) >= 0)
+                for (size_t k = 0; k < n_sampled; k++) {
+                        c[sampled[k]].rss_known = s[k].found;
+                        c[sampled[k]].rss_bytes = s[k].rss_bytes;
+                }
+
+        RecycleReason reason;
+        int i = recycle_pick(c, n, now, &reason);
+        if (i < 0)
+                return NULL;
+        Worker *w = m->pool.slots[i].worker;
+        if (reason == RECYCLE_LIFETIME)
+                snprintf(why, why_size, "it reached max-lifetime=%s (up %s)",
+                         format_duration(w->config->max_lifetime_usec, a),
+                         format_duration((now - w->started_usec) / USEC_PER_SEC * USEC_PER_SEC, b));
+        else
+                snprintf(why, why_size, "its resident memory %" PRIu64 "M is above max-memory=%" PRIu64 "M",
+                         c[i].rss_bytes >> 20, w->config->max_memory_bytes >> 20);
+        return w;
 }
 
 static int on_recycle_check(sd_event_source *s, uint64_t usec _unused_, void *userdata) {
@@ -1517,7 +1457,7 @@ static void manager_begin_stop(Manager *m, const char *why) {
         m->stopping = true;
         log_info("%s: stopping %u workers (stop-timeout=%s)", why, pool_alive(&m->pool),
                  format_duration(m->config->stop_timeout_usec, (char[32]) {}));
-        manager_notifyf(m, "STOPPING=1");
+        (void) systemd_notify("STOPPING=1");
 
         reload_run_free(m->reload);
         m->reload = NULL;
@@ -1561,7 +1501,7 @@ static int manager_begin_drain(Manager *m, const char *why) {
         m->draining = true;
         log_info("%s: draining for %s: /health answers 503 while the %u workers keep serving; then they stop",
                  why, format_duration(m->config->drain_delay_usec, (char[32]) {}), pool_alive(&m->pool));
-        manager_notifyf(m, "STOPPING=1");
+        (void) systemd_notify("STOPPING=1");
         manager_update_status(m);
         return 0;
 }
@@ -1671,7 +1611,6 @@ int manager_new(ConfigSource *source, Config *config, ListenSet *sockets, int co
         if (!m)
                 return -ENOMEM;
         m->notify_fd = -1;
-        m->upstream_fd = -1;
         m->generation = m->last_generation = 1;
         srandom((unsigned) (getpid() ^ manager_now_usec()));
 
@@ -1714,9 +1653,9 @@ int manager_new(ConfigSource *source, Config *config, ListenSet *sockets, int co
         r = subreaper_enable();
         if (r < 0)
                 goto fail;
-        r = upstream_open(m);
+        r = systemd_notify_open();
         if (r < 0)
-                log_warning_errno(r, "cannot open a socket to systemd's notify socket, using sd_notify(): %m");
+                log_warning_errno(r, "cannot open a socket to systemd's notify socket, using sd_notify() for each message: %m");
         r = watchdog_start(m);
         if (r < 0)
                 goto fail;
@@ -1805,7 +1744,7 @@ Manager *manager_free(Manager *m) {
         listen_set_clear(&m->stored_slots);
         sd_event_source_disable_unref(m->notify_source);
         sd_event_source_disable_unref(m->watchdog_source);
-        safe_close(m->upstream_fd);
+        systemd_notify_close();
         sd_event_source_disable_unref(m->recycle_source);
         manager_metrics_free(m);
         manager_balance_free(m);

@@ -39,7 +39,10 @@ def typo(tmp):
     script = os.path.join(tmp, "serverr.js")
     port = free_port()
     t = time.monotonic()
-    with Pool(["-l", f"127.0.0.1:{port}", "-w", "2", "--", node, script]) as pool:
+    # alive:5s, not the default 1s: on a loaded machine node can take more
+    # than a second to start and die, and a worker alive for ready's time
+    # is ready by definition (then start-up is over and this rule is off)
+    with Pool(["-l", f"127.0.0.1:{port}", "-w", "2", "--ready", "alive:5s", "--", node, script]) as pool:
         rc = pool.wait_exit(timeout=10)
         took = time.monotonic() - t
         log = pool.log()
