@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "sockherd/config.h"
+#include "sockherd/config-schema.h"
 #include "sockherd/exit-status.h"
 #include "sockherd/fdstore.h"
 #include "sockherd/listen.h"
@@ -31,92 +32,56 @@ static int log_oom(void) {
         return EXIT_RUNTIME;
 }
 
+/* One option's lines in --help: the option and its argument, the
+ * description from column 32 (on a line of its own when the option is
+ * longer), each '\n' of it starting another line there. */
+static void help_option(char short_option, const char *option, const char *argument, const char *help) {
+        char head[96];
+        if (short_option)
+                snprintf(head, sizeof(head), "  -%c, --%s%s%s", short_option, option, argument ? " " : "", argument ?: "");
+        else
+                snprintf(head, sizeof(head), "      --%s%s%s", option, argument ? " " : "", argument ?: "");
+        if (strlen(head) <= 29)
+                printf("%-29s  ", head);
+        else
+                printf("%s\n%31s", head, "");
+        for (const char *line = help;;) {
+                size_t n = strcspn(line, "\n");
+                printf("%.*s\n", (int) n, line);
+                if (!line[n])
+                        break;
+                line += n + 1;
+                printf("%31s", "");
+        }
+}
+
 static void help(void) {
         printf("Usage: sockherd [OPTIONS] [--] [COMMAND [ARG]...]\n"
                "\n"
                "Run a pool of worker processes that share listening sockets.\n"
                "Workers get the sockets at fd 3, 4, ... (LISTEN_FDS protocol).\n"
-               "\n"
-               "  -c, --config FILE            read settings from an INI file\n"
-               "  -l, --listen ADDR            HOST:PORT, [V6]:PORT, :PORT, PORT, /path or @abstract\n"
-               "                               (repeatable; only used when no sockets are passed in)\n"
-               "      --backlog N              listen backlog (default 4096)\n"
-               "      --bind-retry DUR         wait up to DUR for a listen address in use (default off)\n"
-               "  -w, --workers N|auto         number of workers (default auto: online CPUs)\n"
-               "      --ready MODE             notify | exec | alive:DURATION (default alive:1s)\n"
-               "      --ready-timeout DUR      with --ready=notify, how long to wait for READY=1 (default 60s)\n"
-               "      --stop-timeout DUR       how long a worker may drain before SIGKILL (default 30s)\n"
-               "      --quiet-period DUR       a replaced worker's stop signal waits this long after its\n"
-               "                               socket is empty (least-connections; default 500ms)\n"
-               "      --stop-signal SIG        signal that asks a worker to stop (default TERM)\n"
-               "      --restart-delay DUR      first respawn delay (default 100ms), doubled per failure\n"
-               "      --restart-delay-max DUR  respawn delay cap (default 10s)\n"
-               "      --restart-stable DUR     run time that resets the backoff (default 10s)\n"
-               "      --reload-batch N|N%%      slots replaced at once by a reload (default 25%%)\n"
-               "      --canary N               a reload replaces N slots first and waits canary-time (default 0: off)\n"
-               "      --canary-time DUR        how long the canaries must stay up before the rest (default 10s)\n"
-               "      --balance auto|least-connections|reuseport|shared\n"
-               "                               how connections reach workers (default auto:\n"
-               "                               least-connections where the kernel allows it)\n"
-               "      --user USER              run workers as USER (needs root)\n"
-               "      --group GROUP            run workers with GROUP\n"
-               "      --working-directory DIR  workers start in DIR\n"
-               "  -e, --environment NAME=VALUE\n"
-               "                               add to the workers' environment (repeatable)\n"
-               "      --name NAME              name of this pool in logs, status and sockherdctl -u\n"
-               "      --control PATH|none      control socket (default: $RUNTIME_DIRECTORY/control,\n"
-               "                               /run/sockherd/NAME/control as root, else under $XDG_RUNTIME_DIR)\n"
-               "      --control-group GROUP    members of GROUP may use the control socket too\n"
-               "      --http-listen ADDR       serve GET /health and /metrics over HTTP on ADDR (default off)\n"
-               "      --health-min-ready N     /health answers 503 below N ready workers (default 1)\n"
-               "      --drain-delay DUR        on stop, answer 503 on /health for DUR before stopping (default off)\n"
-               "      --start-attempts N|off   exit when each slot's worker failed N times at start-up and none\n"
-               "                               was ever ready (default 3)\n"
-               "      --check-config           validate the configuration and exit (0 ok, 2 error)\n"
-               "  -h, --help                   show this help\n"
-               "      --version                show the version\n"
-               "\n"
+               "\n");
+        help_option('c', "config", "FILE", "read settings from an INI file");
+        for (const ConfigKey *k = config_key_table; k->name; k++)
+                if (k->option)
+                        help_option(k->short_option, k->option, k->argument, k->help);
+        help_option(0, "check-config", NULL, "validate the configuration and exit (0 ok, 2 error)");
+        help_option('h', "help", NULL, "show this help");
+        help_option(0, "version", NULL, "show the version");
+        printf("\n"
                "See sockherd.conf(5) for the config file keys, sockherd(8) for the rest.\n");
 }
 
+/* getopt_long's value for an option that is no config key; a config key's
+ * option returns its short letter, or OPT_KEY plus its index in the table */
 enum {
-        OPT_READY = 0x100, OPT_READY_TIMEOUT, OPT_STOP_TIMEOUT, OPT_STOP_SIGNAL,
-        OPT_RESTART_DELAY, OPT_RESTART_DELAY_MAX, OPT_RESTART_STABLE, OPT_USER,
-        OPT_GROUP, OPT_WORKING_DIRECTORY, OPT_NAME, OPT_BACKLOG, OPT_CHECK_CONFIG,
-        OPT_VERSION, OPT_RELOAD_BATCH, OPT_CONTROL, OPT_CONTROL_GROUP, OPT_DESERIALIZE, OPT_BALANCE, OPT_BIND_RETRY,
-        OPT_STATE_VERSION, OPT_HTTP_LISTEN, OPT_HEALTH_MIN_READY, OPT_DRAIN_DELAY, OPT_QUIET_PERIOD, OPT_START_ATTEMPTS,
-        OPT_CANARY, OPT_CANARY_TIME,
+        OPT_CHECK_CONFIG = 0x100, OPT_VERSION, OPT_DESERIALIZE, OPT_STATE_VERSION, OPT_CONFIG_KEYS,
+        OPT_KEY = 0x200,
 };
 
-static const struct option options[] = {
+/* the options that are no config key */
+static const struct option own_options[] = {
         { "config",            required_argument, NULL, 'c' },
-        { "listen",            required_argument, NULL, 'l' },
-        { "workers",           required_argument, NULL, 'w' },
-        { "environment",       required_argument, NULL, 'e' },
-        { "backlog",           required_argument, NULL, OPT_BACKLOG },
-        { "ready",             required_argument, NULL, OPT_READY },
-        { "ready-timeout",     required_argument, NULL, OPT_READY_TIMEOUT },
-        { "stop-timeout",      required_argument, NULL, OPT_STOP_TIMEOUT },
-        { "stop-signal",       required_argument, NULL, OPT_STOP_SIGNAL },
-        { "restart-delay",     required_argument, NULL, OPT_RESTART_DELAY },
-        { "restart-delay-max", required_argument, NULL, OPT_RESTART_DELAY_MAX },
-        { "restart-stable",    required_argument, NULL, OPT_RESTART_STABLE },
-        { "reload-batch",      required_argument, NULL, OPT_RELOAD_BATCH },
-        { "user",              required_argument, NULL, OPT_USER },
-        { "group",             required_argument, NULL, OPT_GROUP },
-        { "working-directory", required_argument, NULL, OPT_WORKING_DIRECTORY },
-        { "name",              required_argument, NULL, OPT_NAME },
-        { "control",           required_argument, NULL, OPT_CONTROL },
-        { "control-group",     required_argument, NULL, OPT_CONTROL_GROUP },
-        { "balance",           required_argument, NULL, OPT_BALANCE },
-        { "bind-retry",        required_argument, NULL, OPT_BIND_RETRY },
-        { "http-listen",       required_argument, NULL, OPT_HTTP_LISTEN },
-        { "health-min-ready",  required_argument, NULL, OPT_HEALTH_MIN_READY },
-        { "drain-delay",       required_argument, NULL, OPT_DRAIN_DELAY },
-        { "quiet-period",      required_argument, NULL, OPT_QUIET_PERIOD },
-        { "start-attempts",    required_argument, NULL, OPT_START_ATTEMPTS },
-        { "canary",            required_argument, NULL, OPT_CANARY },
-        { "canary-time",       required_argument, NULL, OPT_CANARY_TIME },
         { "check-config",      no_argument,       NULL, OPT_CHECK_CONFIG },
         { "help",              no_argument,       NULL, 'h' },
         { "version",           no_argument,       NULL, OPT_VERSION },
@@ -124,21 +89,61 @@ static const struct option options[] = {
         { "deserialize",       required_argument, NULL, OPT_DESERIALIZE },
         /* hidden: asked by a running manager before it re-executes into us */
         { "state-version",     no_argument,       NULL, OPT_STATE_VERSION },
-        {}
+        /* hidden: the config file's keys, one a line, for the docs check */
+        { "config-keys",       no_argument,       NULL, OPT_CONFIG_KEYS },
 };
+
+/* getopt_long's options: own_options, then every config key that has one
+ * (the table in config-schema.c); short_options gets the letters, and
+ * *ret_n_keys the number of keys. NULL when out of memory. */
+static struct option *options_build(char *short_options, size_t size, size_t *ret_n_keys) {
+        size_t n = 0, k;
+        for (const ConfigKey *key = config_key_table; key->name; key++)
+                n++;
+        *ret_n_keys = n;
+        struct option *options = calloc(ELEMENTSOF(own_options) + n + 1, sizeof(struct option));
+        if (!options)
+                return NULL;
+        /* '+': stop at the first word that is not an option, which is the command */
+        snprintf(short_options, size, "+c:h");
+        memcpy(options, own_options, sizeof(own_options));
+        k = ELEMENTSOF(own_options);
+        for (const ConfigKey *key = config_key_table; key->name; key++) {
+                if (!key->option)
+                        continue;
+                int val = key->short_option ?: OPT_KEY + (int) (key - config_key_table);
+                options[k++] = (struct option) { key->option, required_argument, NULL, val };
+                if (key->short_option) {
+                        size_t len = strlen(short_options);
+                        snprintf(short_options + len, size - len, "%c:", key->short_option);
+                }
+        }
+        return options;
+}
+
+/* The config key of getopt_long's value opt, or NULL. */
+static const ConfigKey *option_key(int opt) {
+        for (const ConfigKey *k = config_key_table; k->name; k++)
+                if (k->option && (k->short_option ? k->short_option == opt : OPT_KEY + (k - config_key_table) == opt))
+                        return k;
+        return NULL;
+}
+
+static int deserialize_fd = -1;
 
 /* Fills src from the command line. Returns 0, or an exit code after
  * printing why. */
-static int deserialize_fd = -1;
-
 static int parse_argv(int argc, char **argv, ConfigSource *src, bool *ret_check) {
-        bool listen_cleared = false, env_cleared = false;
-        int opt, r = 0;
+        char short_options[64];
+        size_t n_keys;
+        _cleanup_free_ struct option *options = options_build(short_options, sizeof(short_options), &n_keys);
+        _cleanup_free_ bool *list_cleared = calloc(n_keys, sizeof(bool)); /* per key: the file's list is cleared */
+        int opt;
 
+        if (!options || !list_cleared)
+                return log_oom();
         *ret_check = false;
-        /* '+': stop at the first word that is not an option, which is the command */
-        while ((opt = getopt_long(argc, argv, "+c:l:w:e:h", options, NULL)) >= 0) {
-                const char *key = NULL, *name = NULL;
+        while ((opt = getopt_long(argc, argv, short_options, options, NULL)) >= 0) {
                 switch (opt) {
                 case 'c':
                         free(src->file);
@@ -149,6 +154,11 @@ static int parse_argv(int argc, char **argv, ConfigSource *src, bool *ret_check)
                 case OPT_VERSION: printf("sockherd %s\n", SOCKHERD_VERSION); exit(0);
                 case OPT_CHECK_CONFIG: *ret_check = true; continue;
                 case OPT_STATE_VERSION: printf("%d\n", STATE_VERSION); exit(0);
+                case OPT_CONFIG_KEYS:
+                        for (const ConfigKey *k = config_key_table; k->name; k++)
+                                if (config_key_in_file(k))
+                                        printf("%s\n", k->name);
+                        exit(0);
                 case OPT_DESERIALIZE: {
                         unsigned fd;
                         if (parse_uint_range(optarg, 3, 65535, &fd) < 0) {
@@ -159,50 +169,20 @@ static int parse_argv(int argc, char **argv, ConfigSource *src, bool *ret_check)
                         continue;
                 }
                 case '?': fprintf(stderr, "Try 'sockherd --help'.\n"); return EXIT_USAGE;
-                case 'l':
-                        /* the command line's list replaces the file's */
-                        if (!listen_cleared && config_source_add(src, "listen", "", "--listen") < 0)
-                                return log_oom();
-                        listen_cleared = true;
-                        key = "listen";
-                        break;
-                case 'e':
-                        if (!env_cleared && config_source_add(src, "environment", "", "--environment") < 0)
-                                return log_oom();
-                        env_cleared = true;
-                        key = "environment-literal";
-                        name = "environment";
-                        break;
-                case 'w': key = "workers"; break;
-                case OPT_BACKLOG: key = "backlog"; break;
-                case OPT_READY: key = "ready"; break;
-                case OPT_READY_TIMEOUT: key = "ready-timeout"; break;
-                case OPT_STOP_TIMEOUT: key = "stop-timeout"; break;
-                case OPT_STOP_SIGNAL: key = "stop-signal"; break;
-                case OPT_RESTART_DELAY: key = "restart-delay"; break;
-                case OPT_RESTART_DELAY_MAX: key = "restart-delay-max"; break;
-                case OPT_RESTART_STABLE: key = "restart-stable"; break;
-                case OPT_RELOAD_BATCH: key = "reload-batch"; break;
-                case OPT_CANARY: key = "canary"; break;
-                case OPT_CANARY_TIME: key = "canary-time"; break;
-                case OPT_USER: key = "user"; break;
-                case OPT_GROUP: key = "group"; break;
-                case OPT_WORKING_DIRECTORY: key = "working-directory"; break;
-                case OPT_NAME: key = "name"; break;
-                case OPT_CONTROL: key = "control"; break;
-                case OPT_CONTROL_GROUP: key = "control-group"; break;
-                case OPT_BALANCE: key = "balance"; break;
-                case OPT_BIND_RETRY: key = "bind-retry"; break;
-                case OPT_HTTP_LISTEN: key = "http-listen"; break;
-                case OPT_HEALTH_MIN_READY: key = "health-min-ready"; break;
-                case OPT_DRAIN_DELAY: key = "drain-delay"; break;
-                case OPT_QUIET_PERIOD: key = "quiet-period"; break;
-                case OPT_START_ATTEMPTS: key = "start-attempts"; break;
-                default: return EXIT_USAGE;
                 }
+                const ConfigKey *key = option_key(opt);
+                if (!key)
+                        return EXIT_USAGE;
                 char origin[64];
-                snprintf(origin, sizeof(origin), "--%s", name ? name : key);
-                if (config_source_add(src, key, optarg, origin) < 0)
+                snprintf(origin, sizeof(origin), "--%s", key->option);
+                /* the command line's list replaces the file's: its first
+                 * use clears the file key named like the option */
+                if ((key->flags & CONFIG_KEY_OPTION_LIST) && !list_cleared[key - config_key_table]) {
+                        if (config_source_add(src, key->option, "", origin) < 0)
+                                return log_oom();
+                        list_cleared[key - config_key_table] = true;
+                }
+                if (config_source_add(src, key->name, optarg, origin) < 0)
                         return log_oom();
         }
 
@@ -215,7 +195,7 @@ static int parse_argv(int argc, char **argv, ConfigSource *src, bool *ret_check)
                         if (!(src->command[i] = strdup(argv[optind + (int) i])))
                                 return log_oom();
         }
-        return r;
+        return 0;
 }
 
 /* "it is held by pid 812 (node)", or a note that nobody visible holds it */

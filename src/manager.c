@@ -1071,7 +1071,7 @@ static void reload_start(Manager *m) {
         systemd_notifyf("RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=reloading", manager_now_usec());
         log_info("reloading: reading %s", m->source.file ?: "the command line");
 
-        r = config_source_load(&m->source, online_cpus(), &config, &err);
+        r = config_source_reload(&m->source, online_cpus(), m->config, &config, &err);
         if (r < 0) {
                 reload_fail(m, "%s; generation %" PRIu64 " keeps serving", err.message, m->generation);
                 reload_finish(m, false);

@@ -155,6 +155,16 @@ void config_source_done(ConfigSource *src);
 
 /* Build and validate a fresh Config from its sources. */
 int config_source_load(const ConfigSource *src, unsigned online_cpus, Config **ret, ConfigError *err);
+/* The same for a reload, next to the running config previous: the user
+ * and group look-ups (NSS, which may ask a network service) are not made
+ * again when user, group, supplementary-groups or control-group read as
+ * in previous; their answers are taken from previous. */
+int config_source_reload(const ConfigSource *src, unsigned online_cpus, const Config *previous, Config **ret,
+                         ConfigError *err);
+
+/* How many user and group database look-ups (getpwnam, getgrnam,
+ * getgrouplist) validation has made; for tests. */
+extern unsigned long config_nss_lookups;
 
 /* Settings that cannot change without a restart; NULL when a reload from
  * old to new is possible, else the name of the key that differs. */
@@ -175,5 +185,4 @@ const char *config_key_suggestion(const char *key);
  * and true. A typo there makes every worker exit before it is ready. */
 bool config_script_missing(const Config *c, char *buf, size_t size);
 
-/* Every key the file accepts, NULL-terminated; for docs and tests. */
-extern const char *const config_keys[];
+/* Every key, with its command-line option: config-schema.h. */

@@ -3,10 +3,11 @@
 
     check_docs.py SOURCE_ROOT SOCKHERD [SOCKHERDCTL]
 
-- every key of config_keys[] in src/config.c has an entry in
+- every key of the config file (the table in src/config-schema.c, as
+  `sockherd --config-keys` prints it) has an entry in
   man/sockherd.conf.5.scd (a line "*key* = ...") and a line in
   examples/sockherd.conf ("key = ..." or "#key = ...");
-- sockherd.conf.5.scd documents no key that config_keys[] lacks;
+- sockherd.conf.5.scd documents no key that the table lacks;
 - its sentence "The keys ... have no command-line option" names exactly
   the keys that `sockherd --help` has no option for (besides *command*,
   the positional arguments);
@@ -29,14 +30,13 @@ def read(path):
         return f.read()
 
 
-def config_keys(root):
-    src = read(f"{root}/src/config.c")
-    m = re.search(r"config_keys\[\]\s*=\s*\{(.*?)\};", src, re.S)
-    if not m:
-        sys.exit("cannot find config_keys[] in src/config.c")
-    keys = re.findall(r'"([^"]+)"', m.group(1))
-    if not keys:
-        sys.exit("config_keys[] is empty?")
+def config_keys(binary):
+    """The config file's keys, from the table in src/config-schema.c, as
+    the hidden `sockherd --config-keys` prints them."""
+    out = subprocess.run([binary, "--config-keys"], capture_output=True, text=True, check=True).stdout
+    keys = out.split()
+    if len(keys) < 10 or not all(re.fullmatch(r"[a-z][a-z-]*", k) for k in keys):
+        sys.exit(f"`{binary} --config-keys` printed no list of keys: {out!r}")
     return keys
 
 
@@ -67,7 +67,7 @@ def main():
     ctl = sys.argv[3] if len(sys.argv) == 4 else None
     gaps = []
 
-    keys = config_keys(root)
+    keys = config_keys(sockherd)
     conf_man = read(f"{root}/man/sockherd.conf.5.scd")
     conf_entries = scd_entries(conf_man)
     example = read(f"{root}/examples/sockherd.conf")
@@ -79,7 +79,7 @@ def main():
     for e in conf_entries:
         m = re.match(r"\*([a-z][a-z-]*)\* =", e)
         if m and m.group(1) not in keys:
-            gaps.append(f"man/sockherd.conf.5.scd documents '{m.group(1)}', which is not in config_keys[]")
+            gaps.append(f"man/sockherd.conf.5.scd documents '{m.group(1)}', which is not a config key (sockherd --config-keys)")
 
     _, opts = help_long_options(sockherd)
     if len(opts) < 5:

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <grp.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #include "sockherd/config.h"
+#include "sockherd/config-schema.h"
 #include "sockherd/util.h"
 
 #define assert_contains(haystack, needle)                                                   \
@@ -175,17 +177,62 @@ static void test_balance_values(void **state) {
 }
 
 static void test_every_key_is_covered(void **state) {
-        /* a key added to config_keys must be added to this test as well */
+        /* a key added to config_key_table must be added to this test as well */
         size_t n = 0;
-        for (const char *const *k = config_keys; *k; k++, n++) {
+        for (const ConfigKey *k = config_key_table; k->name; k++) {
+                if (!config_key_in_file(k))
+                        continue;
+                n++;
                 bool found = false;
                 for (size_t i = 0; i < ELEMENTSOF(every_key); i++)
-                        if (strcmp(every_key[i].key, *k) == 0)
+                        if (strcmp(every_key[i].key, k->name) == 0)
                                 found = true;
                 if (!found)
-                        fail_msg("config key '%s' is not covered by test_load_every_key", *k);
+                        fail_msg("config key '%s' is not covered by test_load_every_key", k->name);
         }
         assert_int_equal(n, ELEMENTSOF(every_key));
+}
+
+/* What the command line and --help read from the table: every option has
+ * an argument and a description; no long or short option is taken twice;
+ * a key that only the command line gives is not a file key. */
+static void test_key_table_options(void **state) {
+        size_t options = 0;
+        for (const ConfigKey *k = config_key_table; k->name; k++) {
+                assert_non_null(k->set);
+                assert_true(k->offset < sizeof(Config));
+                if (!k->option) {
+                        assert_null(k->help);
+                        assert_int_equal(k->short_option, 0);
+                        assert_false(k->flags & (CONFIG_KEY_OPTION_ONLY | CONFIG_KEY_OPTION_LIST));
+                        continue;
+                }
+                options++;
+                assert_non_null(k->argument);
+                assert_non_null(k->help);
+                /* a list option's first use clears the file key named like it */
+                if (k->flags & CONFIG_KEY_OPTION_LIST) {
+                        const ConfigKey *list = config_key_find(k->option);
+                        assert_non_null(list);
+                        assert_true(config_key_in_file(list));
+                }
+                for (const ConfigKey *o = k + 1; o->name; o++) {
+                        assert_true(!o->option || strcmp(o->option, k->option) != 0);
+                        assert_true(!k->short_option || o->short_option != k->short_option);
+                }
+        }
+        assert_true(options >= 25);
+        /* -e is no file key, and no suggestion for a typo */
+        const ConfigKey *e = config_key_find("environment-literal");
+        assert_non_null(e);
+        assert_false(config_key_in_file(e));
+        assert_int_equal(e->short_option, 'e');
+        assert_string_equal(e->option, "environment");
+        assert_null(config_key_suggestion("environment-literal"));
+        _cleanup_config_ Config *c = new_config();
+        ConfigError err = {};
+        load_fails(c, "t.conf", "environment-literal = A=1\n", &err);
+        assert_contains(err.message, "t.conf:1: unknown key 'environment-literal'");
 }
 
 static void test_load_every_key(void **state) {
@@ -1369,6 +1416,100 @@ static void test_validate_groups_of_user(void **state) {
         assert_int_equal(zeros, 1);
 }
 
+/* ---- a reload next to the running config: user and group look-ups ---- */
+
+/* Loads src as a reload next to previous; returns the Config (or NULL when
+ * it does not validate) and in *ret_lookups the user and group database
+ * look-ups it made. */
+static Config *reload_counting(const ConfigSource *src, const Config *previous, unsigned long *ret_lookups) {
+        Config *c = NULL;
+        ConfigError err = {};
+        unsigned long before = config_nss_lookups;
+        if (config_source_reload(src, 2, previous, &c, &err) < 0)
+                c = NULL;
+        *ret_lookups = config_nss_lookups - before;
+        return c;
+}
+
+static void source_set(ConfigSource *src, const char *key, const char *value) {
+        for (size_t i = 0; i < src->n_settings; i++)
+                if (strcmp(src->settings[i].key, key) == 0) {
+                        free(src->settings[i].value);
+                        src->settings[i].value = strdup(value);
+                        assert_non_null(src->settings[i].value);
+                        return;
+                }
+        assert_int_equal(config_source_add(src, key, value, "--test"), 0);
+}
+
+static void test_reload_skips_unchanged_lookups(void **state) {
+        /* our own user and group: switching to them needs no root */
+        struct passwd *pw = getpwuid(geteuid());
+        struct group *gr = getgrgid(getegid());
+        if (!pw || !gr)
+                skip_or_fail("our own uid or gid has no name");
+        char user[256], group[256];
+        snprintf(user, sizeof(user), "%s", pw->pw_name);
+        snprintf(group, sizeof(group), "%s", gr->gr_name);
+        ConfigSource src = {};
+        unsigned long lookups;
+
+        source_set(&src, "command", "/bin/true");
+        source_set(&src, "user", user);
+        source_set(&src, "group", group);
+        source_set(&src, "supplementary-groups", group);
+        source_set(&src, "control-group", group);
+
+        /* the first load asks the databases: user, its groups, group,
+         * the supplementary group, control-group */
+        _cleanup_config_ Config *first = reload_counting(&src, NULL, &lookups);
+        assert_non_null(first);
+        assert_int_equal(lookups, 5);
+
+        /* a reload with the same names asks nothing and has the same answers */
+        _cleanup_config_ Config *same = reload_counting(&src, first, &lookups);
+        assert_non_null(same);
+        assert_int_equal(lookups, 0);
+        assert_int_equal(same->uid, first->uid);
+        assert_int_equal(same->gid, first->gid);
+        assert_int_equal(same->control_gid, first->control_gid);
+        assert_int_equal(same->set_groups, first->set_groups);
+        assert_int_equal(same->n_groups, first->n_groups);
+        assert_memory_equal(same->groups, first->groups, first->n_groups * sizeof(gid_t));
+        assert_string_equal(same->user_home, first->user_home);
+        assert_false(config_credentials_differ(first, same));
+
+        /* a changed control-group is looked up, and only it */
+        const char *other_group = strcmp(group, "root") == 0 ? "daemon" : "root";
+        struct group *og = getgrnam(other_group);
+        assert_non_null(og);
+        gid_t other_gid = og->gr_gid;
+        source_set(&src, "control-group", other_group);
+        _cleanup_config_ Config *control = reload_counting(&src, first, &lookups);
+        assert_non_null(control);
+        assert_int_equal(lookups, 1);
+        assert_int_equal(control->control_gid, other_gid);
+        source_set(&src, "control-group", group);
+
+        /* a changed user is looked up again, with its groups (as another
+         * user than our own, validation then fails without root: the
+         * look-up was made all the same) */
+        source_set(&src, "user", geteuid() == 0 ? "nobody" : "root");
+        _cleanup_config_ Config *other = reload_counting(&src, first, &lookups);
+        assert_true(lookups >= 1);
+        if (other)
+                assert_int_not_equal(other->uid, first->uid);
+        source_set(&src, "user", user);
+
+        /* so is a changed supplementary group list */
+        source_set(&src, "supplementary-groups", "");
+        _cleanup_config_ Config *fewer = reload_counting(&src, first, &lookups);
+        assert_non_null(fewer);
+        assert_true(lookups >= 2);
+
+        config_source_done(&src);
+}
+
 static struct stat stat_of(uid_t uid, gid_t gid, mode_t mode) {
         struct stat st = {};
         st.st_uid = uid;
@@ -1420,6 +1561,7 @@ int main(void) {
                 cmocka_unit_test(test_defaults),
                 cmocka_unit_test(test_balance_values),
                 cmocka_unit_test(test_every_key_is_covered),
+                cmocka_unit_test(test_key_table_options),
                 cmocka_unit_test(test_load_every_key),
                 cmocka_unit_test(test_ready_modes),
                 cmocka_unit_test(test_workers_values),
@@ -1461,6 +1603,7 @@ int main(void) {
                 cmocka_unit_test(test_pass_environment_and_groups_keys),
                 cmocka_unit_test(test_validate_supplementary_groups),
                 cmocka_unit_test(test_validate_groups_of_user),
+                cmocka_unit_test(test_reload_skips_unchanged_lookups),
                 cmocka_unit_test(test_file_trust),
                 cmocka_unit_test(test_reload_blocker_pairs),
                 cmocka_unit_test(test_start_attempts_off),
