@@ -51,8 +51,10 @@ int manager_reexec_check(Manager *m, char *why, size_t why_size) {
                 return snprintf(why, why_size, "a reload or restart is running; try again when it has ended"), -EBUSY;
         if (!m->exe_path || access(m->exe_path, X_OK) < 0)
                 return snprintf(why, why_size, "cannot find our own program (%s)", m->exe_path ?: "?"), -ENOENT;
-        /* the new image reads the config again: it must be valid now */
-        if (config_source_load(&m->source, online_cpus(), &config, &err) < 0)
+        /* the new image reads the config again: it must be valid now (the
+         * user and group answers of the running config serve: no NSS
+         * look-up inside the loop; the new image makes its own) */
+        if (config_source_reload(&m->source, online_cpus(), m->config, &config, &err) < 0)
                 return snprintf(why, why_size, "the configuration does not load: %s", err.message), -EINVAL;
         return 0;
 }
