@@ -1,9 +1,9 @@
 /* The Manager's insides: its fields, shared by the files that are the
  * manager itself: manager.c (the event loop, workers, transactions),
  * manager-balance.c (its sockets and steering), manager-reexec.c (handing
- * its whole state over), manager-metrics.c and manager-unit.c. The parts
- * that answer the outside (manager-control.c, manager-http.c) see only
- * manager-view.h. */
+ * its whole state over) and manager-unit.c. The parts that answer the
+ * outside or watch from it (manager-control.c, manager-http.c,
+ * manager-metrics.c) see only manager-view.h. */
 #pragma once
 
 #include <stdbool.h>
@@ -19,6 +19,7 @@
 #include "sockherd/txn.h"
 #include "manager-control.h"
 #include "manager-http.h"
+#include "manager-metrics.h"
 #include "manager-view.h"
 #include "sockherd/state.h"
 #include "sockherd/util.h"
@@ -92,8 +93,7 @@ struct Manager {
         char reload_error[512]; /* the last reload's failure, "" after a success */
 
         sd_event_source *recycle_source;  /* checks max-lifetime and max-memory */
-        sd_event_source *metrics_source;  /* samples every metrics-interval (manager-metrics.c) */
-        struct ManagerMetrics *metrics;
+        ManagerMetrics *metrics;  /* the samples (manager-metrics.c) */
         unsigned recycle_ticks;
 
         char *exe_path;         /* our binary on disk, for re-exec */
@@ -169,12 +169,6 @@ int manager_reexec_check(Manager *m, char *why, size_t why_size);
 int manager_reexec_probe(Manager *m, char *why, size_t why_size);
 /* Write the state and exec; returns only on failure (logged). */
 int manager_reexec(Manager *m);
-
-/* manager-metrics.c */
-typedef struct ManagerMetrics ManagerMetrics;
-/* Start, retime or stop the periodic sample as the config says. */
-void manager_metrics_update(Manager *m);
-void manager_metrics_free(Manager *m);
 
 /* manager-unit.c */
 /* When this is a system service's main process: connect to systemd (before

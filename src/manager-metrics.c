@@ -12,7 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "manager-internal.h"
+#include "manager-metrics.h"
+#include "manager-view.h"
 #include "sockherd/control-protocol.h"
 #include "sockherd/address.h"
 #include "sockherd/exposition.h"
@@ -50,35 +51,41 @@ struct ManagerMetrics {
         uint64_t warned_usec;
         uint64_t interval_usec;         /* the timer's, 0: no timer */
         int file_error;                 /* the last metrics-file error, logged once */
+        Manager *manager;
+        sd_event_source *source;        /* the periodic sample, while metrics-interval is set */
 };
 
-static ManagerMetrics *metrics_get(Manager *m) {
-        if (!m->metrics) {
-                m->metrics = calloc(1, sizeof(ManagerMetrics));
-                if (m->metrics)
-                        imbalance_init(&m->metrics->detector, NULL);
-        }
-        return m->metrics;
+ManagerMetrics *manager_metrics_new(Manager *m) {
+        ManagerView view;
+        manager_view(m, &view);
+        ManagerMetrics *mm = calloc(1, sizeof(ManagerMetrics));
+        if (!mm)
+                return NULL;
+        mm->manager = m;
+        imbalance_init(&mm->detector, NULL);
+        return mm;
 }
 
 static int collect_workers(Manager *m, WorkerMetrics **ret, size_t *ret_n) {
-        size_t n = m->pool.n_retiring, k = 0;
-        for (unsigned i = 0; i < m->pool.n_slots; i++)
-                n += !!m->pool.slots[i].worker + !!m->pool.slots[i].incoming;
+        ManagerView view;
+        manager_view(m, &view);
+        size_t n = view.pool->n_retiring, k = 0;
+        for (unsigned i = 0; i < view.pool->n_slots; i++)
+                n += !!view.pool->slots[i].worker + !!view.pool->slots[i].incoming;
         WorkerMetrics *v = calloc(n ? n : 1, sizeof(WorkerMetrics));
         if (!v)
                 return -ENOMEM;
 #define ADD(w_, role_, fair_) v[k++] = (WorkerMetrics) { .pid = (w_)->pid, .slot = (w_)->slot, \
                 .generation = (w_)->generation, .role = (role_), .fair = (fair_) }
-        for (unsigned i = 0; i < m->pool.n_slots; i++) {
-                const Slot *sl = &m->pool.slots[i];
+        for (unsigned i = 0; i < view.pool->n_slots; i++) {
+                const Slot *sl = &view.pool->slots[i];
                 if (sl->worker)
                         ADD(sl->worker, "serving", sl->worker->state == WORKER_READY);
                 if (sl->incoming)
                         ADD(sl->incoming, "incoming", false);
         }
-        for (size_t i = 0; i < m->pool.n_retiring; i++)
-                ADD(m->pool.retiring[i], "retiring", false);
+        for (size_t i = 0; i < view.pool->n_retiring; i++)
+                ADD(view.pool->retiring[i], "retiring", false);
 #undef ADD
         *ret = v;
         *ret_n = k;
@@ -86,12 +93,16 @@ static int collect_workers(Manager *m, WorkerMetrics **ret, size_t *ret_n) {
 }
 
 static Worker *find_worker(Manager *m, pid_t pid) {
-        return pool_find(&m->pool, pid);
+        ManagerView view;
+        manager_view(m, &view);
+        return pool_find(view.pool, pid);
 }
 
 /* Sample every worker now; the previous sample gives the CPU deltas. */
 static int metrics_sample(Manager *m) {
-        ManagerMetrics *mm = metrics_get(m);
+        ManagerView view;
+        manager_view(m, &view);
+        ManagerMetrics *mm = view.metrics;
         WorkerMetrics *v;
         size_t n;
         uint16_t ports[CONFIG_LISTEN_MAX];
@@ -102,8 +113,8 @@ static int metrics_sample(Manager *m) {
         int r = collect_workers(m, &v, &n);
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < m->sockets.n && n_ports < ELEMENTSOF(ports); i++) {
-                uint16_t port = socket_tcp_port(m->sockets.sockets[i].fd);
+        for (size_t i = 0; i < view.sockets->n && n_ports < ELEMENTSOF(ports); i++) {
+                uint16_t port = socket_tcp_port(view.sockets->sockets[i].fd);
                 bool dup = false;
                 for (size_t j = 0; j < n_ports; j++)
                         dup = dup || ports[j] == port;
@@ -168,7 +179,9 @@ static int metrics_sample(Manager *m) {
 }
 
 static void metrics_detect(Manager *m, uint64_t interval_usec) {
-        ManagerMetrics *mm = m->metrics;
+        ManagerView view;
+        manager_view(m, &view);
+        ManagerMetrics *mm = view.metrics;
         _cleanup_free_ ImbalanceInput *in = calloc(mm->n_workers ? mm->n_workers : 1, sizeof(ImbalanceInput));
         size_t n = 0;
 
@@ -182,7 +195,7 @@ static void metrics_detect(Manager *m, uint64_t interval_usec) {
                                 .connections = mm->workers[i].connections,
                         };
         /* during a reload the pool is in motion: uneven by design */
-        if (m->reload || m->stopping)
+        if (strcmp(view.reload.state, "idle") != 0 || view.stopping)
                 n = 0;
         if (imbalance_update(&mm->detector, in, n, interval_usec, &mm->verdict) < 0)
                 return;
@@ -195,7 +208,7 @@ static void metrics_detect(Manager *m, uint64_t interval_usec) {
                 log_emit_id(SOCKHERD_MESSAGE_IMBALANCE, LOG_WARNING, -1, 0, 0,
                             "load is unevenly spread across workers: %s (CPU fairness %.2f, connection "
                             "fairness %.2f; 1 is even)%s", mm->warning, mm->cpu.jain, mm->conn.jain,
-                            m->balance == BALANCE_SHARED ?
+                            view.balance == BALANCE_SHARED ?
                             "; consider balance = least-connections (or reuseport), which gives each worker its "
                             "own socket and spreads new connections evenly" : "");
         } else if (mm->verdict.ended)
@@ -206,21 +219,23 @@ static void metrics_detect(Manager *m, uint64_t interval_usec) {
 /* ---- the Prometheus text ---- */
 
 int manager_metrics_text(Manager *m, char **ret) {
-        ManagerMetrics *mm = m->metrics;
+        ManagerView view;
+        manager_view(m, &view);
+        ManagerMetrics *mm = view.metrics;
         Exposition e;
         char buf[64], gen[32], address[128];
-        const char *pool = m->config->name;
+        const char *pool = view.config->name;
 
         if (!mm)
                 return -ENODATA;
         expo_init(&e);
         expo_family(&e, "sockherd_generation", "gauge", "The committed configuration generation.");
-        expo_sample(&e, "sockherd_generation", (const char *[]) { "pool", pool, NULL }, "%" PRIu64, m->generation);
+        expo_sample(&e, "sockherd_generation", (const char *[]) { "pool", pool, NULL }, "%" PRIu64, view.generation);
         expo_family(&e, "sockherd_workers_ready", "gauge", "Serving workers that are ready.");
-        expo_sample(&e, "sockherd_workers_ready", (const char *[]) { "pool", pool, NULL }, "%u", pool_ready(&m->pool));
+        expo_sample(&e, "sockherd_workers_ready", (const char *[]) { "pool", pool, NULL }, "%u", pool_ready(view.pool));
         expo_family(&e, "sockherd_workers_wanted", "gauge", "Worker slots the pool should have.");
         expo_sample(&e, "sockherd_workers_wanted", (const char *[]) { "pool", pool, NULL }, "%u",
-                    manager_workers_wanted(m));
+                    view.workers_wanted);
 
         static const struct {
                 const char *name, *type, *help;
@@ -253,10 +268,10 @@ int manager_metrics_text(Manager *m, char **ret) {
                 }
         }
         expo_family(&e, "sockherd_worker_restarts_total", "counter", "Restarts of the slot's worker after it exited.");
-        for (unsigned i = 0; i < m->pool.n_slots; i++) {
+        for (unsigned i = 0; i < view.pool->n_slots; i++) {
                 snprintf(buf, sizeof(buf), "%u", i);
                 expo_sample(&e, "sockherd_worker_restarts_total", (const char *[]) { "pool", pool, "slot", buf, NULL },
-                            "%u", m->pool.slots[i].restarts);
+                            "%u", view.pool->slots[i].restarts);
         }
 
         for (int pass = 0; pass < 2; pass++) {
@@ -264,9 +279,9 @@ int manager_metrics_text(Manager *m, char **ret) {
                 expo_family(&e, name, "gauge", pass == 0 ?
                             "Connections waiting in the listening socket's accept queue." :
                             "The listening socket's accept queue limit.");
-                for (size_t i = 0; i < m->sockets.n; i++) {
+                for (size_t i = 0; i < view.sockets->n; i++) {
                         unsigned queued, backlog;
-                        const ListenSocket *ls = &m->sockets.sockets[i];
+                        const ListenSocket *ls = &view.sockets->sockets[i];
                         if (listen_queue(ls->fd, &queued, &backlog) < 0)
                                 continue;
                         if (socket_address_format(ls->fd, address) < 0)
@@ -277,23 +292,23 @@ int manager_metrics_text(Manager *m, char **ret) {
                 }
         }
 
-        if (m->balance != BALANCE_SHARED) {
+        if (view.balance != BALANCE_SHARED) {
                 /* each slot's own sockets (slot 0 serves on the shared ones) */
                 expo_family(&e, "sockherd_slot_listen_queue", "gauge",
                             "Per-slot sockets (balance=reuseport or least-connections): connections waiting on "
                             "the slot's own sockets.");
-                for (unsigned i = 0; i < m->pool.n_slots; i++) {
+                for (unsigned i = 0; i < view.pool->n_slots; i++) {
                         snprintf(buf, sizeof(buf), "%u", i);
                         expo_sample(&e, "sockherd_slot_listen_queue",
                                     (const char *[]) { "pool", pool, "slot", buf, NULL }, "%u",
                                     manager_slot_queue(m, i));
                 }
         }
-        if (m->balance == BALANCE_LEAST_CONNECTIONS) {
-                _cleanup_free_ double *live = calloc(m->pool.n_slots ? m->pool.n_slots : 1, sizeof(double));
+        if (view.balance == BALANCE_LEAST_CONNECTIONS) {
+                _cleanup_free_ double *live = calloc(view.pool->n_slots ? view.pool->n_slots : 1, sizeof(double));
                 expo_family(&e, "sockherd_balancer_connections", "gauge",
                             "balance=least-connections: live connections the kernel's balancer counts per slot.");
-                for (unsigned i = 0; i < m->pool.n_slots; i++) {
+                for (unsigned i = 0; i < view.pool->n_slots; i++) {
                         unsigned n = manager_slot_connections(m, i);
                         if (live)
                                 live[i] = n;
@@ -302,7 +317,7 @@ int manager_metrics_text(Manager *m, char **ret) {
                                     (const char *[]) { "pool", pool, "slot", buf, NULL }, "%u", n);
                 }
                 Fairness f;
-                fairness_compute(live, live ? m->pool.n_slots : 0, &f);
+                fairness_compute(live, live ? view.pool->n_slots : 0, &f);
                 expo_family(&e, "sockherd_balancer_fairness", "gauge",
                             "balance=least-connections: Jain's index of the balancer's per-slot connections "
                             "(1 is even).");
@@ -374,9 +389,11 @@ static int write_atomic(const char *path, const char *text) {
 }
 
 static void metrics_write_file(Manager *m) {
-        ManagerMetrics *mm = m->metrics;
+        ManagerView view;
+        manager_view(m, &view);
+        ManagerMetrics *mm = view.metrics;
         _cleanup_free_ char *text = NULL;
-        const char *path = m->config->metrics_file;
+        const char *path = view.config->metrics_file;
 
         if (!path)
                 return;
@@ -392,52 +409,56 @@ static void metrics_write_file(Manager *m) {
 
 static int on_metrics_tick(sd_event_source *s, uint64_t usec _unused_, void *userdata) {
         Manager *m = userdata;
-        uint64_t last = m->metrics ? m->metrics->sampled_usec : 0;
+        ManagerView view;
+        manager_view(m, &view);
+        uint64_t last = view.metrics ? view.metrics->sampled_usec : 0;
 
         int r = metrics_sample(m);
         manager_check_backlogs(m);
         if (r < 0) {
-                if (m->metrics && m->metrics->file_error != r)
+                if (view.metrics && view.metrics->file_error != r)
                         log_warning_errno(r, "cannot sample the workers: %m");
         } else {
-                uint64_t interval = last ? m->metrics->sampled_usec - last : m->config->metrics_interval_usec;
+                uint64_t interval = last ? view.metrics->sampled_usec - last : view.config->metrics_interval_usec;
                 metrics_detect(m, interval);
                 metrics_write_file(m);
         }
-        (void) sd_event_source_set_time_relative(s, m->config->metrics_interval_usec);
+        (void) sd_event_source_set_time_relative(s, view.config->metrics_interval_usec);
         return 0;
 }
 
 void manager_metrics_update(Manager *m) {
-        uint64_t interval = m->config->metrics_interval_usec;
+        ManagerView view;
+        manager_view(m, &view);
+        uint64_t interval = view.config->metrics_interval_usec;
 
         if (!interval) {
-                m->metrics_source = sd_event_source_disable_unref(m->metrics_source);
-                if (m->metrics) {
-                        m->metrics->interval_usec = 0;
+                view.metrics->source = sd_event_source_disable_unref(view.metrics->source);
+                if (view.metrics) {
+                        view.metrics->interval_usec = 0;
                         /* no detector without periodic samples */
-                        imbalance_done(&m->metrics->detector);
-                        imbalance_init(&m->metrics->detector, NULL);
-                        m->metrics->verdict = (ImbalanceVerdict) {};
-                        m->metrics->warning[0] = '\0';
+                        imbalance_done(&view.metrics->detector);
+                        imbalance_init(&view.metrics->detector, NULL);
+                        view.metrics->verdict = (ImbalanceVerdict) {};
+                        view.metrics->warning[0] = '\0';
                 }
                 return;
         }
-        if (!metrics_get(m)) {
+        if (!view.metrics) {
                 log_error("out of memory: no metrics");
                 return;
         }
-        if (m->metrics_source && m->metrics->interval_usec == interval)
+        if (view.metrics->source && view.metrics->interval_usec == interval)
                 return;
-        m->metrics->interval_usec = interval;
-        if (m->metrics_source) {
-                (void) sd_event_source_set_time_relative(m->metrics_source, interval);
+        view.metrics->interval_usec = interval;
+        if (view.metrics->source) {
+                (void) sd_event_source_set_time_relative(view.metrics->source, interval);
                 return;
         }
-        int r = sd_event_add_time_relative(m->event, &m->metrics_source, CLOCK_MONOTONIC, interval,
+        int r = sd_event_add_time_relative(view.event, &view.metrics->source, CLOCK_MONOTONIC, interval,
                                            interval / 20, on_metrics_tick, m);
         if (r >= 0)
-                r = sd_event_source_set_enabled(m->metrics_source, SD_EVENT_ON);
+                r = sd_event_source_set_enabled(view.metrics->source, SD_EVENT_ON);
         if (r < 0)
                 log_error_errno(r, "cannot start the metrics timer: %m");
 }
@@ -449,27 +470,31 @@ void manager_metrics_update(Manager *m) {
 #define METRICS_ON_DEMAND_MAX_AGE_USEC (1 * USEC_PER_SEC)
 
 int manager_metrics_refresh(Manager *m) {
+        ManagerView view;
+        manager_view(m, &view);
         /* the periodic sample is fresh enough; without one, sample now,
          * unless a sample taken for an earlier request is recent */
-        if (m->metrics && m->metrics->sampled_usec &&
-            (m->metrics_source || manager_now_usec() - m->metrics->sampled_usec < METRICS_ON_DEMAND_MAX_AGE_USEC))
+        if (view.metrics && view.metrics->sampled_usec &&
+            (view.metrics->source || manager_now_usec() - view.metrics->sampled_usec < METRICS_ON_DEMAND_MAX_AGE_USEC))
                 return 0;
         return metrics_sample(m);
 }
 
-void manager_metrics_free(Manager *m) {
-        m->metrics_source = sd_event_source_disable_unref(m->metrics_source);
-        if (m->metrics) {
-                imbalance_done(&m->metrics->detector);
-                free(m->metrics->workers);
-                free(m->metrics);
-                m->metrics = NULL;
-        }
+ManagerMetrics *manager_metrics_free(ManagerMetrics *mm) {
+        if (!mm)
+                return NULL;
+        sd_event_source_disable_unref(mm->source);
+        imbalance_done(&mm->detector);
+        free(mm->workers);
+        free(mm);
+        return NULL;
 }
 
 void manager_metrics_add_worker(Manager *m, ControlReply *r, const char *prefix, pid_t pid) {
+        ManagerView view;
+        manager_view(m, &view);
         char key[80];
-        const ManagerMetrics *mm = m->metrics;
+        const ManagerMetrics *mm = view.metrics;
 
         for (size_t i = 0; mm && i < mm->n_workers; i++) {
                 const WorkerMetrics *w = &mm->workers[i];
@@ -486,7 +511,9 @@ void manager_metrics_add_worker(Manager *m, ControlReply *r, const char *prefix,
 }
 
 void manager_metrics_add_pool(Manager *m, ControlReply *r) {
-        const ManagerMetrics *mm = m->metrics;
+        ManagerView view;
+        manager_view(m, &view);
+        const ManagerMetrics *mm = view.metrics;
         if (!mm)
                 return;
         control_reply_add(r, "imbalance.cpu_max_share", "%.3f", mm->cpu.max_share);
@@ -494,5 +521,5 @@ void manager_metrics_add_pool(Manager *m, ControlReply *r) {
         control_reply_add(r, "imbalance.jain_cpu", "%.3f", mm->cpu.jain);
         control_reply_add(r, "imbalance.jain_conn", "%.3f", mm->conn.jain);
         control_reply_add(r, "imbalance.warning", "%s", mm->warning);
-        control_reply_add(r, "metrics.interval_usec", "%" PRIu64, m->config->metrics_interval_usec);
+        control_reply_add(r, "metrics.interval_usec", "%" PRIu64, view.config->metrics_interval_usec);
 }

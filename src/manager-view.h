@@ -16,6 +16,7 @@
 #include "sockherd/pool.h"
 
 typedef struct Manager Manager;
+typedef struct ManagerMetrics ManagerMetrics;
 
 /* The running transaction, as status and /health show it. */
 typedef struct ReloadSnapshot {
@@ -41,6 +42,7 @@ typedef struct ManagerView {
         const char *balance_reason;
         const char *reload_error;       /* the last reload's failure, "" after a success */
         ReloadSnapshot reload;
+        ManagerMetrics *metrics;        /* manager-metrics.c's own object (it may change it) */
 } ManagerView;
 
 void manager_view(const Manager *m, ManagerView *ret);

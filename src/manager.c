@@ -1289,6 +1289,7 @@ void manager_view(const Manager *m, ManagerView *ret) {
                 .balance = m->balance,
                 .balance_reason = m->balance_reason,
                 .reload_error = m->reload_error,
+                .metrics = m->metrics,
         };
         manager_reload_snapshot(m, &ret->reload);
 }
@@ -1779,6 +1780,11 @@ int manager_new(ConfigSource *source, Config *config, ListenSet *sockets, int co
                 goto fail;
 
         m->config = config_ref(config);
+        m->metrics = manager_metrics_new(m);
+        if (!m->metrics) {
+                r = log_error_errno(-ENOMEM, "cannot set up the metrics: %m");
+                goto fail;
+        }
         /* before any drop of root (main.c): the uid we were started as, kept across re-execs */
         m->control_uid = state && state->control_uid >= 0 ? (uid_t) state->control_uid : geteuid();
         r = manager_control_new(m, control_fd, state && control_fd >= 0 ? state->control_path : NULL, &m->control);
@@ -1834,7 +1840,7 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->watchdog_source);
         systemd_notify_close();
         sd_event_source_disable_unref(m->recycle_source);
-        manager_metrics_free(m);
+        m->metrics = manager_metrics_free(m->metrics);
         manager_balance_free(m);
         sd_event_source_disable_unref(m->reexec_source);
         free(m->exe_path);
