@@ -104,9 +104,9 @@ struct Manager {
         bool stopping;
         bool announced_ready;
         bool command_ran;       /* some worker is known to have run the command (see
-                                 * manager_cannot_start() in manager.c) */
+                                 * start_verdict() in startup.c) */
         bool worker_was_ready;  /* some worker of this image was ready once: start-up
-                                 * is over (see manager_start_failed()) */
+                                 * is over (see start_verdict() in startup.c) */
         sd_bus *bus;            /* to systemd, about our own unit (manager-unit.c); NULL: none */
         sd_bus_slot *unit_query;
         char *unit;             /* our service's name, e.g. sockherd@app.service */
@@ -157,7 +157,7 @@ Worker *manager_adopt_worker(Manager *m, pid_t pid, unsigned slot, uint64_t gene
                              uint64_t started_usec, bool retiring);
 void manager_schedule_restart(Manager *m, unsigned slot, uint64_t ran_usec);
 /* A retiring worker: drain the sockets it owns (quiet-period), then stop. */
-void worker_retire_stop(Manager *m, Worker *w);
+void manager_worker_retire_stop(Manager *m, Worker *w);
 
 /* manager-reexec.c */
 /* Check that a re-exec can go ahead now; on refusal, why says why. */

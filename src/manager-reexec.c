@@ -481,7 +481,7 @@ int manager_restore(Manager *m, const State *s) {
                 if (retiring)
                         adopt_drain_sockets(s, w);
                 if (retiring && w->state != WORKER_STOPPING)
-                        worker_retire_stop(m, w);
+                        manager_worker_retire_stop(m, w);
                 adopted++;
         }
         /* a slot without a worker was waiting for its respawn */

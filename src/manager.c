@@ -153,7 +153,7 @@ static void close_fds_array(int *fds, size_t n) {
                 safe_close(fds[i]);
 }
 
-static Worker *worker_free(Worker *w) {
+static Worker *manager_worker_free(Worker *w) {
         if (!w)
                 return NULL;
         if (w->own_fds) {
@@ -171,15 +171,15 @@ static Worker *worker_free(Worker *w) {
         return NULL;
 }
 
-static void worker_apply(Manager *m, Worker *w, WorkerEvent event);
+static void manager_worker_apply(Manager *m, Worker *w, WorkerEvent event);
 
 static int on_worker_timer(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata) {
         Worker *w = userdata;
-        worker_apply(w->userdata, w, WORKER_EVENT_TIMER);
+        manager_worker_apply(w->userdata, w, WORKER_EVENT_TIMER);
         return 0;
 }
 
-static void worker_set_timer(Manager *m, Worker *w, WorkerTimer timer) {
+static void manager_worker_set_timer(Manager *m, Worker *w, WorkerTimer timer) {
         if (timer == WORKER_TIMER_NONE) {
                 if (w->timer_source)
                         (void) sd_event_source_set_enabled(w->timer_source, SD_EVENT_OFF);
@@ -201,12 +201,12 @@ static int on_worker_watchdog(sd_event_source *s _unused_, uint64_t usec _unused
 
         log_worker(LOG_WARNING, w, "watchdog timeout: no WATCHDOG=1 within %s; aborting it (SIGABRT)",
                    format_duration(w->config->watchdog_usec, buf));
-        worker_apply(w->userdata, w, WORKER_EVENT_WATCHDOG);
+        manager_worker_apply(w->userdata, w, WORKER_EVENT_WATCHDOG);
         return 0;
 }
 
 /* (Re)start the worker's watchdog countdown; a no-op without watchdog=. */
-static void worker_watchdog_arm(Manager *m, Worker *w) {
+static void manager_worker_watchdog_arm(Manager *m, Worker *w) {
         uint64_t usec = w->config->watchdog_usec;
 
         if (usec == 0)
@@ -217,16 +217,16 @@ static void worker_watchdog_arm(Manager *m, Worker *w) {
                 log_error_errno(r, "slot %u pid %d: cannot arm the watchdog: %m", w->slot, (int) w->pid);
 }
 
-static void worker_kill_group(Worker *w, int sig) {
+static void manager_worker_kill_group(Worker *w, int sig) {
         /* workers run in their own session; the group takes grandchildren too */
         if (kill(-w->pid, sig) < 0)
                 (void) kill(w->pid, sig);
 }
 
 /* Ask a worker to go (if it is not going already). */
-static void worker_stop(Manager *m, Worker *w) {
+static void manager_worker_stop(Manager *m, Worker *w) {
         if (w && w->state != WORKER_STOPPING && w->state != WORKER_EXITED)
-                worker_apply(m, w, WORKER_EVENT_STOP);
+                manager_worker_apply(m, w, WORKER_EVENT_STOP);
 }
 
 #define DRAIN_CHECK_USEC (20 * USEC_PER_MSEC)
@@ -236,18 +236,18 @@ static int on_drain_check(sd_event_source *s, uint64_t usec _unused_, void *user
 
 /* A retiring worker with sockets to drain drains them first (on_drain_check);
  * any other is asked to go now. */
-static void worker_drain_or_stop(Manager *m, Worker *w) {
+static void manager_worker_drain_or_stop(Manager *m, Worker *w) {
         if (w->n_owned_fds > 0 && w->state == WORKER_READY && !m->stopping) {
                 w->drain_deadline_usec = manager_now_usec() + DRAIN_MAX_USEC + w->config->quiet_period_usec;
                 if (sd_event_add_time_relative(m->event, &w->drain_source, CLOCK_MONOTONIC, DRAIN_CHECK_USEC,
                                                USEC_PER_MSEC, on_drain_check, w) >= 0)
                         return;
         }
-        worker_stop(m, w);
+        manager_worker_stop(m, w);
 }
 
-void worker_retire_stop(Manager *m, Worker *w) {
-        worker_drain_or_stop(m, w);
+void manager_worker_retire_stop(Manager *m, Worker *w) {
+        manager_worker_drain_or_stop(m, w);
 }
 
 /* A worker whose slot went away, or who was replaced on sockets of its
@@ -276,7 +276,7 @@ static int on_drain_check(sd_event_source *s, uint64_t usec _unused_, void *user
                         log_worker(LOG_WARNING, w, "%u connections still queued on its socket after %s; stopping it anyway",
                                    queued, format_duration(DRAIN_MAX_USEC + w->config->quiet_period_usec, (char[32]) {}));
                 w->drain_source = sd_event_source_disable_unref(s);
-                worker_stop(w->userdata, w);
+                manager_worker_stop(w->userdata, w);
                 return 0;
         }
         (void) sd_event_source_set_time_relative(s, DRAIN_CHECK_USEC);
@@ -289,12 +289,12 @@ static void manager_retire(Manager *m, Worker *w) {
         if (pool_retire(&m->pool, w) < 0) {
                 /* cannot track it: make sure it is gone rather than lost */
                 log_worker(LOG_ERR, w, "out of memory; killing it");
-                worker_kill_group(w, SIGKILL);
+                manager_worker_kill_group(w, SIGKILL);
                 (void) waitpid(w->pid, NULL, 0);
-                worker_free(w);
+                manager_worker_free(w);
                 return;
         }
-        worker_drain_or_stop(m, w);
+        manager_worker_drain_or_stop(m, w);
 }
 
 /* Add slots up to n, each ready for a worker of config/generation. */
@@ -347,14 +347,14 @@ static void manager_shrink(Manager *m, unsigned n) {
         free(going);
 }
 
-static void reload_feed(Manager *m, TxnEvent event, unsigned slot, pid_t pid, const char *why);
+static void run_feed(Manager *m, TxnEvent event, unsigned slot, pid_t pid, const char *why);
 static void manager_replace_onto_original(Manager *m);
 
 static bool is_incoming(Manager *m, Worker *w) {
         return w->slot < m->pool.n_slots && m->pool.slots[w->slot].incoming == w;
 }
 
-static void worker_apply(Manager *m, Worker *w, WorkerEvent event) {
+static void manager_worker_apply(Manager *m, Worker *w, WorkerEvent event) {
         WorkerState old = w->state;
         WorkerStep step = worker_step(old, w->config->ready_mode, event);
         char buf[32], why[128];
@@ -362,7 +362,7 @@ static void worker_apply(Manager *m, Worker *w, WorkerEvent event) {
         w->state = step.state;
 
         if (step.actions & WORKER_ACTION_SET_TIMER)
-                worker_set_timer(m, w, step.timer);
+                manager_worker_set_timer(m, w, step.timer);
         if (step.actions & WORKER_ACTION_SEND_STOP) {
                 if (kill(w->pid, w->config->stop_signal) < 0 && errno != ESRCH)
                         log_worker(LOG_ERR, w, "cannot send %s: %m", strsignal(w->config->stop_signal));
@@ -372,14 +372,14 @@ static void worker_apply(Manager *m, Worker *w, WorkerEvent event) {
         if (step.actions & WORKER_ACTION_KILL) {
                 log_worker(LOG_WARNING, w, "still running after stop-timeout=%s; killing it",
                            format_duration(w->config->stop_timeout_usec, buf));
-                worker_kill_group(w, SIGKILL);
+                manager_worker_kill_group(w, SIGKILL);
         }
         if (step.actions & WORKER_ACTION_READY_FAILED) {
                 snprintf(why, sizeof(why), "not ready within ready-timeout=%s (no READY=1)",
                          format_duration(w->config->ready_timeout_usec, buf));
                 log_worker(LOG_WARNING, w, "%s; stopping it", why);
                 if (is_incoming(m, w))
-                        reload_feed(m, TXN_EVENT_FAILED, w->slot, w->pid, why);
+                        run_feed(m, TXN_EVENT_FAILED, w->slot, w->pid, why);
         }
         if (step.actions & WORKER_ACTION_BECAME_READY) {
                 /* ready=exec counts a worker ready when it is forked: no proof it ran */
@@ -388,9 +388,9 @@ static void worker_apply(Manager *m, Worker *w, WorkerEvent event) {
                 m->worker_was_ready = true;
                 log_worker(LOG_INFO, w, "ready");
                 manager_check_backlogs(m);
-                worker_watchdog_arm(m, w);
+                manager_worker_watchdog_arm(m, w);
                 if (is_incoming(m, w))
-                        reload_feed(m, TXN_EVENT_READY, w->slot, w->pid, "");
+                        run_feed(m, TXN_EVENT_READY, w->slot, w->pid, "");
         }
 
         if (w->state != WORKER_READY && w->watchdog_source)
@@ -566,20 +566,20 @@ static int on_child_exit(sd_event_source *s _unused_, const siginfo_t *si, void 
          * worker is not reaped yet, so its pid (the group id) cannot have
          * been reused */
         (void) kill(-w->pid, SIGKILL);
-        worker_apply(m, w, WORKER_EVENT_EXITED);
+        manager_worker_apply(m, w, WORKER_EVENT_EXITED);
 
         if (pool_unretire(&m->pool, w)) {
-                worker_free(w);
+                manager_worker_free(w);
         } else if (is_incoming(m, w)) {
                 /* a reload's new worker died before it was ready */
                 snprintf(why, sizeof(why), "%s%s", how, cause);
-                reload_feed(m, TXN_EVENT_FAILED, slot, w->pid, why);
+                run_feed(m, TXN_EVENT_FAILED, slot, w->pid, why);
                 if (pool_unretire(&m->pool, w))
-                        worker_free(w);
+                        manager_worker_free(w);
                 else if (slot < m->pool.n_slots && m->pool.slots[slot].incoming == w) {
                         /* no transaction took it (the manager is stopping) */
                         m->pool.slots[slot].incoming = NULL;
-                        worker_free(w);
+                        manager_worker_free(w);
                 }
         } else if (slot < m->pool.n_slots && m->pool.slots[slot].worker == w) {
                 Slot *sl = &m->pool.slots[slot];
@@ -588,7 +588,7 @@ static int on_child_exit(sd_event_source *s _unused_, const siginfo_t *si, void 
                 if (!m->worker_was_ready)
                         sl->exits_before_ready++;
                 pid_t w_pid = w->pid;
-                sl->worker = worker_free(w);
+                sl->worker = manager_worker_free(w);
                 StartVerdict verdict = manager_start_verdict(m);
                 if (verdict != START_GO_ON) {
                         /* 2: restarting cannot help (the unit's RestartPreventExitStatus=2) */
@@ -599,14 +599,14 @@ static int on_child_exit(sd_event_source *s _unused_, const siginfo_t *si, void 
                 /* a canary that exits fails its reload; a slot the
                  * transaction is about to fill is not respawned */
                 snprintf(why, sizeof(why), "%s%s", how, cause);
-                reload_feed(m, TXN_EVENT_EXITED, slot, w_pid, why);
+                run_feed(m, TXN_EVENT_EXITED, slot, w_pid, why);
                 if (!m->stopping && slot < m->pool.n_slots && !m->pool.slots[slot].worker &&
                     !m->pool.slots[slot].incoming && !m->pool.slots[slot].restart_source &&
                     !(m->reload && txn_owns_slot(&m->reload->txn, slot)))
                         manager_schedule_restart(m, slot, ran);
         } else {
                 log_worker(LOG_ERR, w, "exited but was not tracked; this is a bug");
-                worker_free(w);
+                manager_worker_free(w);
         }
 
         manager_update_status(m);
@@ -630,7 +630,7 @@ Worker *manager_adopt_worker(Manager *m, pid_t pid, unsigned slot, uint64_t gene
                 r = pool_retire(&m->pool, w);
         if (r < 0) {
                 log_error_errno(r, "slot %u: cannot watch worker %d again: %m", slot, (int) pid);
-                worker_free(w);
+                manager_worker_free(w);
                 return NULL;
         }
         if (!retiring)
@@ -639,13 +639,13 @@ Worker *manager_adopt_worker(Manager *m, pid_t pid, unsigned slot, uint64_t gene
         /* timers start over: a fair deadline for what it was waiting for */
         switch (state) {
         case WORKER_STARTING:
-                worker_set_timer(m, w, w->config->ready_mode == READY_ALIVE ? WORKER_TIMER_ALIVE : WORKER_TIMER_READY_TIMEOUT);
+                manager_worker_set_timer(m, w, w->config->ready_mode == READY_ALIVE ? WORKER_TIMER_ALIVE : WORKER_TIMER_READY_TIMEOUT);
                 break;
         case WORKER_READY:
-                worker_watchdog_arm(m, w);
+                manager_worker_watchdog_arm(m, w);
                 break;
         case WORKER_STOPPING:
-                worker_set_timer(m, w, WORKER_TIMER_STOP_TIMEOUT);
+                manager_worker_set_timer(m, w, WORKER_TIMER_STOP_TIMEOUT);
                 break;
         case WORKER_EXITED:
                 break;
@@ -752,7 +752,7 @@ static int manager_spawn(Manager *m, unsigned slot, Config *config, uint64_t gen
                 (void) kill(pid, SIGKILL);
                 (void) waitpid(pid, NULL, 0);
                 close_fds_array(own_fds, m->sockets.n);
-                worker_free(w);
+                manager_worker_free(w);
                 if (!incoming)
                         manager_schedule_restart(m, slot, 0);
                 return r;
@@ -764,7 +764,7 @@ static int manager_spawn(Manager *m, unsigned slot, Config *config, uint64_t gen
                 sl->worker = w;
         log_worker(LOG_INFO, w, "started (generation %" PRIu64 ")", generation);
 
-        worker_apply(m, w, WORKER_EVENT_STARTED);
+        manager_worker_apply(m, w, WORKER_EVENT_STARTED);
         return 0;
 }
 
@@ -773,10 +773,10 @@ static void manager_update_recycling(Manager *m);
 /* ---- rolling reload: carrying out the transaction (txn.c decides) ---- */
 
 static int request_restart(Manager *m, const bool *targets, uint64_t *ret_request);
-static void reload_start(Manager *m);
-static void reload_feed(Manager *m, TxnEvent event, unsigned slot, pid_t pid, const char *why);
+static void run_reload(Manager *m);
+static void run_feed(Manager *m, TxnEvent event, unsigned slot, pid_t pid, const char *why);
 
-static void reload_run_free(ReloadRun *run) {
+static void run_free(ReloadRun *run) {
         if (!run)
                 return;
         sd_event_source_disable_unref(run->canary_source);
@@ -817,12 +817,12 @@ static void manager_answer_waiters(Manager *m, uint64_t covers, bool ok) {
 
 /* A transaction ended: systemd and the waiting clients hear how; a reload
  * asked for meanwhile starts. */
-static void reload_finish(Manager *m, bool ok) {
+static void run_finish(Manager *m, bool ok) {
         char status[512];
         uint64_t covers = m->reload ? m->reload->covers : m->requests;
         bool was_restart = m->reload && m->reload->txn.kind == TXN_RESTART;
 
-        reload_run_free(m->reload);
+        run_free(m->reload);
         m->reload = NULL;
         manager_steer(m); /* slots a reload added take connections from now on */
         /* a slot the transaction kept empty (its canary exited, then the
@@ -842,12 +842,12 @@ static void reload_finish(Manager *m, bool ok) {
 
         if (reload_queue_end(&m->reload_queue) && !m->stopping) {
                 log_info("running the reload that was requested during the last one");
-                reload_start(m);
+                run_reload(m);
         }
 }
 
-static void reload_fail(Manager *m, const char *fmt, ...) _printf_(2, 3);
-static void reload_fail(Manager *m, const char *fmt, ...) {
+static void run_fail(Manager *m, const char *fmt, ...) _printf_(2, 3);
+static void run_fail(Manager *m, const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(m->reload_error, sizeof(m->reload_error), fmt, ap);
@@ -856,7 +856,7 @@ static void reload_fail(Manager *m, const char *fmt, ...) {
 }
 
 /* Say why the transaction failed, in the words of the event that failed it. */
-static void reload_describe_failure(Manager *m, const TxnAction *a, const ReloadInput *in) {
+static void run_describe_failure(Manager *m, const TxnAction *a, const ReloadInput *in) {
         ReloadRun *run = m->reload;
         char who[64], buf[32];
 
@@ -865,19 +865,19 @@ static void reload_describe_failure(Manager *m, const TxnAction *a, const Reload
         else
                 snprintf(who, sizeof(who), "slot %u", a->slot);
         if (run->txn.kind == TXN_RESTART)
-                reload_fail(m, "restart: %s %s; the old worker keeps serving", who, in->why);
+                run_fail(m, "restart: %s %s; the old worker keeps serving", who, in->why);
         else if (a->reason == TXN_FAILURE_ROLLBACK)
-                reload_fail(m, "%s; and the rollback failed too: %s %s", m->reload_error, who, in->why);
+                run_fail(m, "%s; and the rollback failed too: %s %s", m->reload_error, who, in->why);
         else if (a->reason == TXN_FAILURE_CANARY)
-                reload_fail(m, "generation %" PRIu64 ": canary %s %s within canary-time=%s; "
+                run_fail(m, "generation %" PRIu64 ": canary %s %s within canary-time=%s; "
                             "the canary slots roll back, the other workers were not touched",
                             run->generation, who, in->why, format_duration(run->config->canary_time_usec, buf));
         else
-                reload_fail(m, "generation %" PRIu64 ": %s %s", run->generation, who, in->why);
+                run_fail(m, "generation %" PRIu64 ": %s %s", run->generation, who, in->why);
 }
 
 /* The slot's starting worker serves; the one it replaces drains and goes. */
-static void reload_switch(Manager *m, unsigned slot) {
+static void run_switch(Manager *m, unsigned slot) {
         Slot *sl = &m->pool.slots[slot];
         Worker *w = sl->incoming, *old = sl->worker;
 
@@ -896,7 +896,7 @@ static void reload_switch(Manager *m, unsigned slot) {
                 manager_retire(m, old);
 }
 
-static void reload_commit(Manager *m) {
+static void run_commit(Manager *m) {
         ReloadRun *run = m->reload;
 
         config_free(m->config);
@@ -909,7 +909,7 @@ static void reload_commit(Manager *m) {
                     "reload complete: generation %" PRIu64 " serves on %u workers", m->generation, m->pool.n_slots);
 }
 
-static void reload_end(Manager *m) {
+static void run_end(Manager *m) {
         ReloadRun *run = m->reload;
         unsigned done, total;
 
@@ -918,7 +918,7 @@ static void reload_end(Manager *m) {
         case TXN_RESULT_COMMITTED:
                 if (run->txn.kind == TXN_RESTART)
                         log_info("restart complete: %u worker%s replaced", done, done == 1 ? "" : "s");
-                reload_finish(m, true);
+                run_finish(m, true);
                 return;
         case TXN_RESULT_ROLLED_BACK:
                 log_warning("rollback complete: generation %" PRIu64 " serves again on %u workers",
@@ -931,7 +931,7 @@ static void reload_end(Manager *m) {
         default:
                 break;
         }
-        reload_finish(m, false);
+        run_finish(m, false);
 }
 
 static int on_canary_over(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata) {
@@ -939,11 +939,11 @@ static int on_canary_over(sd_event_source *s _unused_, uint64_t usec _unused_, v
         if (m->reload)
                 log_info("canary: %s passed with every canary up; replacing the rest",
                          format_duration(m->reload->config->canary_time_usec, (char[32]) {}));
-        reload_feed(m, TXN_EVENT_CANARY_OVER, 0, 0, "");
+        run_feed(m, TXN_EVENT_CANARY_OVER, 0, 0, "");
         return 0;
 }
 
-static void reload_arm_canary(Manager *m) {
+static void run_arm_canary(Manager *m) {
         ReloadRun *run = m->reload;
         uint64_t t = run->config->canary_time_usec;
         char buf[32];
@@ -954,18 +954,18 @@ static void reload_arm_canary(Manager *m) {
         int r = event_reset_time_relative(m->event, &run->canary_source, t, 10 * USEC_PER_MSEC, on_canary_over, m);
         if (r < 0) {
                 log_error_errno(r, "cannot arm canary-time: %m; going on without it");
-                reload_feed(m, TXN_EVENT_CANARY_OVER, 0, 0, "");
+                run_feed(m, TXN_EVENT_CANARY_OVER, 0, 0, "");
         }
 }
 
 /* Carry out one action of the running transaction. */
-static void reload_act(Manager *m, const TxnAction *a, const ReloadInput *in) {
+static void run_act(Manager *m, const TxnAction *a, const ReloadInput *in) {
         ReloadRun *run = m->reload;
         Slot *sl = a->slot < m->pool.n_slots ? &m->pool.slots[a->slot] : NULL;
 
         switch (a->type) {
         case TXN_ACTION_FAIL:
-                reload_describe_failure(m, a, in);
+                run_describe_failure(m, a, in);
                 break;
         case TXN_ACTION_START:
         case TXN_ACTION_START_OLD: {
@@ -974,12 +974,12 @@ static void reload_act(Manager *m, const TxnAction *a, const ReloadInput *in) {
                                         old ? m->generation : run->generation, true) >= 0)
                         break;
                 /* the failure is an event like any other, after this step */
-                reload_feed(m, TXN_EVENT_FAILED, a->slot, 0, "cannot start a new worker");
+                run_feed(m, TXN_EVENT_FAILED, a->slot, 0, "cannot start a new worker");
                 break;
         }
         case TXN_ACTION_SWITCH:
                 if (sl)
-                        reload_switch(m, a->slot);
+                        run_switch(m, a->slot);
                 break;
         case TXN_ACTION_ABANDON:
                 if (sl && sl->incoming)
@@ -989,17 +989,17 @@ static void reload_act(Manager *m, const TxnAction *a, const ReloadInput *in) {
                 manager_shrink(m, a->slot);
                 break;
         case TXN_ACTION_CANARY_TIMER:
-                reload_arm_canary(m);
+                run_arm_canary(m);
                 break;
         case TXN_ACTION_ROLLBACK:
                 log_warning("reload aborted; rolling %u switched slot%s back to generation %" PRIu64,
                             a->slot, a->slot == 1 ? "" : "s", m->generation);
                 break;
         case TXN_ACTION_COMMIT:
-                reload_commit(m);
+                run_commit(m);
                 break;
         case TXN_ACTION_FINISH:
-                reload_end(m);
+                run_end(m);
                 break;
         default:
                 break;
@@ -1008,7 +1008,7 @@ static void reload_act(Manager *m, const TxnAction *a, const ReloadInput *in) {
 
 /* Queue an event for the running transaction and, unless we are carrying
  * out one already, apply the queue in order. */
-static void reload_feed(Manager *m, TxnEvent event, unsigned slot, pid_t pid, const char *why) {
+static void run_feed(Manager *m, TxnEvent event, unsigned slot, pid_t pid, const char *why) {
         if (!m->reload)
                 return;
         ReloadInput in = { .serial = m->reload->serial, .event = event, .slot = slot, .pid = pid };
@@ -1037,14 +1037,14 @@ static void reload_feed(Manager *m, TxnEvent event, unsigned slot, pid_t pid, co
                 if (n)
                         memcpy(actions, run->txn.actions, n * sizeof(TxnAction));
                 for (size_t k = 0; k < n && m->reload == run; k++)
-                        reload_act(m, &actions[k], &cur);
+                        run_act(m, &actions[k], &cur);
                 manager_update_status(m);
         }
         m->n_reload_inbox = 0;
         m->reload_dispatching = false;
 }
 
-static int reload_run_new(Manager *m, TxnKind kind, Config *config, uint64_t generation, const bool *targets,
+static int run_new(Manager *m, TxnKind kind, Config *config, uint64_t generation, const bool *targets,
                           unsigned n_to, unsigned batch, unsigned canary) {
         ReloadRun *run = calloc(1, sizeof(ReloadRun));
         if (!run)
@@ -1055,14 +1055,14 @@ static int reload_run_new(Manager *m, TxnKind kind, Config *config, uint64_t gen
         run->serial = ++m->reload_serial;
         int r = txn_init(&run->txn, kind, targets, m->pool.n_slots, n_to, batch, canary);
         if (r < 0) {
-                reload_run_free(run);
+                run_free(run);
                 return r;
         }
         m->reload = run;
         return 0;
 }
 
-static void reload_start(Manager *m) {
+static void run_reload(Manager *m) {
         _cleanup_config_ Config *config = NULL;
         ConfigError err = {};
         _cleanup_free_ bool *targets = NULL;
@@ -1073,24 +1073,24 @@ static void reload_start(Manager *m) {
 
         r = config_source_reload(&m->source, online_cpus(), m->config, &config, &err);
         if (r < 0) {
-                reload_fail(m, "%s; generation %" PRIu64 " keeps serving", err.message, m->generation);
-                reload_finish(m, false);
+                run_fail(m, "%s; generation %" PRIu64 " keeps serving", err.message, m->generation);
+                run_finish(m, false);
                 return;
         }
         const char *blocker = config_reload_blocker(m->config, config, m->sockets.passed_in);
         if (blocker) {
-                reload_fail(m, "'%s' changed, which needs a restart; generation %" PRIu64 " keeps serving",
+                run_fail(m, "'%s' changed, which needs a restart; generation %" PRIu64 " keeps serving",
                             blocker, m->generation);
-                reload_finish(m, false);
+                run_finish(m, false);
                 return;
         }
         /* config_validate() refuses groups we are not in; dropping one
          * would pass it, but without root the workers would keep it */
         if (geteuid() != 0 && config_credentials_differ(m->config, config)) {
-                reload_fail(m, "user, group or supplementary-groups changed: switching the workers' credentials "
+                run_fail(m, "user, group or supplementary-groups changed: switching the workers' credentials "
                             "needs root, and this manager runs as uid %u; restart instead; generation %" PRIu64
                             " keeps serving", (unsigned) geteuid(), m->generation);
-                reload_finish(m, false);
+                run_finish(m, false);
                 return;
         }
 
@@ -1098,28 +1098,28 @@ static void reload_start(Manager *m) {
         unsigned n = n_from > n_to ? n_from : n_to;
         targets = calloc(n, sizeof(bool));
         if (!targets) {
-                reload_fail(m, "out of memory");
-                reload_finish(m, false);
+                run_fail(m, "out of memory");
+                run_finish(m, false);
                 return;
         }
         for (unsigned i = 0; i < n_to; i++)
                 targets[i] = true;
 
         unsigned batch = reload_batch_resolve(config->reload_batch, config->reload_batch_percent, n_to);
-        r = reload_run_new(m, TXN_RELOAD, config, m->last_generation + 1, targets, n_to, batch, config->canary);
+        r = run_new(m, TXN_RELOAD, config, m->last_generation + 1, targets, n_to, batch, config->canary);
         if (r >= 0) {
                 /* new slots respawn with the new config once they have a worker */
                 r = manager_grow(m, n, config, m->last_generation + 1);
                 if (r < 0) {
-                        reload_run_free(TAKE_PTR(m->reload));
-                        reload_fail(m, "cannot add %u slots: %s", n - n_from, strerror(-r));
-                        reload_finish(m, false);
+                        run_free(TAKE_PTR(m->reload));
+                        run_fail(m, "cannot add %u slots: %s", n - n_from, strerror(-r));
+                        run_finish(m, false);
                         return;
                 }
         }
         if (r < 0) {
-                reload_fail(m, "out of memory");
-                reload_finish(m, false);
+                run_fail(m, "out of memory");
+                run_finish(m, false);
                 return;
         }
         m->last_generation++;
@@ -1130,7 +1130,7 @@ static void reload_start(Manager *m) {
         else
                 log_info("reloading: generation %" PRIu64 " -> %" PRIu64 ", %u -> %u workers, %u at a time",
                          m->generation, m->reload->generation, n_from, n_to, batch);
-        reload_feed(m, TXN_EVENT_BEGIN, 0, 0, "");
+        run_feed(m, TXN_EVENT_BEGIN, 0, 0, "");
 }
 
 static void manager_replace_onto_original(Manager *m) {
@@ -1157,7 +1157,7 @@ static uint64_t request_reload(Manager *m, const char *why) {
                 return request;
         }
         log_emit_id(SOCKHERD_MESSAGE_RELOAD_STARTED, LOG_INFO, -1, 0, 0, "%s: starting a rolling reload", why);
-        reload_start(m);
+        run_reload(m);
         return request;
 }
 
@@ -1173,7 +1173,7 @@ static int request_restart(Manager *m, const bool *targets, uint64_t *ret_reques
         *ret_request = ++m->requests;
         /* a restart holds the reload queue, so a reload asked for meanwhile waits for it */
         (void) reload_queue_request(&m->reload_queue);
-        int r = reload_run_new(m, TXN_RESTART, m->config, m->generation, targets, n,
+        int r = run_new(m, TXN_RESTART, m->config, m->generation, targets, n,
                                reload_batch_resolve(m->config->reload_batch, m->config->reload_batch_percent, n), 0);
         if (r < 0) {
                 (void) reload_queue_end(&m->reload_queue);
@@ -1181,7 +1181,7 @@ static int request_restart(Manager *m, const bool *targets, uint64_t *ret_reques
         }
         log_info("restarting %u worker%s, new before old", count, count == 1 ? "" : "s");
         systemd_notifyf("RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=restarting workers", manager_now_usec());
-        reload_feed(m, TXN_EVENT_BEGIN, 0, 0, "");
+        run_feed(m, TXN_EVENT_BEGIN, 0, 0, "");
         return 0;
 }
 
@@ -1427,11 +1427,11 @@ static void manager_handle_notify(Manager *m, const struct ucred *sender, const 
         if (msg->has_status)
                 snprintf(w->status, sizeof(w->status), "%s", msg->status);
         if (msg->watchdog && w->state == WORKER_READY)
-                worker_watchdog_arm(m, w);
+                manager_worker_watchdog_arm(m, w);
         if (msg->ready)
-                worker_apply(m, w, WORKER_EVENT_NOTIFY_READY);
+                manager_worker_apply(m, w, WORKER_EVENT_NOTIFY_READY);
         if (msg->stopping)
-                worker_apply(m, w, WORKER_EVENT_NOTIFY_STOPPING);
+                manager_worker_apply(m, w, WORKER_EVENT_NOTIFY_STOPPING);
 }
 
 /* Read and handle up to max datagrams, for at most budget_usec; stops
@@ -1548,7 +1548,7 @@ static void manager_begin_stop(Manager *m, const char *why) {
                  format_duration(m->config->stop_timeout_usec, (char[32]) {}));
         (void) systemd_notify("STOPPING=1");
 
-        reload_run_free(m->reload);
+        run_free(m->reload);
         m->reload = NULL;
         m->n_reload_inbox = 0;
         m->reload_queue = (ReloadQueue) {};
@@ -1559,11 +1559,11 @@ static void manager_begin_stop(Manager *m, const char *why) {
         for (unsigned i = 0; i < m->pool.n_slots; i++) {
                 Slot *sl = &m->pool.slots[i];
                 sl->restart_source = sd_event_source_disable_unref(sl->restart_source);
-                worker_stop(m, sl->worker);
-                worker_stop(m, sl->incoming);
+                manager_worker_stop(m, sl->worker);
+                manager_worker_stop(m, sl->incoming);
         }
         for (size_t i = 0; i < m->pool.n_retiring; i++)
-                worker_stop(m, m->pool.retiring[i]);
+                manager_worker_stop(m, m->pool.retiring[i]);
         manager_update_status(m);
         manager_check_stopped(m);
 }
@@ -1655,7 +1655,7 @@ static int on_stop_signal(sd_event_source *s _unused_, const struct signalfd_sig
         }
         /* a second TERM/INT while draining: do not wait any longer */
         log_warning("SIG%s again: killing the remaining workers now", sigabbrev_np((int) si->ssi_signo));
-        manager_for_each_worker(m, worker_kill_group, SIGKILL);
+        manager_for_each_worker(m, manager_worker_kill_group, SIGKILL);
         return 0;
 }
 
@@ -1823,17 +1823,17 @@ Manager *manager_free(Manager *m) {
         manager_unit_close(m);
         m->http = manager_http_free(m->http);
         sd_event_source_disable_unref(m->drain_source);
-        reload_run_free(m->reload);
+        run_free(m->reload);
         free(m->reload_inbox);
         for (unsigned i = 0; i < m->pool.n_slots; i++) {
                 Slot *sl = &m->pool.slots[i];
                 sd_event_source_disable_unref(sl->restart_source);
                 sl->restart_source = NULL;
-                sl->worker = worker_free(sl->worker);
-                sl->incoming = worker_free(sl->incoming);
+                sl->worker = manager_worker_free(sl->worker);
+                sl->incoming = manager_worker_free(sl->incoming);
         }
         for (size_t i = 0; i < m->pool.n_retiring; i++)
-                worker_free(m->pool.retiring[i]);
+                manager_worker_free(m->pool.retiring[i]);
         pool_done(&m->pool, m->sockets.n);
         listen_set_clear(&m->stored_slots);
         sd_event_source_disable_unref(m->notify_source);
