@@ -36,68 +36,59 @@ int control_request_parse(char *line, char *ret_argv[static CONTROL_ARGS_MAX + 1
         return (int) n;
 }
 
-static void reply_append(ControlReply *r, const char *s, size_t len) {
-        if (r->oom)
-                return;
-        if (r->size + len + 1 > r->allocated) {
-                size_t a = (r->size + len + 1) * 2;
-                char *d = realloc(r->data, a);
-                if (!d) {
-                        r->oom = true;
-                        return;
-                }
-                r->data = d;
-                r->allocated = a;
-        }
-        memcpy(r->data + r->size, s, len);
-        r->size += len;
-        r->data[r->size] = '\0';
+/* The oom flag its readers check, from the text's sticky error. */
+static void reply_sync(ControlReply *r) {
+        r->oom = strbuf_error(&r->text) < 0;
 }
 
 void control_reply_init(ControlReply *r, const char *error) {
-        char line[512], escaped[400];
+        char escaped[400];
 
         *r = (ControlReply) {};
         if (error) {
                 control_escape(error, escaped, sizeof(escaped));
-                snprintf(line, sizeof(line), "%s error %s\n", CONTROL_PROTOCOL, escaped);
+                strbuf_printf(&r->text, "%s error %s\n", CONTROL_PROTOCOL, escaped);
         } else
-                snprintf(line, sizeof(line), "%s ok\n", CONTROL_PROTOCOL);
-        reply_append(r, line, strlen(line));
+                strbuf_puts(&r->text, CONTROL_PROTOCOL " ok\n");
+        reply_sync(r);
 }
 
 void control_reply_add(ControlReply *r, const char *key, const char *fmt, ...) {
-        char value[1024], escaped[4096];
+        char value[1024];
         va_list ap;
 
         va_start(ap, fmt);
         vsnprintf(value, sizeof(value), fmt, ap);
         va_end(ap);
-        control_escape(value, escaped, sizeof(escaped));
-        reply_append(r, key, strlen(key));
-        reply_append(r, " ", 1);
-        reply_append(r, escaped, strlen(escaped));
-        reply_append(r, "\n", 1);
+        control_reply_add_text(r, key, value);
 }
 
 void control_reply_add_text(ControlReply *r, const char *key, const char *value) {
-        size_t n = strlen(value);
-        /* each byte escapes to at most 4 */
-        _cleanup_free_ char *escaped = malloc(4 * n + 1);
-        if (!escaped) {
-                r->oom = true;
-                return;
-        }
-        control_escape(value, escaped, 4 * n + 1);
-        reply_append(r, key, strlen(key));
-        reply_append(r, " ", 1);
-        reply_append(r, escaped, strlen(escaped));
-        reply_append(r, "\n", 1);
+        strbuf_puts(&r->text, key);
+        strbuf_puts(&r->text, " ");
+        control_escape_append(&r->text, value);
+        strbuf_puts(&r->text, "\n");
+        reply_sync(r);
 }
 
 void control_reply_done(ControlReply *r) {
-        free(r->data);
+        strbuf_done(&r->text);
         *r = (ControlReply) {};
+}
+
+/* One byte as the protocol writes it into out: returns its length (1 to 4). */
+static size_t escape_byte(unsigned char c, char out[static 5]) {
+        if (c == '\\')
+                return (size_t) snprintf(out, 5, "\\\\");
+        if (c == '\n')
+                return (size_t) snprintf(out, 5, "\\n");
+        if (c == '\t')
+                return (size_t) snprintf(out, 5, "\\t");
+        if (c < 0x20 || c == 0x7f)
+                return (size_t) snprintf(out, 5, "\\x%02x", c);
+        out[0] = (char) c;
+        out[1] = '\0';
+        return 1;
 }
 
 void control_escape(const char *in, char *out, size_t out_size) {
@@ -107,25 +98,21 @@ void control_escape(const char *in, char *out, size_t out_size) {
                 return;
         for (const unsigned char *p = (const unsigned char *) in; *p; p++) {
                 char buf[5];
-                size_t n;
-                if (*p == '\\')
-                        n = (size_t) snprintf(buf, sizeof(buf), "\\\\");
-                else if (*p == '\n')
-                        n = (size_t) snprintf(buf, sizeof(buf), "\\n");
-                else if (*p == '\t')
-                        n = (size_t) snprintf(buf, sizeof(buf), "\\t");
-                else if (*p < 0x20 || *p == 0x7f)
-                        n = (size_t) snprintf(buf, sizeof(buf), "\\x%02x", *p);
-                else {
-                        buf[0] = (char) *p;
-                        n = 1;
-                }
+                size_t n = escape_byte(*p, buf);
                 if (o + n >= out_size)
                         break; /* truncate at a whole escape */
                 memcpy(out + o, buf, n);
                 o += n;
         }
         out[o] = '\0';
+}
+
+int control_escape_append(StrBuf *b, const char *in) {
+        for (const unsigned char *p = (const unsigned char *) in; *p; p++) {
+                char buf[5];
+                strbuf_append(b, buf, escape_byte(*p, buf));
+        }
+        return strbuf_error(b);
 }
 
 static int hexval(char c) {

@@ -22,6 +22,7 @@
 #include "sockherd/control-protocol.h"
 #include "sockherd/exit-status.h"
 #include "sockherd/parse.h"
+#include "sockherd/strbuf.h"
 #include "sockherd/util.h"
 
 
@@ -143,48 +144,32 @@ static int exchange(const char *path, const char *request, int timeout_ms, char 
          * send, still read what the manager said */
         int send_error = send(fd, line, (size_t) len, MSG_NOSIGNAL) == len ? 0 : -errno;
 
-        size_t size = 0, allocated = 4096;
-        char *buf = malloc(allocated);
-        if (!buf)
-                return -ENOMEM;
+        _cleanup_strbuf_ StrBuf reply = {};
         for (;;) {
                 struct pollfd p = { .fd = fd, .events = POLLIN };
                 int r = poll(&p, 1, timeout_ms);
-                if (r == 0) {
-                        free(buf);
+                if (r == 0)
                         return -ETIMEDOUT;
-                }
                 if (r < 0 && errno == EINTR)
                         continue;
-                if (size + 1024 > allocated) {
-                        char *nb = realloc(buf, allocated *= 2);
-                        if (!nb) {
-                                free(buf);
-                                return -ENOMEM;
-                        }
-                        buf = nb;
-                }
-                ssize_t n = read(fd, buf + size, allocated - size - 1);
+                size_t room;
+                char *end = strbuf_reserve(&reply, 4096, &room);
+                if (!end)
+                        return strbuf_error(&reply);
+                ssize_t n = read(fd, end, room);
                 if (n < 0 && errno == EINTR)
                         continue;
-                if (n < 0 && size > 0)
+                if (n < 0 && reply.size > 0)
                         break; /* a reset after the reply: the reply is what counts */
-                if (n < 0) {
-                        int e = -errno;
-                        free(buf);
-                        return send_error < 0 ? send_error : e;
-                }
+                if (n < 0)
+                        return send_error < 0 ? send_error : -errno;
                 if (n == 0)
                         break;
-                size += (size_t) n;
+                strbuf_commit(&reply, (size_t) n);
         }
-        buf[size] = '\0';
-        if (size == 0 && send_error < 0) {
-                free(buf);
+        if (reply.size == 0 && send_error < 0)
                 return send_error;
-        }
-        *ret_reply = buf;
-        return 0;
+        return strbuf_steal(&reply, ret_reply, NULL);
 }
 
 /* ---- output ---- */

@@ -11,44 +11,29 @@ void expo_init(Exposition *e) {
 }
 
 void expo_done(Exposition *e) {
-        free(e->data);
+        strbuf_done(&e->text);
         *e = (Exposition) {};
 }
 
-static void expo_append(Exposition *e, const char *s, size_t n) {
-        if (e->oom)
-                return;
-        if (e->size + n + 1 > e->allocated) {
-                size_t want = e->allocated ? e->allocated : 4096;
-                while (want < e->size + n + 1)
-                        want *= 2;
-                char *nd = realloc(e->data, want);
-                if (!nd) {
-                        e->oom = true;
-                        return;
-                }
-                e->data = nd;
-                e->allocated = want;
-        }
-        memcpy(e->data + e->size, s, n);
-        e->size += n;
-        e->data[e->size] = '\0';
+/* The oom flag its readers check, from the text's sticky error. */
+static void expo_sync(Exposition *e) {
+        e->oom = strbuf_error(&e->text) < 0;
 }
 
-static void expo_puts(Exposition *e, const char *s) {
-        expo_append(e, s, strlen(s));
+/* How a label value writes c: its escape, or NULL for c itself. In HELP
+ * text (quotes == false) a double quote is not escaped. */
+static const char *escape_char(char c, bool quotes) {
+        return c == '\\' ? "\\\\" : c == '\n' ? "\\n" : c == '"' && quotes ? "\\\"" : NULL;
 }
 
-_printf_(2, 0)
-static void expo_vprintf(Exposition *e, const char *fmt, va_list ap) {
-        char *s = NULL;
-        int n = vasprintf(&s, fmt, ap);
-        if (n < 0) {
-                e->oom = true;
-                return;
+static void expo_put_escaped(Exposition *e, const char *s, bool quotes) {
+        for (const char *p = s; *p; p++) {
+                const char *esc = escape_char(*p, quotes);
+                if (esc)
+                        strbuf_puts(&e->text, esc);
+                else
+                        strbuf_append(&e->text, p, 1);
         }
-        expo_append(e, s, (size_t) n);
-        free(s);
 }
 
 void expo_escape_label(const char *in, char *out, size_t out_size) {
@@ -57,7 +42,7 @@ void expo_escape_label(const char *in, char *out, size_t out_size) {
         if (out_size == 0)
                 return;
         for (const char *p = in; *p; p++) {
-                const char *esc = *p == '\\' ? "\\\\" : *p == '"' ? "\\\"" : *p == '\n' ? "\\n" : NULL;
+                const char *esc = escape_char(*p, true);
                 size_t need = esc ? 2 : 1;
                 if (o + need >= out_size)
                         break;
@@ -71,45 +56,30 @@ void expo_escape_label(const char *in, char *out, size_t out_size) {
 }
 
 void expo_family(Exposition *e, const char *name, const char *type, const char *help) {
-        expo_puts(e, "# HELP ");
-        expo_puts(e, name);
-        expo_puts(e, " ");
+        strbuf_printf(&e->text, "# HELP %s ", name);
         /* in HELP text only backslash and newline are escaped */
-        for (const char *p = help; *p; p++)
-                expo_puts(e, *p == '\\' ? "\\\\" : *p == '\n' ? "\\n" : (char[2]) { *p, 0 });
-        expo_puts(e, "\n# TYPE ");
-        expo_puts(e, name);
-        expo_puts(e, " ");
-        expo_puts(e, type);
-        expo_puts(e, "\n");
+        expo_put_escaped(e, help, false);
+        strbuf_printf(&e->text, "\n# TYPE %s %s\n", name, type);
+        expo_sync(e);
 }
 
 void expo_sample(Exposition *e, const char *name, const char *const *labels, const char *value_fmt, ...) {
         va_list ap;
 
-        expo_puts(e, name);
+        strbuf_puts(&e->text, name);
         if (labels && labels[0]) {
-                expo_puts(e, "{");
+                strbuf_puts(&e->text, "{");
                 for (size_t i = 0; labels[i] && labels[i + 1]; i += 2) {
-                        size_t n = strlen(labels[i + 1]);
-                        char *v = malloc(2 * n + 1);
-                        if (!v) {
-                                e->oom = true;
-                                return;
-                        }
-                        expo_escape_label(labels[i + 1], v, 2 * n + 1);
-                        expo_puts(e, i ? "," : "");
-                        expo_puts(e, labels[i]);
-                        expo_puts(e, "=\"");
-                        expo_puts(e, v);
-                        expo_puts(e, "\"");
-                        free(v);
+                        strbuf_printf(&e->text, "%s%s=\"", i ? "," : "", labels[i]);
+                        expo_put_escaped(e, labels[i + 1], true);
+                        strbuf_puts(&e->text, "\"");
                 }
-                expo_puts(e, "}");
+                strbuf_puts(&e->text, "}");
         }
-        expo_puts(e, " ");
+        strbuf_puts(&e->text, " ");
         va_start(ap, value_fmt);
-        expo_vprintf(e, value_fmt, ap);
+        strbuf_vprintf(&e->text, value_fmt, ap);
         va_end(ap);
-        expo_puts(e, "\n");
+        strbuf_puts(&e->text, "\n");
+        expo_sync(e);
 }

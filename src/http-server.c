@@ -11,6 +11,7 @@
 
 #include "sockherd/event-util.h"
 #include "sockherd/http-server.h"
+#include "sockherd/strbuf.h"
 
 typedef struct HttpClient HttpClient;
 
@@ -56,29 +57,21 @@ static void server_event(HttpServer *s, const char *fmt, ...) {
 
 char *http_response_format(int status, const char *content_type, const char *extra_headers, const char *body,
                            size_t body_size, bool head_only, size_t *ret_size) {
-        char *head = NULL;
-        int n = asprintf(&head,
-                         "HTTP/1.1 %d %s\r\n"
-                         "Content-Type: %s\r\n"
-                         "Content-Length: %zu\r\n"
-                         "Cache-Control: no-store\r\n"
-                         "Connection: close\r\n"
-                         "%s"
-                         "\r\n",
-                         status, http_status_reason(status), content_type, body_size, extra_headers);
-        if (n < 0)
-                return NULL;
-        size_t total = (size_t) n + (head_only ? 0 : body_size);
-        char *out = realloc(head, total + 1);
-        if (!out) {
-                free(head);
-                return NULL;
-        }
-        if (!head_only && body_size > 0)
-                memcpy(out + n, body, body_size);
-        out[total] = '\0';
-        *ret_size = total;
-        return out;
+        _cleanup_strbuf_ StrBuf b = {};
+        char *out;
+
+        strbuf_printf(&b,
+                      "HTTP/1.1 %d %s\r\n"
+                      "Content-Type: %s\r\n"
+                      "Content-Length: %zu\r\n"
+                      "Cache-Control: no-store\r\n"
+                      "Connection: close\r\n"
+                      "%s"
+                      "\r\n",
+                      status, http_status_reason(status), content_type, body_size, extra_headers);
+        if (!head_only)
+                strbuf_append(&b, body, body_size);
+        return strbuf_steal(&b, &out, ret_size) < 0 ? NULL : out;
 }
 
 static void client_free(HttpClient *c) {

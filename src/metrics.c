@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "sockherd/metrics.h"
+#include "sockherd/strbuf.h"
 #include "sockherd/util.h"
 
 void fairness_compute(const double *values, size_t n, Fairness *ret) {
@@ -141,41 +142,27 @@ int imbalance_update(ImbalanceDetector *d, const ImbalanceInput *in, size_t n, u
         return 0;
 }
 
-_printf_(4, 5)
-static void appendf(char *buf, size_t size, size_t *len, const char *fmt, ...) {
-        va_list ap;
-
-        if (*len >= size - 1)
-                return;
-        va_start(ap, fmt);
-        int k = vsnprintf(buf + *len, size - *len, fmt, ap);
-        va_end(ap);
-        if (k > 0)
-                *len = *len + (size_t) k < size - 1 ? *len + (size_t) k : size - 1;
-}
-
-static void describe_list(char *buf, size_t size, size_t *len, const unsigned *slots, unsigned n,
-                          const char *what) {
+static void describe_list(StrBuf *b, const unsigned *slots, unsigned n, const char *what) {
         if (n == 0)
                 return;
-        appendf(buf, size, len, "%s%s %u", *len > 0 ? "; " : "", n == 1 ? "slot" : "slots", slots[0]);
+        strbuf_printf(b, "%s%s %u", b->size > 0 ? "; " : "", n == 1 ? "slot" : "slots", slots[0]);
         for (unsigned i = 1; i < n && i < IMBALANCE_NAMED_MAX; i++)
-                appendf(buf, size, len, ", %u", slots[i]);
+                strbuf_printf(b, ", %u", slots[i]);
         if (n > IMBALANCE_NAMED_MAX)
-                appendf(buf, size, len, " and %u more", n - IMBALANCE_NAMED_MAX);
-        appendf(buf, size, len, " %s", what);
+                strbuf_printf(b, " and %u more", n - IMBALANCE_NAMED_MAX);
+        strbuf_printf(b, " %s", what);
 }
 
 void imbalance_describe(const ImbalanceVerdict *v, char *buf, size_t size) {
-        size_t len = 0;
+        StrBuf b;
 
         if (size == 0)
                 return;
-        buf[0] = '\0';
+        strbuf_init_fixed(&b, buf, size);       /* cut to fit: the text is informational */
         if (!v->firing)
                 return;
-        describe_list(buf, size, &len, v->starved, v->n_starved, "starved");
-        describe_list(buf, size, &len, v->overloaded, v->n_overloaded, "overloaded");
-        if (len == 0)
-                snprintf(buf, size, "uneven, settling");
+        describe_list(&b, v->starved, v->n_starved, "starved");
+        describe_list(&b, v->overloaded, v->n_overloaded, "overloaded");
+        if (b.size == 0)
+                strbuf_puts(&b, "uneven, settling");
 }

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "sockherd/spawn.h"
+#include "sockherd/strbuf.h"
 #include "sockherd/util.h"
 
 /* A worker inherits the manager's environment, as a service's processes
@@ -253,13 +254,18 @@ static void child_write_pid(char *dst, pid_t pid) {
 _printf_(2, 0)
 static void child_say(int priority, const char *fmt, va_list ap) {
         char buf[512];
-        int prefix = child_error_to_journal ? snprintf(buf, sizeof(buf), "<%d>", priority)
-                                            : snprintf(buf, sizeof(buf), "sockherd: ");
-        int n = vsnprintf(buf + prefix, sizeof(buf) - (size_t) prefix, fmt, ap);
-        if (n > 0) {
-                size_t len = (size_t) prefix + (size_t) n;
-                (void) !write(child_error_fd, buf, len < sizeof(buf) ? len : sizeof(buf) - 1);
-        }
+        StrBuf b;
+
+        /* a fixed buffer: no allocation in the child; a long message is cut */
+        strbuf_init_fixed(&b, buf, sizeof(buf));
+        if (child_error_to_journal)
+                strbuf_printf(&b, "<%d>", priority);
+        else
+                strbuf_puts(&b, "sockherd: ");
+        size_t prefix = b.size;
+        strbuf_vprintf(&b, fmt, ap);
+        if (b.size > prefix)
+                (void) !write(child_error_fd, b.data, b.size);
 }
 
 _printf_(2, 3) _Noreturn

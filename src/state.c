@@ -6,6 +6,7 @@
 
 #include "sockherd/control-protocol.h"
 #include "sockherd/state.h"
+#include "sockherd/strbuf.h"
 #include "sockherd/util.h"
 
 static const char *const state_names[] = {
@@ -18,17 +19,16 @@ static const char *const state_names[] = {
 static const char *esc(const char *in, char *buf, size_t size) {
         /* spaces separate fields: escape them too; "" is written as "-" */
         char tmp[STATE_STRING_MAX * 4];
+        StrBuf b;
         if (!*in)
                 return "-";
         control_escape(in, tmp, sizeof(tmp));
-        size_t o = 0;
-        for (const char *p = tmp; *p && o + 5 < size; p++) {
-                if (*p == ' ' || (*p == '-' && p == tmp && p[1] == '\0')) {
-                        o += (size_t) snprintf(buf + o, size - o, "\\x%02x", (unsigned char) *p);
-                } else
-                        buf[o++] = *p;
-        }
-        buf[o] = '\0';
+        strbuf_init_fixed(&b, buf, size);
+        for (const char *p = tmp; *p; p++)
+                if (*p == ' ' || (*p == '-' && p == tmp && p[1] == '\0'))
+                        strbuf_printf(&b, "\\x%02x", (unsigned char) *p);
+                else
+                        strbuf_append(&b, p, 1);
         return buf;
 }
 

@@ -41,6 +41,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "sockherd/strbuf.h"
+
 #define CONTROL_PROTOCOL "sockherd-control/1"
 #define CONTROL_REQUEST_MAX 1024
 #define CONTROL_REQUEST_TIMEOUT_SEC 5
@@ -57,10 +59,15 @@ int control_request_parse(char *line, char *ret_argv[static CONTROL_ARGS_MAX + 1
 
 /* A reply being built: a growable text buffer. */
 typedef struct ControlReply {
-        char *data;
-        size_t size;
-        size_t allocated;
-        bool oom;
+        union {
+                StrBuf text;
+                /* text's first fields, under the names its readers use */
+                struct {
+                        char *data;
+                        size_t size;
+                };
+        };
+        bool oom;               /* an append failed: the reply is incomplete */
 } ControlReply;
 
 void control_reply_init(ControlReply *r, const char *error);
@@ -69,8 +76,11 @@ void control_reply_add(ControlReply *r, const char *key, const char *fmt, ...) _
 void control_reply_add_text(ControlReply *r, const char *key, const char *value);
 void control_reply_done(ControlReply *r);
 
-/* Escape/unescape a value. unescape works in place. */
+/* Escape/unescape a value. unescape works in place. control_escape
+ * truncates at a whole escape to fit out_size; control_escape_append
+ * appends the whole escaped value to b (its error: see strbuf.h). */
 void control_escape(const char *in, char *out, size_t out_size);
+int control_escape_append(StrBuf *b, const char *in);
 void control_unescape(char *s);
 
 /* Client side: parse a whole reply. ret_error points into text (NULL for

@@ -6,12 +6,18 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "sockherd/strbuf.h"
 #include "sockherd/util.h"
 
 typedef struct Exposition {
-        char *data;             /* NUL-terminated */
-        size_t size;
-        size_t allocated;
+        union {
+                StrBuf text;
+                /* text's first fields, under the names its readers use */
+                struct {
+                        char *data;     /* NUL-terminated; NULL while empty */
+                        size_t size;
+                };
+        };
         bool oom;               /* an append failed: the text is incomplete */
 } Exposition;
 

@@ -42,6 +42,12 @@ static void test_escape_round_trip(void **state) {
         control_unescape(out);
         assert_string_equal(out, in);
 
+        /* appended to a buffer, the same escape, never truncated */
+        StrBuf b = {};
+        assert_int_equal(control_escape_append(&b, in), 0);
+        assert_string_equal(b.data, "a\\\\b\\nc\\td\\x01e");
+        strbuf_done(&b);
+
         /* truncation never splits an escape */
         char small[6];
         control_escape("\n\n\n", small, sizeof(small));
