@@ -36,11 +36,6 @@ int control_request_parse(char *line, char *ret_argv[static CONTROL_ARGS_MAX + 1
         return (int) n;
 }
 
-/* The oom flag its readers check, from the text's sticky error. */
-static void reply_sync(ControlReply *r) {
-        r->oom = strbuf_error(&r->text) < 0;
-}
-
 void control_reply_init(ControlReply *r, const char *error) {
         char escaped[400];
 
@@ -50,7 +45,6 @@ void control_reply_init(ControlReply *r, const char *error) {
                 strbuf_printf(&r->text, "%s error %s\n", CONTROL_PROTOCOL, escaped);
         } else
                 strbuf_puts(&r->text, CONTROL_PROTOCOL " ok\n");
-        reply_sync(r);
 }
 
 void control_reply_add(ControlReply *r, const char *key, const char *fmt, ...) {
@@ -68,7 +62,6 @@ void control_reply_add_text(ControlReply *r, const char *key, const char *value)
         strbuf_puts(&r->text, " ");
         control_escape_append(&r->text, value);
         strbuf_puts(&r->text, "\n");
-        reply_sync(r);
 }
 
 void control_reply_done(ControlReply *r) {

@@ -168,12 +168,13 @@ static void client_discard_input(ControlClient *c) {
 
 void control_client_reply(ControlClient *c, ControlReply *reply) {
         client_discard_input(c);
-        if (reply->oom) {
+        if (strbuf_error(&reply->text) < 0) {
                 control_reply_done(reply);
                 control_reply_init(reply, "out of memory");
         }
-        c->out = reply->data;
-        c->out_size = reply->size;
+        /* NULL when even "out of memory" could not be written */
+        if (strbuf_steal(&reply->text, &c->out, &c->out_size) < 0)
+                c->out = NULL;
         *reply = (ControlReply) {};
         c->timeout = sd_event_source_disable_unref(c->timeout);
         if (!c->out) {

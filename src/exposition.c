@@ -15,11 +15,6 @@ void expo_done(Exposition *e) {
         *e = (Exposition) {};
 }
 
-/* The oom flag its readers check, from the text's sticky error. */
-static void expo_sync(Exposition *e) {
-        e->oom = strbuf_error(&e->text) < 0;
-}
-
 /* How a label value writes c: its escape, or NULL for c itself. In HELP
  * text (quotes == false) a double quote is not escaped. */
 static const char *escape_char(char c, bool quotes) {
@@ -60,7 +55,6 @@ void expo_family(Exposition *e, const char *name, const char *type, const char *
         /* in HELP text only backslash and newline are escaped */
         expo_put_escaped(e, help, false);
         strbuf_printf(&e->text, "\n# TYPE %s %s\n", name, type);
-        expo_sync(e);
 }
 
 void expo_sample(Exposition *e, const char *name, const char *const *labels, const char *value_fmt, ...) {
@@ -81,5 +75,4 @@ void expo_sample(Exposition *e, const char *name, const char *const *labels, con
         strbuf_vprintf(&e->text, value_fmt, ap);
         va_end(ap);
         strbuf_puts(&e->text, "\n");
-        expo_sync(e);
 }

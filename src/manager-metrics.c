@@ -346,12 +346,7 @@ int manager_metrics_text(Manager *m, char **ret) {
                     "1 while the imbalance detector finds a worker persistently starved or overloaded.");
         expo_sample(&e, "sockherd_load_imbalanced", (const char *[]) { "pool", pool, NULL }, "%d", mm->verdict.firing ? 1 : 0);
 
-        if (e.oom) {
-                expo_done(&e);
-                return -ENOMEM;
-        }
-        *ret = e.data ? e.data : strdup("");
-        return *ret ? 0 : -ENOMEM;
+        return strbuf_steal(&e.text, ret, NULL);
 }
 
 /* Write path atomically: a temporary file next to it, then rename. The

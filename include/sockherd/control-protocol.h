@@ -59,15 +59,7 @@ int control_request_parse(char *line, char *ret_argv[static CONTROL_ARGS_MAX + 1
 
 /* A reply being built: a growable text buffer. */
 typedef struct ControlReply {
-        union {
-                StrBuf text;
-                /* text's first fields, under the names its readers use */
-                struct {
-                        char *data;
-                        size_t size;
-                };
-        };
-        bool oom;               /* an append failed: the reply is incomplete */
+        StrBuf text;            /* its error sticks: an append failed, the reply is incomplete */
 } ControlReply;
 
 void control_reply_init(ControlReply *r, const char *error);

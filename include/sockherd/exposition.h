@@ -10,15 +10,7 @@
 #include "sockherd/util.h"
 
 typedef struct Exposition {
-        union {
-                StrBuf text;
-                /* text's first fields, under the names its readers use */
-                struct {
-                        char *data;     /* NUL-terminated; NULL while empty */
-                        size_t size;
-                };
-        };
-        bool oom;               /* an append failed: the text is incomplete */
+        StrBuf text;            /* its error sticks: an append failed, the text is incomplete */
 } Exposition;
 
 void expo_init(Exposition *e);

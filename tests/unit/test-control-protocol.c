@@ -76,7 +76,7 @@ static void test_reply_round_trip(void **state) {
 
         Seen seen = {};
         const char *error = "unset";
-        char *copy = strdup(r.data);
+        char *copy = strdup(r.text.data);
         assert_int_equal(control_reply_parse(copy, &error, collect, &seen), 0);
         assert_null(error);
         assert_int_equal(seen.n, 3);
@@ -87,7 +87,7 @@ static void test_reply_round_trip(void **state) {
         control_reply_done(&r);
 
         control_reply_init(&r, "reload failed: app.conf:3: bad\nthing");
-        copy = strdup(r.data);
+        copy = strdup(r.text.data);
         assert_int_equal(control_reply_parse(copy, &error, NULL, NULL), 0);
         assert_string_equal(error, "reload failed: app.conf:3: bad\nthing");
         free(copy);

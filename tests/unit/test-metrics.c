@@ -247,8 +247,8 @@ static void test_exposition(void **state) {
         expo_family(&e, "x_total", "counter", "Help with \\ and\nnewline.");
         expo_sample(&e, "x_total", (const char *[]) { "a", "1", "b", "q\"", NULL }, "%d", 7);
         expo_sample(&e, "x_total", NULL, "%.1f", 2.5);
-        assert_false(e.oom);
-        assert_string_equal(e.data,
+        assert_int_equal(strbuf_error(&e.text), 0);
+        assert_string_equal(e.text.data,
                             "# HELP x_total Help with \\\\ and\\nnewline.\n"
                             "# TYPE x_total counter\n"
                             "x_total{a=\"1\",b=\"q\\\"\"} 7\n"
