@@ -37,7 +37,7 @@ typedef struct Reader {
         bool indented;          /* the current line starts with white space */
         unsigned error_line;    /* line of the first error, 0 while none */
         Config *config;
-        ConfigError *err;
+        ErrorText *err;
         int error;              /* first error, negative errno */
 } Reader;
 
@@ -60,9 +60,9 @@ static void reader_check_section(Reader *rd, const char *line) {
                 return; /* inih reports the syntax error */
         if (n == 0 || (n == 8 && strncmp(line + 1, "sockherd", 8) == 0))
                 return;
-        reader_fail(rd, config_error(rd->err,
-                                     "%s:%u: unknown section [%.*s] (keys go in [sockherd] or before any section)",
-                                     rd->name, rd->line, (int) n, line + 1));
+        reader_fail(rd, error_set(rd->err, -EINVAL,
+                                  "%s:%u: unknown section [%.*s] (keys go in [sockherd] or before any section)",
+                                  rd->name, rd->line, (int) n, line + 1));
 }
 
 static char *reader_next(char *buf, int size, void *userdata) {
@@ -139,7 +139,7 @@ static int reader_handle(void *userdata, const char *section, const char *key, c
                 return 1;
         }
         if (rd->indented && !(k->flags & CONFIG_KEY_CONTINUES)) {
-                reader_fail(rd, config_error(rd->err, "%s: an indented line continues '%s', which takes one value "
+                reader_fail(rd, error_set(rd->err, -EINVAL, "%s: an indented line continues '%s', which takes one value "
                                              "(only command, listen and environment continue on further lines)",
                                              origin, key));
                 return 1;
@@ -158,25 +158,25 @@ static int config_load(Config *c, Reader *rd) {
 
         /* report whichever error comes first in the file */
         if (r > 0 && (rd->error >= 0 || (unsigned) r < rd->error_line))
-                return config_error(rd->err, "%s:%d: syntax error (expected 'key = value' or '[section]')",
+                return error_set(rd->err, -EINVAL, "%s:%d: syntax error (expected 'key = value' or '[section]')",
                                     rd->name, r);
         if (rd->error < 0)
                 return rd->error;
         if (rd->too_long)
-                return config_error(rd->err, "%s:%u: line too long (at most %d characters)",
+                return error_set(rd->err, -EINVAL, "%s:%u: line too long (at most %d characters)",
                                     rd->name, rd->line, rd->line_max);
         if (rd->nul)
-                return config_error(rd->err, "%s:%u: a NUL byte at column %zu of the line (after '%s'); "
+                return error_set(rd->err, -EINVAL, "%s:%u: a NUL byte at column %zu of the line (after '%s'); "
                                     "a config file is text", rd->name, rd->line, rd->nul_at + 1, rd->nul_before);
         if (rd->read_error)
-                return config_error(rd->err, "%s:%u: cannot read: %s", rd->name, rd->line + 1,
+                return error_set(rd->err, -EINVAL, "%s:%u: cannot read: %s", rd->name, rd->line + 1,
                                     strerror(rd->read_error)), -rd->read_error;
         if (r < 0)
-                return config_error(rd->err, "%s: cannot be parsed", rd->name);
+                return error_set(rd->err, -EINVAL, "%s: cannot be parsed", rd->name);
         return 0;
 }
 
-int config_load_string(Config *c, const char *name, const char *text, ConfigError *err) {
+int config_load_string(Config *c, const char *name, const char *text, ErrorText *err) {
         Reader rd = { .name = name, .text = text, .err = err };
         return config_load(c, &rd);
 }
@@ -214,26 +214,26 @@ int config_file_trust_problem(const char *path, const struct stat *file, const s
 
 /* Run as root, a config file is only read when nobody but root can change
  * it, in the spirit of sshd's StrictModes: it names the command that runs. */
-static int config_file_check_trust(FILE *f, const char *path, ConfigError *err) {
+static int config_file_check_trust(FILE *f, const char *path, ErrorText *err) {
         struct stat file, dir;
         _cleanup_free_ char *copy = strdup(path);
 
         if (!copy)
                 return -ENOMEM;
         if (fstat(fileno(f), &file) < 0 || stat(dirname(copy), &dir) < 0)
-                return config_error(err, "%s: cannot check its owner: %s", path, strerror(errno));
-        char message[CONFIG_ERROR_MAX];
+                return error_set(err, -EINVAL, "%s: cannot check its owner: %s", path, strerror(errno));
+        char message[ERROR_TEXT_MAX];
         int r = config_file_trust_problem(path, &file, &dir, geteuid(), message, sizeof(message));
         if (r < 0 && err)
                 snprintf(err->message, sizeof(err->message), "%s", message);
         return r;
 }
 
-int config_load_file(Config *c, const char *path, ConfigError *err) {
+int config_load_file(Config *c, const char *path, ErrorText *err) {
         _cleanup_fclose_ FILE *f = fopen(path, "re");
         if (!f) {
                 int r = -errno;
-                config_error(err, "%s: cannot open: %s", path, strerror(-r));
+                error_set(err, -EINVAL, "%s: cannot open: %s", path, strerror(-r));
                 return r;
         }
         int r = config_file_check_trust(f, path, err);

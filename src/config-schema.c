@@ -51,27 +51,27 @@ void config_clear_listen(Config *c) {
 /* A pool name, and a log identifier: 1 to 64 letters, digits, '-', '_', '.'
  * (the log identifier is typed after journalctl -t, and syslog forwarders
  * print it before "[PID]: ") */
-bool config_name_is_valid(const char *v, const char **reason) {
+bool config_name_is_valid(const char *v, ErrorText *reason) {
         size_t n = strlen(v);
         if (n == 0 || n > 64) {
-                *reason = "must be 1 to 64 characters";
+                error_set_text(reason, -EINVAL, "must be 1 to 64 characters");
                 return false;
         }
         for (const char *p = v; *p; p++)
                 if (!isalnum((unsigned char) *p) && !strchr("-_.", *p)) {
-                        *reason = "only letters, digits, '-', '_' and '.' are allowed";
+                        error_set_text(reason, -EINVAL, "only letters, digits, '-', '_' and '.' are allowed");
                         return false;
                 }
         return true;
 }
 
-static int set_name(Config *c, void *field, const char *v, const char **reason) {
+static int set_name(Config *c, void *field, const char *v, ErrorText *reason) {
         if (!config_name_is_valid(v, reason))
                 return -EINVAL;
         return config_set_string(field, v);
 }
 
-static int set_listen(Config *c, void *field, const char *v, const char **reason) {
+static int set_listen(Config *c, void *field, const char *v, ErrorText *reason) {
         _cleanup_strv_free_ char **words = NULL;
 
         if (*v == '\0') {
@@ -80,26 +80,26 @@ static int set_listen(Config *c, void *field, const char *v, const char **reason
         }
         int r = split_quoted(v, &words);
         if (r < 0) {
-                *reason = "unbalanced quotes";
+                error_set_text(reason, -EINVAL, "unbalanced quotes");
                 return r;
         }
         for (char **w = words; *w; w++) {
                 ListenAddress a;
                 r = listen_address_parse(*w, &a);
                 if (r == -ERANGE) {
-                        *reason = "port must be 1 to 65535";
+                        error_set_text(reason, -EINVAL, "port must be 1 to 65535");
                         return -EINVAL;
                 }
                 if (r == -ENAMETOOLONG) {
-                        *reason = "socket path is longer than 107 bytes";
+                        error_set_text(reason, -EINVAL, "socket path is longer than 107 bytes");
                         return -EINVAL;
                 }
                 if (r < 0) {
-                        *reason = "expected HOST:PORT, [V6ADDR]:PORT, :PORT, PORT, /path or @abstract";
+                        error_set_text(reason, -EINVAL, "expected HOST:PORT, [V6ADDR]:PORT, :PORT, PORT, /path or @abstract");
                         return -EINVAL;
                 }
                 if (c->n_listen >= CONFIG_LISTEN_MAX) {
-                        *reason = "too many listen addresses (at most 64)";
+                        error_set_text(reason, -EINVAL, "too many listen addresses (at most 64)");
                         return -EINVAL;
                 }
                 ListenAddress *nl = realloc(c->listen, (c->n_listen + 1) * sizeof(ListenAddress));
@@ -114,28 +114,28 @@ static int set_listen(Config *c, void *field, const char *v, const char **reason
         return 0;
 }
 
-static int set_backlog(Config *c, void *field, const char *v, const char **reason) {
+static int set_backlog(Config *c, void *field, const char *v, ErrorText *reason) {
         int r = parse_uint_range(v, 1, 65535, field);
         if (r < 0)
-                *reason = "expected a number from 1 to 65535";
+                error_set_text(reason, -EINVAL, "expected a number from 1 to 65535");
         return r < 0 ? -EINVAL : 0;
 }
 
-static int set_workers(Config *c, void *field, const char *v, const char **reason) {
+static int set_workers(Config *c, void *field, const char *v, ErrorText *reason) {
         if (strcmp(v, "auto") == 0) {
                 c->workers_auto = true;
                 return 0;
         }
         int r = parse_uint_range(v, 1, CONFIG_WORKERS_MAX, field);
         if (r < 0) {
-                *reason = "expected 'auto' or a number from 1 to 1024";
+                error_set_text(reason, -EINVAL, "expected 'auto' or a number from 1 to 1024");
                 return -EINVAL;
         }
         c->workers_auto = false;
         return 0;
 }
 
-static int set_ready(Config *c, void *field, const char *v, const char **reason) {
+static int set_ready(Config *c, void *field, const char *v, ErrorText *reason) {
         if (strcmp(v, "notify") == 0)
                 c->ready_mode = READY_NOTIFY;
         else if (strcmp(v, "exec") == 0)
@@ -143,28 +143,28 @@ static int set_ready(Config *c, void *field, const char *v, const char **reason)
         else if (strncmp(v, "alive:", 6) == 0) {
                 uint64_t usec;
                 if (parse_duration(v + 6, &usec) < 0 || usec == 0) {
-                        *reason = "alive needs a duration above zero, e.g. alive:1s";
+                        error_set_text(reason, -EINVAL, "alive needs a duration above zero, e.g. alive:1s");
                         return -EINVAL;
                 }
                 c->ready_mode = READY_ALIVE;
                 c->ready_alive_usec = usec;
         } else {
-                *reason = "expected notify, exec or alive:DURATION";
+                error_set_text(reason, -EINVAL, "expected notify, exec or alive:DURATION");
                 return -EINVAL;
         }
         return 0;
 }
 
-static int set_duration(Config *c, void *field, const char *v, const char **reason) {
+static int set_duration(Config *c, void *field, const char *v, ErrorText *reason) {
         if (parse_duration(v, field) < 0) {
-                *reason = "expected a duration such as 500ms, 5s, 2min";
+                error_set_text(reason, -EINVAL, "expected a duration such as 500ms, 5s, 2min");
                 return -EINVAL;
         }
         return 0;
 }
 
 /* A duration, or "off" for 0 */
-static int set_duration_or_off(Config *c, void *field, const char *v, const char **reason) {
+static int set_duration_or_off(Config *c, void *field, const char *v, ErrorText *reason) {
         if (strcmp(v, "off") == 0) {
                 *(uint64_t *) field = 0;
                 return 0;
@@ -172,65 +172,65 @@ static int set_duration_or_off(Config *c, void *field, const char *v, const char
         return set_duration(c, field, v, reason);
 }
 
-static int set_reload_batch(Config *c, void *field, const char *v, const char **reason) {
+static int set_reload_batch(Config *c, void *field, const char *v, ErrorText *reason) {
         if (reload_batch_parse(v, &c->reload_batch, &c->reload_batch_percent) < 0) {
-                *reason = "expected a number of slots (1-1024) or a percentage (1%-100%)";
+                error_set_text(reason, -EINVAL, "expected a number of slots (1-1024) or a percentage (1%-100%)");
                 return -EINVAL;
         }
         return 0;
 }
 
-static int set_control(Config *c, void *field, const char *v, const char **reason) {
+static int set_control(Config *c, void *field, const char *v, ErrorText *reason) {
         ListenAddress a;
         if (strcmp(v, "none") != 0 &&
             (v[0] != '/' || listen_address_parse(v, &a) < 0 || a.kind != LISTEN_UNIX_PATH)) {
-                *reason = "expected an absolute socket path (at most 107 bytes) or 'none'";
+                error_set_text(reason, -EINVAL, "expected an absolute socket path (at most 107 bytes) or 'none'");
                 return -EINVAL;
         }
         return config_set_string(field, v);
 }
 
 /* user, group, control-group: a name, looked up by config-system.c */
-static int set_nonempty_string(Config *c, void *field, const char *v, const char **reason) {
+static int set_nonempty_string(Config *c, void *field, const char *v, ErrorText *reason) {
         if (*v == '\0') {
-                *reason = "must not be empty";
+                error_set_text(reason, -EINVAL, "must not be empty");
                 return -EINVAL;
         }
         return config_set_string(field, v);
 }
 
-static int set_max_memory(Config *c, void *field, const char *v, const char **reason) {
+static int set_max_memory(Config *c, void *field, const char *v, ErrorText *reason) {
         if (strcmp(v, "off") == 0) {
                 c->max_memory_bytes = 0;
                 return 0;
         }
         if (parse_size(v, field) < 0) {
-                *reason = "expected a size such as 512M, 2G, or 'off'";
+                error_set_text(reason, -EINVAL, "expected a size such as 512M, 2G, or 'off'");
                 return -EINVAL;
         }
         return 0;
 }
 
-static int set_metrics_interval(Config *c, void *field, const char *v, const char **reason) {
+static int set_metrics_interval(Config *c, void *field, const char *v, ErrorText *reason) {
         if (strcmp(v, "off") == 0)
                 return set_duration_or_off(c, field, v, reason);
         int r = set_duration(c, field, v, reason);
         if (r >= 0 && c->metrics_interval_usec < 100 * USEC_PER_MSEC) {
-                *reason = "expected a duration of at least 100ms, or 'off'";
+                error_set_text(reason, -EINVAL, "expected a duration of at least 100ms, or 'off'");
                 return -EINVAL;
         }
         return r;
 }
 
-static int set_metrics_file(Config *c, void *field, const char *v, const char **reason) {
+static int set_metrics_file(Config *c, void *field, const char *v, ErrorText *reason) {
         if (v[0] != '/') {
-                *reason = "expected an absolute path";
+                error_set_text(reason, -EINVAL, "expected an absolute path");
                 return -EINVAL;
         }
         return config_set_string(field, v);
 }
 
-static int set_balance(Config *c, void *field, const char *v, const char **reason) {
+static int set_balance(Config *c, void *field, const char *v, ErrorText *reason) {
         if (strcmp(v, "auto") == 0)
                 c->balance = BALANCE_AUTO;
         else if (strcmp(v, "shared") == 0)
@@ -240,27 +240,27 @@ static int set_balance(Config *c, void *field, const char *v, const char **reaso
         else if (strcmp(v, "least-connections") == 0)
                 c->balance = BALANCE_LEAST_CONNECTIONS;
         else {
-                *reason = "expected auto, least-connections, reuseport or shared";
+                error_set_text(reason, -EINVAL, "expected auto, least-connections, reuseport or shared");
                 return -EINVAL;
         }
         return 0;
 }
 
-static int set_stop_signal(Config *c, void *field, const char *v, const char **reason) {
+static int set_stop_signal(Config *c, void *field, const char *v, ErrorText *reason) {
         if (parse_signal(v, field) < 0) {
-                *reason = "expected a signal name such as TERM, INT, QUIT or a number";
+                error_set_text(reason, -EINVAL, "expected a signal name such as TERM, INT, QUIT or a number");
                 return -EINVAL;
         }
         return 0;
 }
 
-static int set_command(Config *c, void *field, const char *v, const char **reason) {
+static int set_command(Config *c, void *field, const char *v, ErrorText *reason) {
         _cleanup_strv_free_ char **argv = NULL;
         int r = split_quoted(v, &argv);
         if (r == -ENOMEM)
                 return r;
         if (r < 0) {
-                *reason = "expected a command line (unbalanced quotes or empty)";
+                error_set_text(reason, -EINVAL, "expected a command line (unbalanced quotes or empty)");
                 return -EINVAL;
         }
         strv_free(c->command);
@@ -283,13 +283,13 @@ int config_set_command_argv(Config *c, char *const *argv) {
         return 0;
 }
 
-int config_append_command(Config *c, const char *value, const char *origin, ConfigError *err) {
+int config_append_command(Config *c, const char *value, const char *origin, ErrorText *err) {
         _cleanup_strv_free_ char **words = NULL;
         int r = split_quoted(value, &words);
         if (r == -ENOMEM)
                 return r;
         if (r < 0)
-                return config_error(err, "%s: invalid value '%s' for key 'command': unbalanced quotes", origin, value);
+                return error_set(err, -EINVAL, "%s: invalid value '%s' for key 'command': unbalanced quotes", origin, value);
         for (char **w = words; *w; w++) {
                 r = strv_append(&c->command, *w);
                 if (r < 0)
@@ -298,9 +298,9 @@ int config_append_command(Config *c, const char *value, const char *origin, Conf
         return 0;
 }
 
-static int set_working_directory(Config *c, void *field, const char *v, const char **reason) {
+static int set_working_directory(Config *c, void *field, const char *v, ErrorText *reason) {
         if (v[0] != '/') {
-                *reason = "must be an absolute path";
+                error_set_text(reason, -EINVAL, "must be an absolute path");
                 return -EINVAL;
         }
         return config_set_string(field, v);
@@ -319,9 +319,9 @@ static bool env_assignment_is_valid(const char *s) {
 #define ENV_ASSIGNMENT_EXPECTED "expected NAME=VALUE (NAME of letters, digits, '_', not starting with a digit)"
 
 /* One NAME=VALUE taken as it is: the command line's --environment. */
-static int set_environment_literal(Config *c, void *field, const char *v, const char **reason) {
+static int set_environment_literal(Config *c, void *field, const char *v, ErrorText *reason) {
         if (!env_assignment_is_valid(v)) {
-                *reason = ENV_ASSIGNMENT_EXPECTED;
+                error_set_text(reason, -EINVAL, ENV_ASSIGNMENT_EXPECTED);
                 return -EINVAL;
         }
         return strv_append(field, v);
@@ -330,7 +330,7 @@ static int set_environment_literal(Config *c, void *field, const char *v, const 
 /* A list of words (quotes honoured) where each must pass `valid`; an empty
  * value clears the list. */
 static int set_word_list(char ***list, const char *v, bool (*valid)(const char *),
-                         const char *what, const char **reason) {
+                         const char *what, ErrorText *reason) {
         _cleanup_strv_free_ char **words = NULL;
 
         if (*v == '\0') {
@@ -342,12 +342,12 @@ static int set_word_list(char ***list, const char *v, bool (*valid)(const char *
         if (r == -ENOMEM)
                 return r;
         if (r < 0) {
-                *reason = "unbalanced quotes";
+                error_set_text(reason, -EINVAL, "unbalanced quotes");
                 return -EINVAL;
         }
         for (char **w = words; *w; w++) {
                 if (!valid(*w)) {
-                        *reason = what;
+                        error_set_text(reason, -EINVAL, what);
                         return -EINVAL;
                 }
                 r = strv_append(list, *w);
@@ -378,15 +378,15 @@ static bool looks_like_unquoted_space(const char *v) {
         return false;
 }
 
-static int set_environment(Config *c, void *field, const char *v, const char **reason) {
+static int set_environment(Config *c, void *field, const char *v, ErrorText *reason) {
         int r = set_word_list(field, v, env_assignment_is_valid, ENV_ASSIGNMENT_EXPECTED, reason);
-        if (r == -EINVAL && strcmp(*reason, ENV_ASSIGNMENT_EXPECTED) == 0 && looks_like_unquoted_space(v))
-                *reason = ENV_ASSIGNMENT_EXPECTED "; words are separated by spaces, so quote a value "
-                          "that has one: NAME=\"a b\"";
+        if (r == -EINVAL && strcmp(reason->message, ENV_ASSIGNMENT_EXPECTED) == 0 && looks_like_unquoted_space(v))
+                error_set_text(reason, -EINVAL, ENV_ASSIGNMENT_EXPECTED "; words are separated by spaces, so quote a value "
+                          "that has one: NAME=\"a b\"");
         return r;
 }
 
-static int set_pass_environment(Config *c, void *field, const char *v, const char **reason) {
+static int set_pass_environment(Config *c, void *field, const char *v, ErrorText *reason) {
         return set_word_list(field, v, env_name_is_valid,
                              "expected variable names (letters, digits, '_', not starting with a digit)", reason);
 }
@@ -395,21 +395,21 @@ static bool group_name_is_valid(const char *s) {
         return *s != '\0' && strlen(s) < 256;
 }
 
-static int set_supplementary_groups(Config *c, void *field, const char *v, const char **reason) {
+static int set_supplementary_groups(Config *c, void *field, const char *v, ErrorText *reason) {
         return set_word_list(field, v, group_name_is_valid, "expected group names", reason);
 }
 
-static int set_boolean(Config *c, void *field, const char *v, const char **reason) {
+static int set_boolean(Config *c, void *field, const char *v, ErrorText *reason) {
         int b = parse_boolean(v);
         if (b < 0) {
-                *reason = "expected yes or no";
+                error_set_text(reason, -EINVAL, "expected yes or no");
                 return -EINVAL;
         }
         *(bool *) field = b;
         return 0;
 }
 
-static int set_http_listen(Config *c, void *field, const char *v, const char **reason) {
+static int set_http_listen(Config *c, void *field, const char *v, ErrorText *reason) {
         ListenAddress a;
         if (strcmp(v, "none") == 0 || *v == '\0') {
                 c->http = false;
@@ -419,9 +419,9 @@ static int set_http_listen(Config *c, void *field, const char *v, const char **r
         }
         int r = listen_address_parse(v, &a);
         if (r < 0) {
-                *reason = r == -ERANGE ? "the port must be from 1 to 65535" :
+                error_set_text(reason, -EINVAL, r == -ERANGE ? "the port must be from 1 to 65535" :
                           r == -ENAMETOOLONG ? "the socket path is longer than 107 bytes" :
-                          "expected HOST:PORT, [V6]:PORT, :PORT, PORT, /path, @abstract or 'none'";
+                          "expected HOST:PORT, [V6]:PORT, :PORT, PORT, /path, @abstract or 'none'");
                 return -EINVAL;
         }
         r = config_set_string(field, v);
@@ -432,47 +432,47 @@ static int set_http_listen(Config *c, void *field, const char *v, const char **r
         return 0;
 }
 
-static int set_health_min_ready(Config *c, void *field, const char *v, const char **reason) {
+static int set_health_min_ready(Config *c, void *field, const char *v, ErrorText *reason) {
         if (parse_uint_range(v, 0, CONFIG_WORKERS_MAX, field) < 0) {
-                *reason = "expected a number of workers from 0 to 1024";
+                error_set_text(reason, -EINVAL, "expected a number of workers from 0 to 1024");
                 return -EINVAL;
         }
         return 0;
 }
 
-static int set_start_attempts(Config *c, void *field, const char *v, const char **reason) {
+static int set_start_attempts(Config *c, void *field, const char *v, ErrorText *reason) {
         if (strcmp(v, "off") == 0) {
                 c->start_attempts = 0;
                 return 0;
         }
         if (parse_uint_range(v, 1, CONFIG_START_ATTEMPTS_MAX, field) < 0) {
-                *reason = "expected a number of attempts from 1 to 1000, or off";
+                error_set_text(reason, -EINVAL, "expected a number of attempts from 1 to 1000, or off");
                 return -EINVAL;
         }
         return 0;
 }
 
-static int set_canary(Config *c, void *field, const char *v, const char **reason) {
+static int set_canary(Config *c, void *field, const char *v, ErrorText *reason) {
         if (parse_uint_range(v, 0, CONFIG_WORKERS_MAX, field) < 0) {
-                *reason = "expected a number of slots from 0 (off) to 1024";
+                error_set_text(reason, -EINVAL, "expected a number of slots from 0 (off) to 1024");
                 return -EINVAL;
         }
         return 0;
 }
 
-static int set_canary_time(Config *c, void *field, const char *v, const char **reason) {
+static int set_canary_time(Config *c, void *field, const char *v, ErrorText *reason) {
         int r = set_duration(c, field, v, reason);
         if (r >= 0 && (c->canary_time_usec == 0 || c->canary_time_usec > 24 * 3600 * USEC_PER_SEC)) {
-                *reason = "expected a duration above zero and at most 24h (canary = 0 turns canaries off)";
+                error_set_text(reason, -EINVAL, "expected a duration above zero and at most 24h (canary = 0 turns canaries off)");
                 return -EINVAL;
         }
         return r;
 }
 
-static int set_quiet_period(Config *c, void *field, const char *v, const char **reason) {
+static int set_quiet_period(Config *c, void *field, const char *v, ErrorText *reason) {
         int r = set_duration_or_off(c, field, v, reason);
         if (r >= 0 && c->quiet_period_usec > 60 * USEC_PER_SEC) {
-                *reason = "at most 60s (replaced workers linger that long after a reload)";
+                error_set_text(reason, -EINVAL, "at most 60s (replaced workers linger that long after a reload)");
                 return -EINVAL;
         }
         return r;
@@ -608,21 +608,22 @@ const char *config_key_suggestion(const char *key) {
         return best;
 }
 
-int config_unknown_key(ConfigError *err, const char *origin, const char *key, const char *value) {
+int config_unknown_key(ErrorText *err, const char *origin, const char *key, const char *value) {
         const char *s = config_key_suggestion(key);
-        return config_error(err, "%s: unknown key '%s' (value '%s')%s%s%s", origin, key, value,
+        return error_set(err, -EINVAL, "%s: unknown key '%s' (value '%s')%s%s%s", origin, key, value,
                             s ? "; did you mean '" : "", s ?: "", s ? "'?" : "");
 }
 
-int config_set(Config *c, const char *key, const char *value, const char *origin, ConfigError *err) {
+int config_set(Config *c, const char *key, const char *value, const char *origin, ErrorText *err) {
         const ConfigKey *k = config_key_find(key);
         if (!k)
                 return config_unknown_key(err, origin, key, value);
-        const char *reason = "invalid value";
+        ErrorText reason;
+        error_set_text(&reason, -EINVAL, "invalid value");
         int r = k->set(c, (char *) c + k->offset, value, &reason);
         if (r == -ENOMEM)
-                return config_error(err, "%s: out of memory", origin), -ENOMEM;
+                return error_set(err, -ENOMEM, "%s: out of memory", origin);
         if (r < 0)
-                return config_error(err, "%s: invalid value '%s' for key '%s': %s", origin, value, key, reason);
+                return error_set(err, -EINVAL, "%s: invalid value '%s' for key '%s': %s", origin, value, key, reason.message);
         return 0;
 }

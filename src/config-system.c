@@ -25,7 +25,7 @@ static struct group *lookup_group(const char *name) {
 
 /* Find argv[0] the way execvp() will, so --check-config reports a missing
  * command before any worker is forked. */
-static int command_check(const Config *c, ConfigError *err) {
+static int command_check(const Config *c, ErrorText *err) {
         const char *cmd = c->command[0];
         struct stat st;
 
@@ -36,9 +36,9 @@ static int command_check(const Config *c, ConfigError *err) {
                 else
                         snprintf(path, sizeof(path), "%s", cmd);
                 if (stat(path, &st) < 0)
-                        return config_error(err, "command '%s': %s", cmd, strerror(errno));
+                        return error_set(err, -EINVAL, "command '%s': %s", cmd, strerror(errno));
                 if (!S_ISREG(st.st_mode) || access(path, X_OK) < 0)
-                        return config_error(err, "command '%s' is not an executable file", cmd);
+                        return error_set(err, -EINVAL, "command '%s' is not an executable file", cmd);
                 return 0;
         }
 
@@ -53,7 +53,7 @@ static int command_check(const Config *c, ConfigError *err) {
                         return 0;
                 p = *colon ? colon + 1 : colon;
         }
-        return config_error(err, "command '%s' not found in PATH", cmd);
+        return error_set(err, -EINVAL, "command '%s' not found in PATH", cmd);
 }
 
 /* Whether this process has g already: a manager that is not root (or no
@@ -79,7 +79,7 @@ static int groups_add(Config *c, gid_t g) {
 /* The workers' supplementary groups: the user's own (as initgroups() would
  * set them) plus supplementary-groups. Resolved here, in the manager, so the
  * child between fork and exec does no NSS lookups. */
-static int resolve_groups(Config *c, ConfigError *err) {
+static int resolve_groups(Config *c, ErrorText *err) {
         int r;
 
         free(c->groups);
@@ -101,16 +101,16 @@ static int resolve_groups(Config *c, ConfigError *err) {
                                 break;
                         }
                         if (want <= n || want > 65536)
-                                return config_error(err, "user '%s': cannot list its groups", c->user);
+                                return error_set(err, -EINVAL, "user '%s': cannot list its groups", c->user);
                         n = want;
                 }
         }
         for (char **g = c->supplementary_groups; g && *g; g++) {
                 struct group *gr = lookup_group(*g);
                 if (!gr)
-                        return config_error(err, "supplementary-groups: group '%s' does not exist", *g);
+                        return error_set(err, -EINVAL, "supplementary-groups: group '%s' does not exist", *g);
                 if (geteuid() != 0 && !process_in_group(gr->gr_gid))
-                        return config_error(err, "supplementary-groups: group '%s': adding groups needs root", *g);
+                        return error_set(err, -EINVAL, "supplementary-groups: group '%s': adding groups needs root", *g);
                 if ((r = groups_add(c, gr->gr_gid)) < 0)
                         return r;
         }
@@ -129,28 +129,28 @@ static bool strv_equal(char *const *a, char *const *b) {
         return (!a || !*a) && (!b || !*b);
 }
 
-static int user_check_root(const Config *c, ConfigError *err) {
+static int user_check_root(const Config *c, ErrorText *err) {
         if (c->user && geteuid() != 0 && c->uid != geteuid())
-                return config_error(err, "user '%s': switching users needs root", c->user);
+                return error_set(err, -EINVAL, "user '%s': switching users needs root", c->user);
         return 0;
 }
 
-static int group_check_root(const Config *c, ConfigError *err) {
+static int group_check_root(const Config *c, ErrorText *err) {
         if (c->group && geteuid() != 0 && c->gid != getegid())
-                return config_error(err, "group '%s': switching groups needs root", c->group);
+                return error_set(err, -EINVAL, "group '%s': switching groups needs root", c->group);
         return 0;
 }
 
 /* user, group and supplementary-groups: the workers' uid, gid, groups, and
  * the user's home and shell, from the user and group databases */
-static int credentials_look_up(Config *c, ConfigError *err) {
+static int credentials_look_up(Config *c, ErrorText *err) {
         int r;
 
         if (c->user) {
                 config_nss_lookups++;
                 struct passwd *pw = getpwnam(c->user);
                 if (!pw)
-                        return config_error(err, "user '%s' does not exist", c->user);
+                        return error_set(err, -EINVAL, "user '%s' does not exist", c->user);
                 c->uid = pw->pw_uid;
                 c->gid = pw->pw_gid;
                 if (config_set_string(&c->user_home, pw->pw_dir) < 0 ||
@@ -162,7 +162,7 @@ static int credentials_look_up(Config *c, ConfigError *err) {
         if (c->group) {
                 struct group *gr = lookup_group(c->group);
                 if (!gr)
-                        return config_error(err, "group '%s' does not exist", c->group);
+                        return error_set(err, -EINVAL, "group '%s' does not exist", c->group);
                 c->gid = gr->gr_gid;
                 if ((r = group_check_root(c, err)) < 0)
                         return r;
@@ -177,7 +177,7 @@ static int credentials_look_up(Config *c, ConfigError *err) {
  * look-up: our own ids); a supplementary group's needs no asking again:
  * previous passed it, and our groups changed since only by the drop from
  * root, to previous' own groups. */
-static int credentials_take(Config *c, const Config *previous, ConfigError *err) {
+static int credentials_take(Config *c, const Config *previous, ErrorText *err) {
         int r;
 
         c->uid = previous->uid;
@@ -201,7 +201,7 @@ static int credentials_take(Config *c, const Config *previous, ConfigError *err)
         return 0;
 }
 
-int config_resolve_system(Config *c, const Config *previous, ConfigError *err) {
+int config_resolve_system(Config *c, const Config *previous, ErrorText *err) {
         int r;
 
         if (previous && str_equal(c->user, previous->user) && str_equal(c->group, previous->group) &&
@@ -216,7 +216,7 @@ int config_resolve_system(Config *c, const Config *previous, ConfigError *err) {
         else if (c->control_group) {
                 struct group *gr = lookup_group(c->control_group);
                 if (!gr)
-                        return config_error(err, "control-group '%s' does not exist", c->control_group);
+                        return error_set(err, -EINVAL, "control-group '%s' does not exist", c->control_group);
                 c->control_gid = gr->gr_gid;
         }
         /* The working directory and the command are looked at on every load,
@@ -226,12 +226,12 @@ int config_resolve_system(Config *c, const Config *previous, ConfigError *err) {
         if (c->working_directory) {
                 struct stat st;
                 if (stat(c->working_directory, &st) < 0 || !S_ISDIR(st.st_mode))
-                        return config_error(err, "working-directory '%s' is not a directory", c->working_directory);
+                        return error_set(err, -EINVAL, "working-directory '%s' is not a directory", c->working_directory);
                 /* pinned now: a deploy that moves a 'current' symlink must not
                  * move this config's workers (a respawn after a rollback) */
                 char *resolved = realpath(c->working_directory, NULL);
                 if (!resolved)
-                        return config_error(err, "working-directory '%s': cannot resolve: %s", c->working_directory,
+                        return error_set(err, -EINVAL, "working-directory '%s': cannot resolve: %s", c->working_directory,
                                             strerror(errno));
                 free(c->working_directory_resolved);
                 c->working_directory_resolved = resolved;

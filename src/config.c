@@ -15,16 +15,6 @@
 #include "sockherd/parse.h"
 #include "sockherd/util.h"
 
-int config_error(ConfigError *err, const char *fmt, ...) {
-        if (err) {
-                va_list ap;
-                va_start(ap, fmt);
-                vsnprintf(err->message, sizeof(err->message), fmt, ap);
-                va_end(ap);
-        }
-        return -EINVAL;
-}
-
 Config *config_new(void) {
         Config *c = calloc(1, sizeof(Config));
         if (!c)
@@ -85,21 +75,21 @@ Config *config_free(Config *c) {
         return NULL;
 }
 
-static int validate(Config *c, unsigned online_cpus, const Config *previous, ConfigError *err) {
+static int validate(Config *c, unsigned online_cpus, const Config *previous, ErrorText *err) {
         if (!c->command || !c->command[0])
-                return config_error(err, "no worker command: give it after '--' on the command line or as 'command =' in the config file");
+                return error_set(err, -EINVAL, "no worker command: give it after '--' on the command line or as 'command =' in the config file");
 
         if (c->workers_auto)
                 c->workers = online_cpus < 1 ? 1 : (online_cpus > CONFIG_WORKERS_MAX ? CONFIG_WORKERS_MAX : online_cpus);
 
         if (c->restart_delay_max_usec < c->restart_delay_usec) {
                 char a[32], b[32];
-                return config_error(err, "restart-delay-max (%s) is below restart-delay (%s)",
+                return error_set(err, -EINVAL, "restart-delay-max (%s) is below restart-delay (%s)",
                                     format_duration(c->restart_delay_max_usec, a),
                                     format_duration(c->restart_delay_usec, b));
         }
         if (c->ready_mode == READY_NOTIFY && c->ready_timeout_usec == 0)
-                return config_error(err, "ready-timeout must be above zero with ready = notify");
+                return error_set(err, -EINVAL, "ready-timeout must be above zero with ready = notify");
 
         c->name_explicit = c->name || c->config_file;
         if (!c->name) {
@@ -111,7 +101,7 @@ static int validate(Config *c, unsigned online_cpus, const Config *previous, Con
                         if (n > 0 && n <= 64)
                                 snprintf(name, sizeof(name), "%.*s", (int) n, base);
                 }
-                const char *reason;
+                ErrorText reason;
                 if (config_set_string(&c->name, config_name_is_valid(name, &reason) ? name : "sockherd") < 0)
                         return -ENOMEM;
         }
@@ -120,7 +110,7 @@ static int validate(Config *c, unsigned online_cpus, const Config *previous, Con
          * names a service's output after its executable */
         if (!c->log_identifier) {
                 const char *base = strrchr(c->command[0], '/');
-                const char *reason;
+                ErrorText reason;
                 base = base ? base + 1 : c->command[0];
                 if (config_set_string(&c->log_identifier, c->name_explicit || !config_name_is_valid(base, &reason) ? c->name : base) < 0)
                         return -ENOMEM;
@@ -129,7 +119,7 @@ static int validate(Config *c, unsigned online_cpus, const Config *previous, Con
         return config_resolve_system(c, previous, err);
 }
 
-int config_validate(Config *c, unsigned online_cpus, ConfigError *err) {
+int config_validate(Config *c, unsigned online_cpus, ErrorText *err) {
         return validate(c, online_cpus, NULL, err);
 }
 
@@ -172,7 +162,7 @@ void config_source_done(ConfigSource *src) {
 }
 
 int config_source_reload(const ConfigSource *src, unsigned online_cpus, const Config *previous, Config **ret,
-                         ConfigError *err) {
+                         ErrorText *err) {
         _cleanup_config_ Config *c = config_new();
         int r;
 
@@ -196,7 +186,7 @@ int config_source_reload(const ConfigSource *src, unsigned online_cpus, const Co
         r = validate(c, online_cpus, previous, err);
         if (r < 0) {
                 if (src->file && err && strncmp(err->message, src->file, strlen(src->file)) != 0) {
-                        char message[CONFIG_ERROR_MAX];
+                        char message[ERROR_TEXT_MAX];
                         snprintf(message, sizeof(message), "%s", err->message);
                         snprintf(err->message, sizeof(err->message), "%.100s: %.400s", src->file, message);
                 }
@@ -206,7 +196,7 @@ int config_source_reload(const ConfigSource *src, unsigned online_cpus, const Co
         return 0;
 }
 
-int config_source_load(const ConfigSource *src, unsigned online_cpus, Config **ret, ConfigError *err) {
+int config_source_load(const ConfigSource *src, unsigned online_cpus, Config **ret, ErrorText *err) {
         return config_source_reload(src, online_cpus, NULL, ret, err);
 }
 

@@ -443,7 +443,7 @@ static int mkdir_parents(const char *path) {
  * bind() and the ownership change. The rule of config_file_trust_problem():
  * root-owned, and not writable by a group other than root or by everyone,
  * unless sticky (there nobody else can rename or remove root's socket). */
-static int control_dir_check(int dfd, const char *dir, char *why, size_t why_size) {
+static int control_dir_check(int dfd, const char *dir, ErrorText *why) {
         struct stat st;
         const char *who = NULL;
 
@@ -460,17 +460,16 @@ static int control_dir_check(int dfd, const char *dir, char *why, size_t why_siz
                 who = "its group, which is not root,";
         if (!who)
                 return 0;
-        snprintf(why, why_size, "refusing the directory %s as root: %s can replace the socket in it "
-                 "(owner uid %u, group %u, mode %04o); make it root-owned and not group- or world-writable",
-                 dir, who, (unsigned) st.st_uid, (unsigned) st.st_gid, (unsigned) (st.st_mode & 07777));
-        return -EPERM;
+        return error_set(why, -EPERM, "refusing the directory %s as root: %s can replace the socket in it "
+                         "(owner uid %u, group %u, mode %04o); make it root-owned and not group- or world-writable",
+                         dir, who, (unsigned) st.st_uid, (unsigned) st.st_gid, (unsigned) (st.st_mode & 07777));
 }
 
-int control_socket_bind(const char *path, gid_t group, char *why, size_t why_size) {
+int control_socket_bind(const char *path, gid_t group, ErrorText *why) {
         ListenAddress a;
         int r;
 
-        snprintf(why, why_size, "%s", "");
+        error_set_text(why, 0, "");
         r = listen_address_parse(path, &a);
         if (r < 0)
                 return r;
@@ -493,10 +492,9 @@ int control_socket_bind(const char *path, gid_t group, char *why, size_t why_siz
         _cleanup_close_ int dfd = open(dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (dfd < 0) {
                 r = -errno;
-                snprintf(why, why_size, "cannot open the directory %s: %s", dir, strerror(-r));
-                return r;
+                return error_set(why, r, "cannot open the directory %s: %s", dir, strerror(-r));
         }
-        r = control_dir_check(dfd, dir, why, why_size);
+        r = control_dir_check(dfd, dir, why);
         if (r < 0)
                 return r;
 
@@ -521,9 +519,8 @@ int control_socket_bind(const char *path, gid_t group, char *why, size_t why_siz
                 if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
                         return -errno;
                 if (!S_ISSOCK(st.st_mode)) {
-                        snprintf(why, why_size, "%s was replaced by something that is not a socket "
-                                 "right after it was bound", path);
-                        return -EEXIST;
+                        return error_set(why, -EEXIST, "%s was replaced by something that is not a socket "
+                                         "right after it was bound", path);
                 }
                 if (fchownat(dfd, base, (uid_t) -1, group, AT_SYMLINK_NOFOLLOW) < 0)
                         return -errno;

@@ -229,7 +229,6 @@ static int bind_with_retry(Config *c, ListenSet *set, size_t i) {
 /* After a re-exec: the state from the previous image, and the sockets it
  * kept open for us (CLOEXEC again from here on). */
 static int restore_sockets(int fd, State *state, ListenSet *set, int *ret_control_fd) {
-        char err[256] = "";
         /* the old image seals it (manager-reexec.c); one from before
          * sealing was added is still taken, or that upgrade would lose the
          * pool */
@@ -241,10 +240,11 @@ static int restore_sockets(int fd, State *state, ListenSet *set, int *ret_contro
         FILE *f = fdopen(fd, "r");
         if (!f)
                 return log_error_errno(-errno, "re-exec: cannot read the state: %m");
-        int r = state_read(f, state, err, sizeof(err));
+        ErrorText err;
+        int r = state_read(f, state, &err);
         fclose(f);
         if (r < 0)
-                return log_error_errno(r, "re-exec: %s", err);
+                return log_error_errno(r, "re-exec: %s", err.message);
 
         for (size_t i = 0; i < state->n_sockets; i++) {
                 const StateSocket *ss = &state->sockets[i];
@@ -284,6 +284,8 @@ static bool is_slot_socket(const char *name) {
         return strncmp(name, "sockherd-slot/", 14) == 0;
 }
 
+/* The sockets to serve: passed in, back from the fd store, or bound here.
+ * 0, or the exit status to end with (logged). */
 static int acquire_sockets(Config *c, ListenSet *set, ListenSet *slot_stored, int *ret_control_fd) {
         const char *listen_pid = getenv("LISTEN_PID");
         ListenSet stored = {};
@@ -296,7 +298,7 @@ static int acquire_sockets(Config *c, ListenSet *set, ListenSet *slot_stored, in
 
         r = listen_set_take_passed(set);
         if (r < 0)
-                return log_error_errno(r, "cannot take the sockets passed in LISTEN_FDS: %m"), -EXIT_RUNTIME;
+                return log_error_errno(r, "cannot take the sockets passed in LISTEN_FDS: %m"), EXIT_RUNTIME;
         if (r > 0) {
                 /* FileDescriptorName=control is the control socket, not a socket to serve */
                 *ret_control_fd = listen_set_take_named(set, "control");
@@ -305,7 +307,7 @@ static int acquire_sockets(Config *c, ListenSet *set, ListenSet *slot_stored, in
                 /* sockets we bound on an earlier run, back from the fd store */
                 if (listen_set_move(set, &stored, fdstore_name_is_ours) < 0 ||
                     listen_set_move(set, slot_stored, is_slot_socket) < 0)
-                        return log_error("out of memory"), -EXIT_RUNTIME;
+                        return log_error("out of memory"), EXIT_RUNTIME;
                 set->passed_in = set->n > 0;
         }
         if (set->n > 0) {
@@ -323,7 +325,7 @@ static int acquire_sockets(Config *c, ListenSet *set, ListenSet *slot_stored, in
                 listen_set_clear(&stored);
                 log_error("no listening socket: start sockherd from a systemd .socket unit "
                           "(or systemd-socket-activate), or give --listen ADDR / 'listen =' in the config file");
-                return -EXIT_USAGE;
+                return EXIT_USAGE;
         }
         for (size_t i = 0; i < c->n_listen; i++) {
                 fdstore_name(&c->listen[i], name);
@@ -332,7 +334,7 @@ static int acquire_sockets(Config *c, ListenSet *set, ListenSet *slot_stored, in
                         if (listen_set_adopt(set, fd, LISTEN_DEFAULT_NAME) < 0) {
                                 safe_close(fd);
                                 listen_set_clear(&stored);
-                                return log_error("out of memory"), -EXIT_RUNTIME;
+                                return log_error("out of memory"), EXIT_RUNTIME;
                         }
                         log_info("listening on %s (kept in the fd store across the restart)",
                                  listen_address_format(&c->listen[i], buf));
@@ -351,7 +353,7 @@ static int acquire_sockets(Config *c, ListenSet *set, ListenSet *slot_stored, in
                         r = log_error_errno(r, "cannot listen on %s: %m", c->listen_text[i]);
                 if (r < 0) {
                         listen_set_clear(&stored);
-                        return -EXIT_RUNTIME;
+                        return EXIT_RUNTIME;
                 }
                 ListenSocket *s = &set->sockets[set->n - 1];
                 r = fdstore_store(s->fd, name);
@@ -408,7 +410,7 @@ static int standard_fds_fill(void) {
 int main(int argc, char **argv) {
         ConfigSource source = {};
         Config *config = NULL;
-        ConfigError err = {};
+        ErrorText err = {};
         ListenSet sockets = {}, slot_stored = {};
         int control_fd = -1;
         State state = {};
@@ -472,10 +474,8 @@ int main(int argc, char **argv) {
                 }
         } else {
                 r = acquire_sockets(config, &sockets, &slot_stored, &control_fd);
-                if (r < 0) {
-                        r = -r;
+                if (r > 0)
                         goto finish;
-                }
         }
 
         r = manager_new(&source, config, &sockets, control_fd, deserialize_fd >= 0 ? &state : NULL, argv, &manager);

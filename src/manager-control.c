@@ -216,7 +216,7 @@ static void command_reload(ManagerControl *ctl, ControlClient *c, char **argv, i
         int r = manager_request(ctl->manager, &(ManagerRequest) { .type = MANAGER_REQUEST_RELOAD,
                                                                   .who = "control request" }, &res);
         if (r < 0) {
-                control_client_reply_error(c, res.error);
+                control_client_reply_error(c, res.error.message);
                 return;
         }
         if (wait && res.running) {
@@ -225,8 +225,8 @@ static void command_reload(ManagerControl *ctl, ControlClient *c, char **argv, i
                 return;
         }
         /* not waiting, or it already ended (an invalid config ends at once) */
-        if (wait && res.error[0])
-                control_client_reply_error(c, res.error);
+        if (wait && res.error.message[0])
+                control_client_reply_error(c, res.error.message);
         else {
                 ManagerView v;
                 ControlReply reply;
@@ -247,7 +247,7 @@ static void command_scale(ManagerControl *ctl, ControlClient *c, char **argv, in
         }
         if (manager_request(ctl->manager, &(ManagerRequest) { .type = MANAGER_REQUEST_SCALE, .workers = n },
                             &res) < 0) {
-                control_client_reply_error(c, res.error);
+                control_client_reply_error(c, res.error.message);
                 return;
         }
         ManagerView v;
@@ -281,7 +281,7 @@ static void command_restart(ManagerControl *ctl, ControlClient *c, char **argv, 
 
         if (manager_request(ctl->manager, &(ManagerRequest) { .type = MANAGER_REQUEST_RESTART, .slots = targets },
                             &res) < 0)
-                control_client_reply_error(c, res.error);
+                control_client_reply_error(c, res.error.message);
         else if (!res.running) {
                 ControlReply reply;   /* it ended already */
                 control_reply_init(&reply, NULL);
@@ -299,7 +299,7 @@ static void command_reexec(ManagerControl *ctl, ControlClient *c, int argc) {
         }
         /* checked and probed now; the exec comes from the loop, after this answer */
         if (manager_request(ctl->manager, &(ManagerRequest) { .type = MANAGER_REQUEST_REEXEC }, &res) < 0) {
-                control_client_reply_error(c, res.error);
+                control_client_reply_error(c, res.error.message);
                 return;
         }
         ControlReply r;
@@ -368,8 +368,8 @@ int manager_control_new(Manager *m, int passed_fd, const char *passed_path, Mana
                         log_warning("no control socket: no runtime directory (set 'control =' or XDG_RUNTIME_DIR)");
                         return 0;
                 }
-                char why[512];
-                fd = control_socket_bind(path, v.config->control_gid, why, sizeof(why));
+                ErrorText why;
+                fd = control_socket_bind(path, v.config->control_gid, &why);
                 if (fd == -EADDRINUSE && !setting && !v.config->name_explicit) {
                         /* two pools run by hand without names: the first keeps the socket */
                         log_warning("no control socket: another pool named '%s' uses %s; give this one "
@@ -379,8 +379,8 @@ int manager_control_new(Manager *m, int passed_fd, const char *passed_path, Mana
                 if (fd == -EADDRINUSE)
                         return log_error_errno(fd, "control socket %s answers already: is another sockherd "
                                                "named '%s' running? (%m)", path, v.config->name);
-                if (fd < 0 && why[0])
-                        return log_error_errno(fd, "cannot create the control socket %s: %s", path, why);
+                if (fd < 0 && why.message[0])
+                        return log_error_errno(fd, "cannot create the control socket %s: %s", path, why.message);
                 if (fd < 0)
                         return log_error_errno(fd, "cannot create the control socket %s: %m", path);
                 ctl->path = TAKE_PTR(path);

@@ -161,12 +161,12 @@ void manager_worker_retire_stop(Manager *m, Worker *w);
 
 /* manager-reexec.c */
 /* Check that a re-exec can go ahead now; on refusal, why says why. */
-int manager_reexec_check(Manager *m, char *why, size_t why_size);
+int manager_reexec_check(Manager *m, ErrorText *why);
 /* Run the program on disk as it will be re-executed (--state-version, then
  * --check-config with our arguments), each for at most a few seconds and
  * synchronously; refuse, saying why, unless it runs, reads our state
  * version and accepts the configuration. */
-int manager_reexec_probe(Manager *m, char *why, size_t why_size);
+int manager_reexec_probe(Manager *m, ErrorText *why);
 /* Write the state and exec; returns only on failure (logged). */
 int manager_reexec(Manager *m);
 

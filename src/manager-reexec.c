@@ -41,21 +41,21 @@ static int set_cloexec(int fd, bool on) {
         return fcntl(fd, F_SETFD, flags) < 0 ? -errno : 0;
 }
 
-int manager_reexec_check(Manager *m, char *why, size_t why_size) {
+int manager_reexec_check(Manager *m, ErrorText *why) {
         _cleanup_config_ Config *config = NULL;
-        ConfigError err = {};
+        ErrorText err = {};
 
         if (m->stopping || m->draining)
-                return snprintf(why, why_size, "the manager is stopping"), -ESHUTDOWN;
+                return error_set(why, -ESHUTDOWN, "the manager is stopping");
         if (m->reload)
-                return snprintf(why, why_size, "a reload or restart is running; try again when it has ended"), -EBUSY;
+                return error_set(why, -EBUSY, "a reload or restart is running; try again when it has ended");
         if (!m->exe_path || access(m->exe_path, X_OK) < 0)
-                return snprintf(why, why_size, "cannot find our own program (%s)", m->exe_path ?: "?"), -ENOENT;
+                return error_set(why, -ENOENT, "cannot find our own program (%s)", m->exe_path ?: "?");
         /* the new image reads the config again: it must be valid now (the
          * user and group answers of the running config serve: no NSS
          * look-up inside the loop; the new image makes its own) */
         if (config_source_reload(&m->source, online_cpus(), m->config, &config, &err) < 0)
-                return snprintf(why, why_size, "the configuration does not load: %s", err.message), -EINVAL;
+                return error_set(why, -EINVAL, "the configuration does not load: %s", err.message);
         return 0;
 }
 
@@ -185,49 +185,49 @@ static const char *first_line(char *out) {
 }
 
 /* 0 when the probe exited 0, else -EINVAL with why filled. */
-static int probe_verdict(const char *exe, const char *option, int status, char *out, char *why, size_t why_size) {
+static int probe_verdict(const char *exe, const char *option, int status, char *out, ErrorText *why) {
         if (status == -1)
-                snprintf(why, why_size, "%s %s did not finish within %llu s", exe, option,
+                error_set(why, -EINVAL, "%s %s did not finish within %llu s", exe, option,
                          (unsigned long long) (PROBE_TIMEOUT_USEC / USEC_PER_SEC));
         else if (WIFSIGNALED(status))
-                snprintf(why, why_size, "%s %s was killed by SIG%s", exe, option,
+                error_set(why, -EINVAL, "%s %s was killed by SIG%s", exe, option,
                          sigabbrev_np(WTERMSIG(status)) ?: "?");
         else if (WEXITSTATUS(status) != 0)
-                snprintf(why, why_size, "%s %s failed with exit status %d%s%s", exe,
+                error_set(why, -EINVAL, "%s %s failed with exit status %d%s%s", exe,
                          option, WEXITSTATUS(status), *out ? ": " : "", first_line(out));
         else
                 return 0;
         return -EINVAL;
 }
 
-int manager_reexec_probe(Manager *m, char *why, size_t why_size) {
+int manager_reexec_probe(Manager *m, ErrorText *why) {
         char out[256], *version_argv[] = { m->exe_path, (char *) "--state-version", NULL };
         int status, r;
 
         /* manager_reexec_check() found m->exe_path */
         r = probe_run(m->exe_path, version_argv, &status, out, sizeof(out));
         if (r < 0)
-                return snprintf(why, why_size, "cannot run %s: %s", m->exe_path, strerror(-r)), r;
-        r = probe_verdict(m->exe_path, "--state-version", status, out, why, why_size);
+                return error_set(why, r, "cannot run %s: %s", m->exe_path, strerror(-r));
+        r = probe_verdict(m->exe_path, "--state-version", status, out, why);
         if (r < 0)
                 return r;
         unsigned version;
         size_t digits = strspn(out, "0123456789");
         if (digits == 0 || digits > 9 || strcmp(out + digits, "\n") != 0 ||
             sscanf(out, "%u", &version) != 1)
-                return snprintf(why, why_size, "%s --state-version printed '%s', not a state version",
-                                m->exe_path, first_line(out)), -EPROTO;
+                return error_set(why, -EPROTO, "%s --state-version printed '%s', not a state version",
+                                m->exe_path, first_line(out));
         if (version != STATE_VERSION)
-                return snprintf(why, why_size, "%s reads state version %u, this manager writes version %d: "
-                                "restart the pool instead", m->exe_path, version, STATE_VERSION), -EPROTO;
+                return error_set(why, -EPROTO, "%s reads state version %u, this manager writes version %d: "
+                                "restart the pool instead", m->exe_path, version, STATE_VERSION);
 
         _cleanup_free_ char **argv = reexec_argv(m, (char *) "--check-config");
         if (!argv)
-                return snprintf(why, why_size, "out of memory"), -ENOMEM;
+                return error_set(why, -ENOMEM, "out of memory");
         r = probe_run(m->exe_path, argv, &status, out, sizeof(out));
         if (r < 0)
-                return snprintf(why, why_size, "cannot run %s: %s", m->exe_path, strerror(-r)), r;
-        return probe_verdict(m->exe_path, "--check-config", status, out, why, why_size);
+                return error_set(why, r, "cannot run %s: %s", m->exe_path, strerror(-r));
+        return probe_verdict(m->exe_path, "--check-config", status, out, why);
 }
 
 static int manager_build_state(Manager *m, State *s) {

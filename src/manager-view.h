@@ -12,6 +12,7 @@
 #include <systemd/sd-event.h>
 
 #include "sockherd/config.h"
+#include "sockherd/error.h"
 #include "sockherd/listen.h"
 #include "sockherd/pool.h"
 
@@ -67,7 +68,7 @@ typedef struct ManagerRequest {
 typedef struct ManagerRequestResult {
         uint64_t ticket;        /* RELOAD, RESTART: manager_on_transaction_done() reports it */
         bool running;           /* RELOAD, RESTART: a transaction still runs for it */
-        char error[512];        /* why it was refused or failed at once */
+        ErrorText error;        /* why it was refused or failed at once */
 } ManagerRequestResult;
 
 /* 0 when accepted (RELOAD: also when it failed at once: see result->error

@@ -1064,7 +1064,7 @@ static int run_new(Manager *m, TxnKind kind, Config *config, uint64_t generation
 
 static void run_reload(Manager *m) {
         _cleanup_config_ Config *config = NULL;
-        ConfigError err = {};
+        ErrorText err = {};
         _cleanup_free_ bool *targets = NULL;
         int r;
 
@@ -1213,11 +1213,11 @@ static int request_scale(Manager *m, unsigned n) {
 
 static int on_reexec_deferred(sd_event_source *s, void *userdata) {
         Manager *m = userdata;
-        char why[256];
+        ErrorText why;
 
         m->reexec_source = sd_event_source_disable_unref(s);
-        if (manager_reexec_check(m, why, sizeof(why)) < 0)
-                log_warning("not re-executing: %s", why);
+        if (manager_reexec_check(m, &why) < 0)
+                log_warning("not re-executing: %s", why.message);
         else
                 (void) manager_reexec(m);
         return 0;
@@ -1227,47 +1227,43 @@ int manager_request(Manager *m, const ManagerRequest *req, ManagerRequestResult 
         int r;
 
         *res = (ManagerRequestResult) {};
-        if (m->stopping || m->draining) {
-                snprintf(res->error, sizeof(res->error), "the manager is stopping");
-                return -ESHUTDOWN;
-        }
+        if (m->stopping || m->draining)
+                return error_set(&res->error, -ESHUTDOWN, "the manager is stopping");
         switch (req->type) {
         case MANAGER_REQUEST_RELOAD:
                 res->ticket = request_reload(m, req->who ?: "request");
                 /* an invalid config ends at once: nothing to wait for */
                 res->running = m->reload != NULL || m->reload_queue.running;
                 if (!res->running)
-                        snprintf(res->error, sizeof(res->error), "%s", m->reload_error);
+                        error_set(&res->error, 0, "%s", m->reload_error);
                 return 0;
         case MANAGER_REQUEST_RESTART:
                 r = request_restart(m, req->slots, &res->ticket);
                 if (r == -EBUSY)
-                        snprintf(res->error, sizeof(res->error),
-                                 "a reload or restart is running; try again when it has ended");
-                else if (r < 0)
-                        snprintf(res->error, sizeof(res->error), "cannot restart");
-                res->running = r >= 0 && m->reload != NULL;
-                return r;
+                        return error_set(&res->error, r, "a reload or restart is running; try again when it has ended");
+                if (r < 0)
+                        return error_set(&res->error, r, "cannot restart");
+                res->running = m->reload != NULL;
+                return 0;
         case MANAGER_REQUEST_SCALE:
                 r = request_scale(m, req->workers);
                 if (r == -EBUSY)
-                        snprintf(res->error, sizeof(res->error), "a reload or restart is running; scale when it has ended");
-                else if (r < 0)
-                        snprintf(res->error, sizeof(res->error), "cannot scale: %s", strerror(-r));
-                return r;
+                        return error_set(&res->error, r, "a reload or restart is running; scale when it has ended");
+                if (r < 0)
+                        return error_set(&res->error, r, "cannot scale: %s", strerror(-r));
+                return 0;
         case MANAGER_REQUEST_REEXEC:
-                if (manager_reexec_check(m, res->error, sizeof(res->error)) < 0 ||
-                    manager_reexec_probe(m, res->error, sizeof(res->error)) < 0)
-                        return -EPERM;
+                r = manager_reexec_check(m, &res->error);
+                if (r >= 0)
+                        r = manager_reexec_probe(m, &res->error);
+                if (r < 0)
+                        return r;
                 /* from the loop: the caller answers its client first (the exec closes the connection) */
-                if (!m->reexec_source && sd_event_add_defer(m->event, &m->reexec_source, on_reexec_deferred, m) < 0) {
-                        snprintf(res->error, sizeof(res->error), "out of memory");
-                        return -ENOMEM;
-                }
+                if (!m->reexec_source && sd_event_add_defer(m->event, &m->reexec_source, on_reexec_deferred, m) < 0)
+                        return error_set(&res->error, -ENOMEM, "out of memory");
                 return 0;
         }
-        snprintf(res->error, sizeof(res->error), "unknown request");
-        return -EINVAL;
+        return error_set(&res->error, -EINVAL, "unknown request");
 }
 
 void manager_set_done_handler(Manager *m, ManagerDoneHandler handler, void *userdata) {
@@ -1667,12 +1663,12 @@ static int on_reload_signal(sd_event_source *s _unused_, const struct signalfd_s
 
 static int on_reexec_signal(sd_event_source *s _unused_, const struct signalfd_siginfo *si, void *userdata) {
         Manager *m = userdata;
-        char why[512];
+        ErrorText why;
 
         if (!signal_trusted(m, si))
                 return 0;
-        if (manager_reexec_check(m, why, sizeof(why)) < 0 || manager_reexec_probe(m, why, sizeof(why)) < 0)
-                log_warning("SIGUSR2: not re-executing: %s", why);
+        if (manager_reexec_check(m, &why) < 0 || manager_reexec_probe(m, &why) < 0)
+                log_warning("SIGUSR2: not re-executing: %s", why.message);
         else
                 (void) manager_reexec(m);
         return 0;

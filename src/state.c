@@ -139,9 +139,9 @@ static int parse_state_name(const char *name, WorkerState *ret) {
         return -EINVAL;
 }
 
-#define FAIL(...) do { snprintf(err, err_size, __VA_ARGS__); r = -EBADMSG; goto fail; } while (0)
+#define FAIL(...) do { r = error_set(err, -EBADMSG, __VA_ARGS__); goto fail; } while (0)
 
-int state_read(FILE *f, State *ret, char *err, size_t err_size) {
+int state_read(FILE *f, State *ret, ErrorText *err) {
         State s = { .notify_fd = -1, .control_fd = -1, .control_uid = -1, .http_fd = -1 };
         char line[STATE_STRING_MAX * 8], a[STATE_STRING_MAX * 4], b[STATE_STRING_MAX * 4], c[64];
         unsigned lineno = 0;

@@ -25,8 +25,8 @@ typedef struct ConfigKey {
         const char *name;
         /* Checks value and stores it in field (c plus offset; setters of
          * keys that fill more than one field use c as well). On a bad
-         * value: -EINVAL and *reason says what was expected. Pure. */
-        int (*set)(Config *c, void *field, const char *value, const char **reason);
+         * value: -EINVAL and reason says what was expected. Pure. */
+        int (*set)(Config *c, void *field, const char *value, ErrorText *reason);
         size_t offset;
         unsigned flags;         /* ConfigKeyFlags */
         const char *option;     /* long option without "--", NULL when the key has none */

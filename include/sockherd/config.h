@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "sockherd/address.h"
+#include "sockherd/error.h"
 
 typedef enum ReadyMode {
         READY_NOTIFY, /* the worker sends READY=1 */
@@ -89,10 +90,6 @@ typedef struct Config {
         char *log_identifier;   /* the workers' journal identifier; config_validate defaults it */
 } Config;
 
-#define CONFIG_ERROR_MAX 512
-typedef struct ConfigError {
-        char message[CONFIG_ERROR_MAX];
-} ConfigError;
 
 #define CONFIG_WORKERS_MAX 1024
 #define CONFIG_START_ATTEMPTS_DEFAULT 3
@@ -109,7 +106,7 @@ static inline void config_freep(Config **c) { config_free(*c); }
 /* Set one key from a source ("FILE:LINE" or "--option"). Unknown keys and
  * bad values fail with -EINVAL and a message. List keys (listen,
  * environment) append; an empty value clears the list. */
-int config_set(Config *c, const char *key, const char *value, const char *origin, ConfigError *err);
+int config_set(Config *c, const char *key, const char *value, const char *origin, ErrorText *err);
 
 /* The worker command as an argv vector (from the command line, after
  * "--"): taken word for word, no quote splitting. */
@@ -117,7 +114,7 @@ int config_set_command_argv(Config *c, char *const *argv);
 
 /* Read an INI file into c. Keys may stand before any section or in
  * [sockherd]. */
-int config_load_file(Config *c, const char *path, ConfigError *err);
+int config_load_file(Config *c, const char *path, ErrorText *err);
 /* Whether a config file may be read by a manager running as euid: as root,
  * neither the file nor its directory may be changeable by anyone but root.
  * 0, or -EPERM with the reason (naming path, owner and mode) in buf. Pure,
@@ -125,12 +122,12 @@ int config_load_file(Config *c, const char *path, ConfigError *err);
 int config_file_trust_problem(const char *path, const struct stat *file, const struct stat *dir,
                               uid_t euid, char *buf, size_t size);
 /* The same from a string; `name` stands for the file in messages. */
-int config_load_string(Config *c, const char *name, const char *text, ConfigError *err);
+int config_load_string(Config *c, const char *name, const char *text, ErrorText *err);
 
 /* Final checks once every source was applied: a command is set, "auto" is
  * resolved with online_cpus, durations are consistent, user and group
  * exist. */
-int config_validate(Config *c, unsigned online_cpus, ConfigError *err);
+int config_validate(Config *c, unsigned online_cpus, ErrorText *err);
 
 const char *ready_mode_to_string(ReadyMode m);
 
@@ -154,13 +151,13 @@ int config_source_add(ConfigSource *src, const char *key, const char *value, con
 void config_source_done(ConfigSource *src);
 
 /* Build and validate a fresh Config from its sources. */
-int config_source_load(const ConfigSource *src, unsigned online_cpus, Config **ret, ConfigError *err);
+int config_source_load(const ConfigSource *src, unsigned online_cpus, Config **ret, ErrorText *err);
 /* The same for a reload, next to the running config previous: the user
  * and group look-ups (NSS, which may ask a network service) are not made
  * again when user, group, supplementary-groups or control-group read as
  * in previous; their answers are taken from previous. */
 int config_source_reload(const ConfigSource *src, unsigned online_cpus, const Config *previous, Config **ret,
-                         ConfigError *err);
+                         ErrorText *err);
 
 /* How many user and group database look-ups (getpwnam, getgrnam,
  * getgrouplist) validation has made; for tests. */

@@ -12,6 +12,7 @@
 #include <systemd/sd-event.h>
 
 #include "sockherd/control-protocol.h"
+#include "sockherd/error.h"
 
 typedef struct ControlServer ControlServer;
 typedef struct ControlClient ControlClient;
@@ -48,7 +49,7 @@ void control_client_reply_error(ControlClient *c, const char *error);
  * that is not root's or that others can write to. Returns the fd; on some
  * errors why holds a sentence that names the directory or file ("" for
  * the others). */
-int control_socket_bind(const char *path, gid_t group, char *why, size_t why_size);
+int control_socket_bind(const char *path, gid_t group, ErrorText *why);
 
 /* Where the control socket goes when nothing says otherwise:
  * $RUNTIME_DIRECTORY/control under systemd, /run/sockherd/NAME/control as

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "sockherd/error.h"
 #include "sockherd/worker.h"
 
 #define STATE_VERSION 1
@@ -115,7 +116,7 @@ typedef struct State {
 
 int state_write(const State *s, FILE *f);
 /* On error, err names the line and what is wrong. */
-int state_read(FILE *f, State *ret, char *err, size_t err_size);
+int state_read(FILE *f, State *ret, ErrorText *err);
 void state_done(State *s);
 
 /* Append helpers for building a State; -ENOMEM. */

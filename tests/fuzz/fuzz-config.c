@@ -12,7 +12,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         Config *c = config_new();
         if (!c)
                 abort();
-        ConfigError err;
+        ErrorText err;
 
         if (config_load_string(c, "fuzz.conf", text, &err) >= 0) {
                 if (!c->command)

@@ -18,8 +18,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (!f)
                 abort();
         State st = {};
-        char err[256];
-        int r = state_read(f, &st, err, sizeof err);
+        ErrorText err;
+        int r = state_read(f, &st, &err);
         fclose(f);
         if (r >= 0) {
                 char *out = NULL;
@@ -34,8 +34,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 State again = {};
                 if (!f2)
                         abort();
-                if (state_read(f2, &again, err, sizeof err) < 0) {
-                        fprintf(stderr, "state written does not read back: %s\n", err);
+                if (state_read(f2, &again, &err) < 0) {
+                        fprintf(stderr, "state written does not read back: %s\n", err.message);
                         abort();
                 }
                 fclose(f2);

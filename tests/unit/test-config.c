@@ -50,7 +50,7 @@ static int config_teardown(void **state) {
 }
 
 /* Load text and expect it to fail with -EINVAL; returns the message. */
-static void load_fails(Config *c, const char *name, const char *text, ConfigError *err) {
+static void load_fails(Config *c, const char *name, const char *text, ErrorText *err) {
         memset(err, 0, sizeof(*err));
         int r = config_load_string(c, name, text, err);
         if (r != -EINVAL)
@@ -59,7 +59,7 @@ static void load_fails(Config *c, const char *name, const char *text, ConfigErro
 }
 
 static void load_ok(Config *c, const char *text) {
-        ConfigError err = {};
+        ErrorText err = {};
         int r = config_load_string(c, "test.conf", text, &err);
         if (r != 0)
                 fail_msg("config_load_string failed with %d: %s", r, err.message);
@@ -165,12 +165,12 @@ static void test_balance_values(void **state) {
         };
         for (size_t i = 0; i < ELEMENTSOF(values); i++) {
                 _cleanup_config_ Config *c = new_config();
-                ConfigError err = {};
+                ErrorText err = {};
                 assert_int_equal(config_set(c, "balance", values[i].value, "t", &err), 0);
                 assert_int_equal(c->balance, values[i].balance);
         }
         _cleanup_config_ Config *c = new_config();
-        ConfigError err = {};
+        ErrorText err = {};
         assert_int_equal(config_set(c, "balance", "least", "app.conf:3", &err), -EINVAL);
         assert_non_null(strstr(err.message, "app.conf:3"));
         assert_non_null(strstr(err.message, "least-connections"));
@@ -230,7 +230,7 @@ static void test_key_table_options(void **state) {
         assert_string_equal(e->option, "environment");
         assert_null(config_key_suggestion("environment-literal"));
         _cleanup_config_ Config *c = new_config();
-        ConfigError err = {};
+        ErrorText err = {};
         load_fails(c, "t.conf", "environment-literal = A=1\n", &err);
         assert_contains(err.message, "t.conf:1: unknown key 'environment-literal'");
 }
@@ -319,7 +319,7 @@ static void test_load_every_key(void **state) {
 
 static void test_ready_modes(void **state) {
         _cleanup_config_ Config *c = new_config();
-        ConfigError err;
+        ErrorText err;
 
         assert_int_equal(config_set(c, "ready", "exec", "t", &err), 0);
         assert_int_equal(c->ready_mode, READY_EXEC);
@@ -342,7 +342,7 @@ static void test_ready_modes(void **state) {
 
 static void test_workers_values(void **state) {
         _cleanup_config_ Config *c = new_config();
-        ConfigError err;
+        ErrorText err;
 
         assert_int_equal(config_set(c, "workers", "1024", "t", &err), 0);
         assert_false(c->workers_auto);
@@ -423,7 +423,7 @@ static void test_bad_value_for_every_key(void **state) {
 
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
                 _cleanup_config_ Config *c = new_config();
-                ConfigError err = {};
+                ErrorText err = {};
                 int r = config_set(c, bad[i].key, bad[i].value, "origin.conf:7", &err);
                 if (r != -EINVAL)
                         fail_msg("config_set(%s, \"%s\") returned %d, expected -EINVAL", bad[i].key,
@@ -439,7 +439,7 @@ static void test_bad_value_for_every_key(void **state) {
 
 static void test_start_attempts_off(void **state) {
         _cleanup_config_ Config *c = new_config();
-        ConfigError err = {};
+        ErrorText err = {};
         assert_int_equal(config_set(c, "start-attempts", "off", "t.conf:1", &err), 0);
         assert_int_equal(c->start_attempts, 0);
         assert_int_equal(config_set(c, "start-attempts", "1000", "t.conf:2", &err), 0);
@@ -477,7 +477,7 @@ static void test_script_missing(void **state) {
         };
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
                 _cleanup_config_ Config *c = new_config();
-                ConfigError err = {};
+                ErrorText err = {};
                 char command[256], want[256], buf[5120];
                 const char *t = strstr(cases[i].command, "TMP");
                 if (t)
@@ -537,7 +537,7 @@ static void test_unknown_key_suggestion(void **state) {
         }
 
         _cleanup_config_ Config *c = new_config();
-        ConfigError err = {};
+        ErrorText err = {};
         assert_int_equal(config_set(c, "wokers", "4", "app.conf:3", &err), -EINVAL);
         assert_string_equal(err.message, "app.conf:3: unknown key 'wokers' (value '4'); did you mean 'workers'?");
         assert_int_equal(config_load_string(c, "app.conf", "[sockherd]\nmax_memory = 1G\n", &err), -EINVAL);
@@ -588,7 +588,7 @@ static const char unknown_section_text[] =
 
 static void test_unknown_section(void **state) {
         _cleanup_config_ Config *c = new_config();
-        ConfigError err;
+        ErrorText err;
 
         load_fails(c, "app.conf", unknown_section_text, &err);
         /* reported at the section header itself */
@@ -601,7 +601,7 @@ static void test_unknown_section(void **state) {
 /* an unknown section is an error even when no key follows it */
 static void test_unknown_section_without_keys(void **state) {
         Config *c = *state;
-        ConfigError err;
+        ErrorText err;
 
         load_fails(c, "app.conf", "workers = 2\n[other]\n", &err);
         assert_contains(err.message, "app.conf:2:");
@@ -618,7 +618,7 @@ static const char unknown_key_text[] =
 
 static void test_unknown_key(void **state) {
         _cleanup_config_ Config *c = new_config();
-        ConfigError err;
+        ErrorText err;
 
         load_fails(c, "app.conf", unknown_key_text, &err);
         assert_contains(err.message, "app.conf:5:");
@@ -628,7 +628,7 @@ static void test_unknown_key(void **state) {
 /* config.h: "a message that names the file, line, key and value" */
 static void test_unknown_key_names_value(void **state) {
         Config *c = *state;
-        ConfigError err;
+        ErrorText err;
 
         load_fails(c, "app.conf", unknown_key_text, &err);
         assert_contains(err.message, "app.conf:5:");
@@ -638,7 +638,7 @@ static void test_unknown_key_names_value(void **state) {
 
 static void test_bad_value(void **state) {
         _cleanup_config_ Config *c = new_config();
-        ConfigError err;
+        ErrorText err;
 
         load_fails(c, "/etc/sockherd/web.conf",
                    "[sockherd]\n"             /* 1 */
@@ -653,7 +653,7 @@ static void test_bad_value(void **state) {
 
 static void test_only_first_error_reported(void **state) {
         _cleanup_config_ Config *c = new_config();
-        ConfigError err;
+        ErrorText err;
 
         load_fails(c, "a.conf",
                    "backlog = 10\n"        /* 1 */
@@ -669,7 +669,7 @@ static void test_only_first_error_reported(void **state) {
 /* A syntax error before a bad value is the first error, and the one named. */
 static void test_first_error_in_file_order(void **state) {
         Config *c = *state;
-        ConfigError err;
+        ErrorText err;
 
         load_fails(c, "order.conf",
                    "backlog = 10\n"        /* 1 */
@@ -684,7 +684,7 @@ static void test_error_line_numbers(void **state) {
         /* the same bad line at different positions is reported at each */
         for (unsigned at = 1; at <= 12; at++) {
                 _cleanup_config_ Config *c = new_config();
-                ConfigError err;
+                ErrorText err;
                 char text[1024] = "", expect[32];
 
                 for (unsigned line = 1; line < at; line++)
@@ -699,7 +699,7 @@ static void test_error_line_numbers(void **state) {
 
 static void test_syntax_error(void **state) {
         _cleanup_config_ Config *c = new_config();
-        ConfigError err;
+        ErrorText err;
 
         load_fails(c, "syn.conf",
                    "workers = 2\n"          /* 1 */
@@ -720,7 +720,7 @@ static void test_syntax_error(void **state) {
 
 static void test_set_from_command_line(void **state) {
         _cleanup_config_ Config *c = new_config();
-        ConfigError err = {};
+        ErrorText err = {};
 
         assert_int_equal(config_set(c, "workers", "many", "--workers", &err), -EINVAL);
         assert_int_equal(strncmp(err.message, "--workers:", 10), 0);
@@ -769,7 +769,7 @@ static void test_listen_appends_and_clears(void **state) {
         assert_int_equal(c->n_listen, 0);
 
         /* the command line uses the same rules */
-        ConfigError err;
+        ErrorText err;
         assert_int_equal(config_set(c, "listen", "8080", "--listen", &err), 0);
         assert_int_equal(config_set(c, "listen", "8081", "--listen", &err), 0);
         assert_int_equal(c->n_listen, 2);
@@ -779,7 +779,7 @@ static void test_listen_appends_and_clears(void **state) {
 
 static void test_listen_limit(void **state) {
         _cleanup_config_ Config *c = new_config();
-        ConfigError err;
+        ErrorText err;
         char addr[32];
 
         for (unsigned i = 0; i < CONFIG_LISTEN_MAX; i++) {
@@ -816,7 +816,7 @@ static void test_environment_appends_and_clears(void **state) {
 
 static void test_command_argv_verbatim(void **state) {
         _cleanup_config_ Config *c = new_config();
-        ConfigError err;
+        ErrorText err;
 
         assert_int_equal(config_set(c, "command", "old 'one'", "t", &err), 0);
         char *const argv[] = { "sh", "-c", "echo 'a b' \"c\"", NULL };
@@ -844,7 +844,7 @@ static char *make_line(size_t length) {
 
 static void test_line_too_long(void **state) {
         _cleanup_config_ Config *c = new_config();
-        ConfigError err;
+        ErrorText err;
         _cleanup_free_ char *line = make_line(5000);
         _cleanup_free_ char *text = NULL;
 
@@ -860,7 +860,7 @@ static void test_line_too_long(void **state) {
  * many characters loads, one more does not. */
 static void test_line_length_limit_is_exact(void **state) {
         _cleanup_config_ Config *c = new_config();
-        ConfigError err;
+        ErrorText err;
         _cleanup_free_ char *probe = make_line(5000);
 
         load_fails(c, "long.conf", probe, &err);
@@ -902,7 +902,7 @@ static char *write_temp(const char *text) {
 
 static void test_load_file(void **state) {
         _cleanup_config_ Config *c = new_config();
-        ConfigError err = {};
+        ErrorText err = {};
         _cleanup_free_ char *path = write_temp("[sockherd]\nworkers = 4\ncommand = /bin/true\n");
 
         int r = config_load_file(c, path, &err);
@@ -919,7 +919,7 @@ static void test_load_file(void **state) {
 }
 
 static void test_load_file_errors(void **state) {
-        ConfigError err = {};
+        ErrorText err = {};
         _cleanup_free_ char *line = make_line(5000);
         _cleanup_free_ char *text = NULL;
         assert_true(asprintf(&text, "workers = 2\n%s\n", line) > 0);
@@ -960,7 +960,7 @@ static char *write_temp_bytes(const char *bytes, size_t n) {
 }
 
 static void test_load_file_nul_byte(void **state) {
-        ConfigError err = {};
+        ErrorText err = {};
         char expect[128];
         char text[600];
         size_t n = 0;
@@ -1011,7 +1011,7 @@ static void test_load_file_nul_byte(void **state) {
  * in pieces: its tail is not a key. (A regression guard: the old reader
  * got this right without a NUL byte.) */
 static void test_long_comment_line(void **state) {
-        ConfigError err = {};
+        ErrorText err = {};
         char line[400];
         memset(line, '#', sizeof(line));
         memcpy(line + 300, "command = /bin/evil\n", 21);
@@ -1040,19 +1040,19 @@ static void test_long_comment_line(void **state) {
 
 static Config *valid_config(void) {
         Config *c = new_config();
-        ConfigError err;
+        ErrorText err;
         assert_int_equal(config_set(c, "command", "/bin/true", "t", &err), 0);
         return c;
 }
 
 static void validate_ok(Config *c, unsigned cpus) {
-        ConfigError err = {};
+        ErrorText err = {};
         int r = config_validate(c, cpus, &err);
         if (r != 0)
                 fail_msg("config_validate failed with %d: %s", r, err.message);
 }
 
-static void validate_fails(Config *c, ConfigError *err) {
+static void validate_fails(Config *c, ErrorText *err) {
         memset(err, 0, sizeof(*err));
         int r = config_validate(c, 4, err);
         if (r != -EINVAL)
@@ -1134,7 +1134,7 @@ static void test_reload_blocker_pairs(void **state) {
 
 static void test_validate_missing_command(void **state) {
         _cleanup_config_ Config *c = new_config();
-        ConfigError err;
+        ErrorText err;
         validate_fails(c, &err);
         assert_contains(err.message, "command");
 }
@@ -1151,7 +1151,7 @@ static void test_validate_workers_auto(void **state) {
         }
 
         _cleanup_config_ Config *c = valid_config();
-        ConfigError err;
+        ErrorText err;
         assert_int_equal(config_set(c, "workers", "3", "t", &err), 0);
         validate_ok(c, 8);
         assert_int_equal(c->workers, 3);
@@ -1159,7 +1159,7 @@ static void test_validate_workers_auto(void **state) {
 
 static void test_validate_restart_delays(void **state) {
         _cleanup_config_ Config *c = valid_config();
-        ConfigError err;
+        ErrorText err;
         assert_int_equal(config_set(c, "restart-delay", "2s", "t", &err), 0);
         assert_int_equal(config_set(c, "restart-delay-max", "1s", "t", &err), 0);
         validate_fails(c, &err);
@@ -1183,7 +1183,7 @@ static void test_validate_restart_delays(void **state) {
 
 static void test_validate_ready_timeout_zero(void **state) {
         _cleanup_config_ Config *c = valid_config();
-        ConfigError err;
+        ErrorText err;
         assert_int_equal(config_set(c, "ready", "notify", "t", &err), 0);
         assert_int_equal(config_set(c, "ready-timeout", "0", "t", &err), 0);
         validate_fails(c, &err);
@@ -1196,7 +1196,7 @@ static void test_validate_ready_timeout_zero(void **state) {
 
 static void test_validate_unknown_user_and_group(void **state) {
         _cleanup_config_ Config *c = valid_config();
-        ConfigError err;
+        ErrorText err;
         assert_int_equal(config_set(c, "user", "sockherd-no-such-user", "t", &err), 0);
         validate_fails(c, &err);
         assert_contains(err.message, "sockherd-no-such-user");
@@ -1217,7 +1217,7 @@ static void test_validate_own_user(void **state) {
         gid_t gid = pw->pw_gid;
 
         _cleanup_config_ Config *c = valid_config();
-        ConfigError err;
+        ErrorText err;
         assert_int_equal(config_set(c, "user", name, "t", &err), 0);
         validate_ok(c, 1);
         assert_int_equal(c->uid, uid);
@@ -1227,7 +1227,7 @@ static void test_validate_own_user(void **state) {
 
 static void test_validate_command_lookup(void **state) {
         _cleanup_free_ char *saved = getenv("PATH") ? strdup(getenv("PATH")) : NULL;
-        ConfigError err;
+        ErrorText err;
         assert_int_equal(setenv("PATH", "/usr/bin:/bin", 1), 0);
 
         _cleanup_config_ Config *c = new_config();
@@ -1269,7 +1269,7 @@ static void test_validate_command_lookup(void **state) {
 
 static void test_validate_working_directory(void **state) {
         _cleanup_config_ Config *c = valid_config();
-        ConfigError err;
+        ErrorText err;
         assert_int_equal(config_set(c, "working-directory", "/nonexistent/dir", "t", &err), 0);
         validate_fails(c, &err);
         assert_contains(err.message, "/nonexistent/dir");
@@ -1297,7 +1297,7 @@ static void test_validate_name_default(void **state) {
 
         _cleanup_config_ Config *e = valid_config();
         e->config_file = strdup("/etc/sockherd/app.conf");
-        ConfigError err;
+        ErrorText err;
         assert_int_equal(config_set(e, "name", "explicit", "t", &err), 0);
         validate_ok(e, 1);
         assert_string_equal(e->name, "explicit");
@@ -1311,7 +1311,7 @@ static void test_validate_name_default(void **state) {
 /* The workers' journal identifier: the pool's name when it has one of its
  * own, else the command's file name (not "sockherd", the manager's). */
 static void test_validate_log_identifier_default(void **state) {
-        ConfigError err;
+        ErrorText err;
 
         _cleanup_config_ Config *c = valid_config();
         c->config_file = strdup("/etc/sockherd/app.conf");
@@ -1338,7 +1338,7 @@ static void test_validate_log_identifier_default(void **state) {
 /* a long command continues on indented lines (the line limit is inih's) */
 static void test_command_continuation(void **state) {
         Config *c = *state;
-        ConfigError err;
+        ErrorText err;
         assert_int_equal(config_load_string(c, "app.conf",
                                             "command = /usr/bin/node\n"
                                             "    --max-old-space-size=4096\n"
@@ -1354,7 +1354,7 @@ static void test_command_continuation(void **state) {
 
 static void test_continuation_of_a_single_value_key(void **state) {
         Config *c = *state;
-        ConfigError err;
+        ErrorText err;
         assert_int_equal(config_load_string(c, "app.conf", "workers = 2\n  3\n", &err), -EINVAL);
         assert_non_null(strstr(err.message, "app.conf:2:"));
         assert_non_null(strstr(err.message, "'workers', which takes one value"));
@@ -1362,7 +1362,7 @@ static void test_continuation_of_a_single_value_key(void **state) {
 
 static void test_pass_environment_and_groups_keys(void **state) {
         _cleanup_config_ Config *c = new_config();
-        ConfigError err = {};
+        ErrorText err = {};
         assert_true(c->no_new_privileges);
         assert_int_equal(config_load_string(c, "t.conf",
                 "pass-environment = A B\n"
@@ -1386,7 +1386,7 @@ static void test_pass_environment_and_groups_keys(void **state) {
 
 static void test_validate_supplementary_groups(void **state) {
         _cleanup_config_ Config *c = new_config();
-        ConfigError err = {};
+        ErrorText err = {};
         assert_int_equal(config_load_string(c, "t.conf",
                 "command = /bin/true\nsupplementary-groups = no-such-group-here\n", &err), 0);
         assert_int_equal(config_validate(c, 2, &err), -EINVAL);
@@ -1398,7 +1398,7 @@ static void test_validate_groups_of_user(void **state) {
         if (geteuid() != 0)
                 skip_or_fail("resolving root's groups needs root");
         _cleanup_config_ Config *c = new_config();
-        ConfigError err = {};
+        ErrorText err = {};
         assert_int_equal(config_load_string(c, "t.conf",
                 "command = /bin/true\nuser = root\nsupplementary-groups = nogroup root\n", &err), 0);
         assert_int_equal(config_validate(c, 2, &err), 0);
@@ -1423,7 +1423,7 @@ static void test_validate_groups_of_user(void **state) {
  * look-ups it made. */
 static Config *reload_counting(const ConfigSource *src, const Config *previous, unsigned long *ret_lookups) {
         Config *c = NULL;
-        ConfigError err = {};
+        ErrorText err = {};
         unsigned long before = config_nss_lookups;
         if (config_source_reload(src, 2, previous, &c, &err) < 0)
                 c = NULL;
@@ -1519,7 +1519,7 @@ static struct stat stat_of(uid_t uid, gid_t gid, mode_t mode) {
 }
 
 static void test_file_trust(void **state) {
-        char buf[CONFIG_ERROR_MAX];
+        char buf[ERROR_TEXT_MAX];
         struct stat dir = stat_of(0, 0, S_IFDIR | 0755);
         struct stat ok = stat_of(0, 0, S_IFREG | 0644);
 

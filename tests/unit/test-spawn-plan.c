@@ -49,7 +49,7 @@ typedef struct Fixture {
 } Fixture;
 
 static void set_key(Config *c, const char *key, const char *value) {
-        ConfigError err = {};
+        ErrorText err = {};
         if (config_set(c, key, value, "test", &err) < 0)
                 fail_msg("config_set(%s, %s): %s", key, value, err.message);
 }
@@ -61,7 +61,7 @@ static int fixture_setup(void **state) {
         f->config = config_new();
         if (!f->config)
                 return -1;
-        ConfigError err;
+        ErrorText err;
         if (config_set(f->config, "command", "/usr/bin/app --port 80 'a b'", "test", &err) < 0)
                 return -1;
         /* the plan only copies the numbers, so these need not be open */

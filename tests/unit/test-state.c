@@ -16,8 +16,12 @@
 static int read_text(const char *text, State *s, char *err, size_t size) {
         FILE *f = fmemopen((void *) text, strlen(text), "r");
         assert_non_null(f);
-        int r = state_read(f, s, err, size);
+        ErrorText e = {};
+        int r = state_read(f, s, &e);
         fclose(f);
+        size_t n = strnlen(e.message, size - 1);
+        memcpy(err, e.message, n);
+        err[n] = '\0';
         return r;
 }
 
