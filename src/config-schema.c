@@ -24,22 +24,6 @@ int config_set_string(char **field, const char *value) {
         return 0;
 }
 
-static int strv_append(char ***v, const char *s) {
-        size_t n = strv_length(*v);
-        char *copy = strdup(s);
-        if (!copy)
-                return -ENOMEM;
-        char **nv = realloc(*v, (n + 2) * sizeof(char *));
-        if (!nv) {
-                free(copy);
-                return -ENOMEM;
-        }
-        nv[n] = copy;
-        nv[n + 1] = NULL;
-        *v = nv;
-        return 0;
-}
-
 void config_clear_listen(Config *c) {
         free(c->listen);
         c->listen = NULL;
@@ -102,14 +86,14 @@ static int set_listen(Config *c, void *field, const char *v, ErrorText *reason) 
                         error_set_text(reason, -EINVAL, "too many listen addresses (at most 64)");
                         return -EINVAL;
                 }
-                ListenAddress *nl = realloc(c->listen, (c->n_listen + 1) * sizeof(ListenAddress));
-                if (!nl)
-                        return -ENOMEM;
-                c->listen = nl;
-                r = strv_append(&c->listen_text, *w);
+                r = ARRAY_APPEND(c->listen, c->n_listen, a);
                 if (r < 0)
                         return r;
-                c->listen[c->n_listen++] = a;
+                r = strv_extend(&c->listen_text, *w);
+                if (r < 0) {
+                        c->n_listen--; /* the two lists stay in step */
+                        return r;
+                }
         }
         return 0;
 }
@@ -291,7 +275,7 @@ int config_append_command(Config *c, const char *value, const char *origin, Erro
         if (r < 0)
                 return error_set(err, -EINVAL, "%s: invalid value '%s' for key 'command': unbalanced quotes", origin, value);
         for (char **w = words; *w; w++) {
-                r = strv_append(&c->command, *w);
+                r = strv_extend(&c->command, *w);
                 if (r < 0)
                         return r;
         }
@@ -324,7 +308,7 @@ static int set_environment_literal(Config *c, void *field, const char *v, ErrorT
                 error_set_text(reason, -EINVAL, ENV_ASSIGNMENT_EXPECTED);
                 return -EINVAL;
         }
-        return strv_append(field, v);
+        return strv_extend(field, v);
 }
 
 /* A list of words (quotes honoured) where each must pass `valid`; an empty
@@ -350,7 +334,7 @@ static int set_word_list(char ***list, const char *v, bool (*valid)(const char *
                         error_set_text(reason, -EINVAL, what);
                         return -EINVAL;
                 }
-                r = strv_append(list, *w);
+                r = strv_extend(list, *w);
                 if (r < 0)
                         return r;
         }

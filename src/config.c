@@ -133,19 +133,13 @@ const char *ready_mode_to_string(ReadyMode m) {
 }
 
 int config_source_add(ConfigSource *src, const char *key, const char *value, const char *origin) {
-        ConfigSetting *ns = realloc(src->settings, (src->n_settings + 1) * sizeof(ConfigSetting));
-        if (!ns)
-                return -ENOMEM;
-        src->settings = ns;
-        ConfigSetting *st = &src->settings[src->n_settings];
-        *st = (ConfigSetting) { strdup(key), strdup(value), strdup(origin) };
-        if (!st->key || !st->value || !st->origin) {
-                free(st->key);
-                free(st->value);
-                free(st->origin);
+        ConfigSetting st = { strdup(key), strdup(value), strdup(origin) };
+        if (!st.key || !st.value || !st.origin || ARRAY_APPEND(src->settings, src->n_settings, st) < 0) {
+                free(st.key);
+                free(st.value);
+                free(st.origin);
                 return -ENOMEM;
         }
-        src->n_settings++;
         return 0;
 }
 

@@ -12,14 +12,11 @@
 #include "sockherd/util.h"
 
 static int listen_set_add(ListenSet *set, int fd, const char *name) {
-        ListenSocket *ns = realloc(set->sockets, (set->n + 1) * sizeof(ListenSocket));
-        if (!ns)
-                return -ENOMEM;
-        set->sockets = ns;
         char *copy = strdup(name);
-        if (!copy)
+        if (!copy || ARRAY_APPEND(set->sockets, set->n, (ListenSocket) { .fd = fd, .name = copy }) < 0) {
+                free(copy);
                 return -ENOMEM;
-        set->sockets[set->n++] = (ListenSocket) { .fd = fd, .name = copy };
+        }
         return 0;
 }
 

@@ -1,9 +1,9 @@
 /* The Manager's insides: its fields, shared by the files that are the
  * manager itself: manager.c (the event loop, workers, transactions),
- * manager-balance.c (its sockets and steering), manager-reexec.c (handing
- * its whole state over) and manager-unit.c. The parts that answer the
+ * manager-balance.c (its sockets and steering), manager-state.c (its whole
+ * state for a re-exec) and manager-unit.c. The parts that answer the
  * outside or watch from it (manager-control.c, manager-http.c,
- * manager-metrics.c) see only manager-view.h. */
+ * manager-metrics.c, manager-reexec.c) see only manager-view.h. */
 #pragma once
 
 #include <stdbool.h>
@@ -20,6 +20,7 @@
 #include "manager-control.h"
 #include "manager-http.h"
 #include "manager-metrics.h"
+#include "manager-reexec.h"
 #include "manager-view.h"
 #include "sockherd/state.h"
 #include "sockherd/util.h"
@@ -96,10 +97,8 @@ struct Manager {
         ManagerMetrics *metrics;  /* the samples (manager-metrics.c) */
         unsigned recycle_ticks;
 
-        char *exe_path;         /* our binary on disk, for re-exec */
-        char **argv;            /* our command line, for re-exec */
+        ManagerReexec *reexec;  /* re-exec (manager-reexec.c) */
         bool restored;          /* started from a re-exec state */
-        sd_event_source *reexec_source;
 
         bool stopping;
         bool announced_ready;
@@ -158,17 +157,6 @@ Worker *manager_adopt_worker(Manager *m, pid_t pid, unsigned slot, uint64_t gene
 void manager_schedule_restart(Manager *m, unsigned slot, uint64_t ran_usec);
 /* A retiring worker: drain the sockets it owns (quiet-period), then stop. */
 void manager_worker_retire_stop(Manager *m, Worker *w);
-
-/* manager-reexec.c */
-/* Check that a re-exec can go ahead now; on refusal, why says why. */
-int manager_reexec_check(Manager *m, ErrorText *why);
-/* Run the program on disk as it will be re-executed (--state-version, then
- * --check-config with our arguments), each for at most a few seconds and
- * synchronously; refuse, saying why, unless it runs, reads our state
- * version and accepts the configuration. */
-int manager_reexec_probe(Manager *m, ErrorText *why);
-/* Write the state and exec; returns only on failure (logged). */
-int manager_reexec(Manager *m);
 
 /* manager-unit.c */
 /* When this is a system service's main process: connect to systemd (before

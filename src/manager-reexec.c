@@ -27,11 +27,18 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
-#include "manager-internal.h"
-#include "sockherd/http-server.h"
+#include "manager-reexec.h"
+#include "manager-view.h"
 #include "sockherd/log.h"
 #include "sockherd/systemd-notify.h"
 #include "sockherd/util.h"
+
+struct ManagerReexec {
+        Manager *manager;
+        char *exe_path;         /* our binary on disk */
+        char **argv;            /* our command line (borrowed from main) */
+        sd_event_source *deferred; /* a requested re-exec, run from the loop */
+};
 
 static int set_cloexec(int fd, bool on) {
         int flags = fcntl(fd, F_GETFD);
@@ -41,20 +48,22 @@ static int set_cloexec(int fd, bool on) {
         return fcntl(fd, F_SETFD, flags) < 0 ? -errno : 0;
 }
 
-int manager_reexec_check(Manager *m, ErrorText *why) {
+int manager_reexec_check(ManagerReexec *x, ErrorText *why) {
         _cleanup_config_ Config *config = NULL;
         ErrorText err = {};
+        ManagerView v;
 
-        if (m->stopping || m->draining)
+        manager_view(x->manager, &v);
+        if (v.stopping || v.draining)
                 return error_set(why, -ESHUTDOWN, "the manager is stopping");
-        if (m->reload)
+        if (strcmp(v.reload.state, "idle") != 0)
                 return error_set(why, -EBUSY, "a reload or restart is running; try again when it has ended");
-        if (!m->exe_path || access(m->exe_path, X_OK) < 0)
-                return error_set(why, -ENOENT, "cannot find our own program (%s)", m->exe_path ?: "?");
+        if (!x->exe_path || access(x->exe_path, X_OK) < 0)
+                return error_set(why, -ENOENT, "cannot find our own program (%s)", x->exe_path ?: "?");
         /* the new image reads the config again: it must be valid now (the
          * user and group answers of the running config serve: no NSS
          * look-up inside the loop; the new image makes its own) */
-        if (config_source_reload(&m->source, online_cpus(), m->config, &config, &err) < 0)
+        if (config_source_reload(v.source, online_cpus(), v.config, &config, &err) < 0)
                 return error_set(why, -EINVAL, "the configuration does not load: %s", err.message);
         return 0;
 }
@@ -63,16 +72,16 @@ int manager_reexec_check(Manager *m, ErrorText *why) {
  * (options must come before the command), without the --deserialize that
  * an earlier re-exec put there. The strings are borrowed; NULL when out of
  * memory. */
-static char **reexec_argv(Manager *m, char *option) {
-        size_t n = strv_length(m->argv), k = 0;
+static char **reexec_argv(ManagerReexec *x, char *option) {
+        size_t n = strv_length(x->argv), k = 0;
         char **argv = calloc(n + 2, sizeof(char *));
         if (!argv)
                 return NULL;
-        argv[k++] = m->argv[0];
+        argv[k++] = x->argv[0];
         argv[k++] = option;
         for (size_t i = 1; i < n; i++)
-                if (!(i == 1 && m->restored && strncmp(m->argv[i], "--deserialize=", 14) == 0))
-                        argv[k++] = m->argv[i];
+                if (!(i == 1 && strncmp(x->argv[i], "--deserialize=", 14) == 0))
+                        argv[k++] = x->argv[i];
         argv[k] = NULL;
         return argv;
 }
@@ -200,15 +209,15 @@ static int probe_verdict(const char *exe, const char *option, int status, char *
         return -EINVAL;
 }
 
-int manager_reexec_probe(Manager *m, ErrorText *why) {
-        char out[256], *version_argv[] = { m->exe_path, (char *) "--state-version", NULL };
+int manager_reexec_probe(ManagerReexec *x, ErrorText *why) {
+        char out[256], *version_argv[] = { x->exe_path, (char *) "--state-version", NULL };
         int status, r;
 
-        /* manager_reexec_check() found m->exe_path */
-        r = probe_run(m->exe_path, version_argv, &status, out, sizeof(out));
+        /* manager_reexec_check() found x->exe_path */
+        r = probe_run(x->exe_path, version_argv, &status, out, sizeof(out));
         if (r < 0)
-                return error_set(why, r, "cannot run %s: %s", m->exe_path, strerror(-r));
-        r = probe_verdict(m->exe_path, "--state-version", status, out, why);
+                return error_set(why, r, "cannot run %s: %s", x->exe_path, strerror(-r));
+        r = probe_verdict(x->exe_path, "--state-version", status, out, why);
         if (r < 0)
                 return r;
         unsigned version;
@@ -216,95 +225,22 @@ int manager_reexec_probe(Manager *m, ErrorText *why) {
         if (digits == 0 || digits > 9 || strcmp(out + digits, "\n") != 0 ||
             sscanf(out, "%u", &version) != 1)
                 return error_set(why, -EPROTO, "%s --state-version printed '%s', not a state version",
-                                m->exe_path, first_line(out));
+                                x->exe_path, first_line(out));
         if (version != STATE_VERSION)
                 return error_set(why, -EPROTO, "%s reads state version %u, this manager writes version %d: "
-                                "restart the pool instead", m->exe_path, version, STATE_VERSION);
+                                "restart the pool instead", x->exe_path, version, STATE_VERSION);
 
-        _cleanup_free_ char **argv = reexec_argv(m, (char *) "--check-config");
+        _cleanup_free_ char **argv = reexec_argv(x, (char *) "--check-config");
         if (!argv)
                 return error_set(why, -ENOMEM, "out of memory");
-        r = probe_run(m->exe_path, argv, &status, out, sizeof(out));
+        r = probe_run(x->exe_path, argv, &status, out, sizeof(out));
         if (r < 0)
-                return error_set(why, r, "cannot run %s: %s", m->exe_path, strerror(-r));
-        return probe_verdict(m->exe_path, "--check-config", status, out, why);
-}
-
-static int manager_build_state(Manager *m, State *s) {
-        *s = (State) {
-                .generation = m->generation,
-                .last_generation = m->last_generation,
-                .requests = m->requests,
-                .announced_ready = m->announced_ready,
-                .passed_in = m->sockets.passed_in,
-                .notify_fd = m->notify_fd,
-                .control_fd = manager_control_fd(m->control),
-                .control_uid = m->control_uid,
-                .http_fd = manager_http_fd(m->http),
-                .n_slots = m->pool.n_slots,
-        };
-        snprintf(s->reload_error, sizeof(s->reload_error), "%s", m->reload_error);
-        snprintf(s->notify_address, sizeof(s->notify_address), "%s", m->notify_address);
-        snprintf(s->control_path, sizeof(s->control_path), "%s", manager_control_path(m->control) ?: "");
-        /* too long for the record: the new image resolves it again */
-        const Config *c = m->config;
-        if (c->working_directory && c->working_directory_resolved &&
-            strlen(c->working_directory) < sizeof(s->working_directory) &&
-            strlen(c->working_directory_resolved) < sizeof(s->working_directory_resolved)) {
-                strcpy(s->working_directory, c->working_directory);
-                strcpy(s->working_directory_resolved, c->working_directory_resolved);
-        }
-        snprintf(s->http_path, sizeof(s->http_path), "%s", manager_http_path(m->http) ?: "");
-        if (manager_balance_record(m, s) < 0)
-                return -ENOMEM;
-
-        for (size_t i = 0; i < m->sockets.n; i++) {
-                StateSocket sock = { .fd = m->sockets.sockets[i].fd,
-                                     .backlog_taken = m->sockets.sockets[i].backlog_taken };
-                snprintf(sock.name, sizeof(sock.name), "%s", m->sockets.sockets[i].name);
-                snprintf(sock.unlink_path, sizeof(sock.unlink_path), "%s", m->sockets.sockets[i].unlink_path ?: "");
-                if (state_add_socket(s, &sock) < 0)
-                        return -ENOMEM;
-        }
-        s->slots = calloc(m->pool.n_slots ? m->pool.n_slots : 1, sizeof(StateSlot));
-        if (!s->slots)
-                return -ENOMEM;
-        for (unsigned i = 0; i < m->pool.n_slots; i++) {
-                const Slot *sl = &m->pool.slots[i];
-                s->slots[i] = (StateSlot) { sl->restarts, sl->backoff.failures, sl->lane_flip };
-                for (size_t j = 0; sl->fds && j < m->sockets.n; j++)
-                        if (sl->fds[j] >= 0 &&
-                            state_add_slot_socket(s, &(StateSlotSocket) { i, (unsigned) j, sl->fds[j] }) < 0)
-                                return -ENOMEM;
-                const Worker *w = sl->worker;
-                if (!w)
-                        continue;
-                StateWorker sw = {
-                        .role = STATE_ROLE_SERVING, .slot = w->slot, .pid = w->pid, .generation = w->generation,
-                        .state = w->state, .started_usec = w->started_usec, .recycle_at_usec = w->recycle_at_usec,
-                };
-                snprintf(sw.status, sizeof(sw.status), "%s", w->status);
-                if (state_add_worker(s, &sw) < 0)
-                        return -ENOMEM;
-        }
-        for (size_t i = 0; i < m->pool.n_retiring; i++) {
-                const Worker *w = m->pool.retiring[i];
-                StateWorker sw = {
-                        .role = STATE_ROLE_RETIRING, .slot = w->slot, .pid = w->pid, .generation = w->generation,
-                        .state = w->state, .started_usec = w->started_usec,
-                };
-                if (state_add_worker(s, &sw) < 0)
-                        return -ENOMEM;
-                /* one still draining its old sockets goes on draining them */
-                for (size_t k = 0; w->state == WORKER_READY && k < w->n_owned_fds; k++)
-                        if (state_add_drain_socket(s, &(StateDrainSocket) { w->pid, w->owned_fds[k] }) < 0)
-                                return -ENOMEM;
-        }
-        return 0;
+                return error_set(why, r, "cannot run %s: %s", x->exe_path, strerror(-r));
+        return probe_verdict(x->exe_path, "--check-config", status, out, why);
 }
 
 /* Every fd the new image needs, with CLOEXEC set or cleared. */
-static void keep_fds(Manager *m, const State *s, int memfd, bool keep) {
+static void keep_fds(const State *s, int memfd, bool keep) {
         for (size_t i = 0; i < s->n_sockets; i++)
                 (void) set_cloexec(s->sockets[i].fd, !keep);
         (void) set_cloexec(s->notify_fd, !keep);
@@ -323,13 +259,13 @@ static void keep_fds(Manager *m, const State *s, int memfd, bool keep) {
                 (void) set_cloexec(memfd, !keep);
 }
 
-int manager_reexec(Manager *m) {
+int manager_reexec(ManagerReexec *x) {
         State state = {};
         _cleanup_close_ int memfd = -1;
         char arg[64];
         int r;
 
-        r = manager_build_state(m, &state);
+        r = manager_state_record(x->manager, &state);
         if (r < 0) {
                 state_done(&state);
                 return log_error_errno(r, "re-exec: cannot record the state: %m");
@@ -361,135 +297,69 @@ int manager_reexec(Manager *m) {
         }
 
         snprintf(arg, sizeof(arg), "--deserialize=%d", memfd);
-        char **argv = reexec_argv(m, arg);
+        char **argv = reexec_argv(x, arg);
         if (!argv) {
                 state_done(&state);
                 return log_error_errno(-ENOMEM, "re-exec: out of memory");
         }
 
-        log_info("re-executing %s with %zu workers (pid %d stays)", m->exe_path, state.n_workers, (int) getpid());
+        log_info("re-executing %s with %zu workers (pid %d stays)", x->exe_path, state.n_workers, (int) getpid());
         (void) systemd_notify("STATUS=re-executing");
-        keep_fds(m, &state, memfd, true);
-        execv(m->exe_path, argv);
+        keep_fds(&state, memfd, true);
+        execv(x->exe_path, argv);
 
         /* still here: the old image goes on */
         r = -errno;
-        keep_fds(m, &state, memfd, false);
+        keep_fds(&state, memfd, false);
         free(argv);
         state_done(&state);
-        manager_update_status(m);
-        return log_error_errno(r, "re-exec of %s failed, this image keeps running: %m", m->exe_path);
+        char status[512];
+        manager_format_status(x->manager, status, sizeof(status));
+        (void) systemd_notifyf("STATUS=%s", status);
+        return log_error_errno(r, "re-exec of %s failed, this image keeps running: %m", x->exe_path);
 }
 
-/* The sockets a retiring worker was draining before the re-exec: its own
- * again, CLOEXEC again. Taken (fd -1) from the state, so that whatever no
- * worker takes is closed below. */
-static void adopt_drain_sockets(const State *s, Worker *w) {
-        for (size_t i = 0; i < s->n_drain_sockets; i++) {
-                StateDrainSocket *d = &s->drain_sockets[i];
-                if (d->pid != w->pid || d->fd < 0)
-                        continue;
-                (void) fcntl(d->fd, F_SETFD, FD_CLOEXEC);
-                (void) worker_own_fd(w, d->fd);
-                d->fd = -1;
-        }
+static int on_deferred(sd_event_source *s, void *userdata) {
+        ManagerReexec *x = userdata;
+        ErrorText why;
+
+        x->deferred = sd_event_source_disable_unref(s);
+        if (manager_reexec_check(x, &why) < 0)
+                log_warning("not re-executing: %s", why.message);
+        else
+                (void) manager_reexec(x);
+        return 0;
 }
 
-int manager_restore(Manager *m, const State *s) {
-        int r;
-
-        m->restored = true;
-        m->generation = s->generation;
-        m->last_generation = s->last_generation;
-        m->requests = s->requests;
-        m->announced_ready = s->announced_ready;
-        snprintf(m->reload_error, sizeof(m->reload_error), "%s", s->reload_error);
-
-        /* the generation keeps the directory it began in, not where a
-         * symlink points now (the file was read again: only if it still
-         * names the same directory) */
-        if (s->working_directory_resolved[0] && m->config->working_directory &&
-            strcmp(m->config->working_directory, s->working_directory) == 0 &&
-            (!m->config->working_directory_resolved ||
-             strcmp(m->config->working_directory_resolved, s->working_directory_resolved) != 0)) {
-                char *pinned = strdup(s->working_directory_resolved);
-                if (!pinned)
-                        return -ENOMEM;
-                log_info("working-directory %s stays %s, as for generation %" PRIu64 " before the re-exec",
-                         s->working_directory, pinned, s->generation);
-                free(m->config->working_directory_resolved);
-                m->config->working_directory_resolved = pinned;
-        }
-
-        r = manager_balance_restore(m, s);
+int manager_reexec_request(ManagerReexec *x, ErrorText *why) {
+        ManagerView v;
+        int r = manager_reexec_check(x, why);
+        if (r >= 0)
+                r = manager_reexec_probe(x, why);
         if (r < 0)
                 return r;
-
-        unsigned old_slots = m->pool.n_slots;
-        if (s->n_slots != old_slots) {
-                /* the pool had been scaled: keep its size, not the config's */
-                for (unsigned i = s->n_slots; i < old_slots; i++)
-                        m->pool.slots[i].config = config_free(m->pool.slots[i].config);
-                if (s->n_slots < old_slots)
-                        m->pool.n_slots = s->n_slots;
-                else if ((r = pool_resize(&m->pool, s->n_slots)) < 0)
-                        return r;
-        }
-        for (unsigned i = 0; i < m->pool.n_slots; i++) {
-                Slot *sl = &m->pool.slots[i];
-                if (!sl->config)
-                        sl->config = config_ref(m->config);
-                sl->generation = m->generation;
-                sl->restarts = s->slots[i].restarts;
-                sl->backoff.failures = s->slots[i].backoff_failures;
-                sl->lane_flip = s->slots[i].lane_flip;
-        }
-
-        /* balance=reuseport: each slot's own sockets, CLOEXEC again */
-        for (size_t i = 0; i < s->n_slot_sockets; i++) {
-                const StateSlotSocket *ss = &s->slot_sockets[i];
-                Slot *sl = &m->pool.slots[ss->slot];
-                (void) fcntl(ss->fd, F_SETFD, FD_CLOEXEC);
-                if (ss->index >= m->sockets.n) {
-                        safe_close(ss->fd);
-                        continue;
-                }
-                if (!sl->fds) {
-                        sl->fds = malloc(m->sockets.n * sizeof(int));
-                        if (!sl->fds)
-                                return -ENOMEM;
-                        for (size_t j = 0; j < m->sockets.n; j++)
-                                sl->fds[j] = -1;
-                }
-                sl->fds[ss->index] = ss->fd;
-        }
-
-        unsigned adopted = 0;
-        for (size_t i = 0; i < s->n_workers; i++) {
-                const StateWorker *sw = &s->workers[i];
-                bool retiring = sw->role == STATE_ROLE_RETIRING;
-                if (!retiring && m->pool.slots[sw->slot].worker) {
-                        log_warning("state lists two workers for slot %u; pid %d goes", sw->slot, (int) sw->pid);
-                        retiring = true;
-                }
-                Worker *w = manager_adopt_worker(m, sw->pid, sw->slot, sw->generation, sw->state,
-                                                 sw->started_usec, retiring);
-                if (!w)
-                        continue;
-                w->recycle_at_usec = sw->recycle_at_usec;
-                snprintf(w->status, sizeof(w->status), "%.255s", sw->status);
-                if (retiring)
-                        adopt_drain_sockets(s, w);
-                if (retiring && w->state != WORKER_STOPPING)
-                        manager_worker_retire_stop(m, w);
-                adopted++;
-        }
-        /* a slot without a worker was waiting for its respawn */
-        for (unsigned i = 0; i < m->pool.n_slots; i++)
-                if (!m->pool.slots[i].worker)
-                        manager_schedule_restart(m, i, 0);
-
-        log_info("resumed after re-exec: %u workers kept, generation %" PRIu64, adopted, m->generation);
-        manager_update_status(m);
+        manager_view(x->manager, &v);
+        if (!x->deferred && sd_event_add_defer(v.event, &x->deferred, on_deferred, x) < 0)
+                return error_set(why, -ENOMEM, "out of memory");
         return 0;
+}
+
+ManagerReexec *manager_reexec_new(Manager *m, char **argv) {
+        ManagerReexec *x = calloc(1, sizeof(ManagerReexec));
+        if (!x)
+                return NULL;
+        x->manager = m;
+        x->argv = argv;
+        /* NULL when /proc is not there: manager_reexec_check() refuses then */
+        x->exe_path = realpath("/proc/self/exe", NULL);
+        return x;
+}
+
+ManagerReexec *manager_reexec_free(ManagerReexec *x) {
+        if (!x)
+                return NULL;
+        sd_event_source_disable_unref(x->deferred);
+        free(x->exe_path);
+        free(x);
+        return NULL;
 }

@@ -15,6 +15,7 @@
 #include "sockherd/error.h"
 #include "sockherd/listen.h"
 #include "sockherd/pool.h"
+#include "sockherd/state.h"
 
 typedef struct Manager Manager;
 typedef struct ManagerMetrics ManagerMetrics;
@@ -32,6 +33,7 @@ typedef struct ReloadSnapshot {
  * in the callback that asked, keep nothing). */
 typedef struct ManagerView {
         sd_event *event;
+        const ConfigSource *source;     /* where config came from: to read it again */
         const Config *config;           /* the committed config */
         const Pool *pool;
         const ListenSet *sockets;
@@ -47,6 +49,9 @@ typedef struct ManagerView {
 } ManagerView;
 
 void manager_view(const Manager *m, ManagerView *ret);
+/* Re-exec: the manager's whole state, for the new image (its descriptors
+ * stay open; manager-state.c). */
+int manager_state_record(Manager *m, State *s);
 /* The STATUS= line: "4/4 workers ready, generation 3; ..." */
 void manager_format_status(const Manager *m, char *buf, size_t size);
 uint64_t manager_now_usec(void);

@@ -796,6 +796,8 @@ void manager_reload_snapshot(const Manager *m, ReloadSnapshot *ret) {
         ret->generation = run->generation;
         if (t->kind == TXN_RESTART)
                 ret->state = "restarting";
+        else if (t->kind == TXN_SCALE)
+                ret->state = "scaling";
         else if (t->phase == TXN_PHASE_ROLLING_BACK) {
                 ret->state = "rolling-back";
                 ret->generation = m->generation;
@@ -820,7 +822,7 @@ static void manager_answer_waiters(Manager *m, uint64_t covers, bool ok) {
 static void run_finish(Manager *m, bool ok) {
         char status[512];
         uint64_t covers = m->reload ? m->reload->covers : m->requests;
-        bool was_restart = m->reload && m->reload->txn.kind == TXN_RESTART;
+        TxnKind kind = m->reload ? m->reload->txn.kind : TXN_RELOAD;
 
         run_free(m->reload);
         m->reload = NULL;
@@ -832,11 +834,17 @@ static void run_finish(Manager *m, bool ok) {
                 if (!sl->worker && !sl->incoming && !sl->restart_source)
                         manager_schedule_restart(m, i, 0);
         }
-        if (ok && !was_restart)
+        if (ok && kind == TXN_RELOAD)
                 m->reload_error[0] = '\0';
-        manager_format_status(m, status, sizeof(status));
-        snprintf(m->last_status, sizeof(m->last_status), "%s", status);
-        systemd_notifyf("READY=1\nSTATUS=%s", status);
+        if (kind == TXN_SCALE)
+                /* systemd heard no RELOADING=1 for it: no READY=1 to end it
+                 * (one before the pool was first ready would end start-up) */
+                manager_update_status(m);
+        else {
+                manager_format_status(m, status, sizeof(status));
+                snprintf(m->last_status, sizeof(m->last_status), "%s", status);
+                systemd_notifyf("READY=1\nSTATUS=%s", status);
+        }
         /* after systemd heard it: `systemctl reload` returns when they are answered */
         manager_answer_waiters(m, covers, ok);
 
@@ -977,6 +985,11 @@ static void run_act(Manager *m, const TxnAction *a, const ReloadInput *in) {
                 run_feed(m, TXN_EVENT_FAILED, a->slot, 0, "cannot start a new worker");
                 break;
         }
+        case TXN_ACTION_SPAWN:
+                /* a failure schedules the slot's respawn, as at start */
+                if (sl)
+                        (void) manager_spawn(m, a->slot, run->config, run->generation, false);
+                break;
         case TXN_ACTION_SWITCH:
                 if (sl)
                         run_switch(m, a->slot);
@@ -1166,15 +1179,14 @@ static int request_restart(Manager *m, const bool *targets, uint64_t *ret_reques
 
         if (m->stopping || m->draining)
                 return -ESHUTDOWN;
-        if (m->reload)
+        /* a restart holds the reload queue, so a reload asked for meanwhile waits for it */
+        if (m->reload || txn_admit(&m->reload_queue, TXN_RESTART) != TXN_ADMIT_START)
                 return -EBUSY;
         for (unsigned i = 0; i < n; i++)
                 count += targets[i];
         *ret_request = ++m->requests;
-        /* a restart holds the reload queue, so a reload asked for meanwhile waits for it */
-        (void) reload_queue_request(&m->reload_queue);
         int r = run_new(m, TXN_RESTART, m->config, m->generation, targets, n,
-                               reload_batch_resolve(m->config->reload_batch, m->config->reload_batch_percent, n), 0);
+                        reload_batch_resolve(m->config->reload_batch, m->config->reload_batch_percent, n), 0);
         if (r < 0) {
                 (void) reload_queue_end(&m->reload_queue);
                 return r;
@@ -1185,6 +1197,9 @@ static int request_restart(Manager *m, const bool *targets, uint64_t *ret_reques
         return 0;
 }
 
+/* A transaction like the others (txn.c: TXN_SCALE), which ends in the step
+ * that begins it: new slots get their workers, the highest slots go (their
+ * workers drain and exit). */
 static int request_scale(Manager *m, unsigned n) {
         unsigned old = m->pool.n_slots;
 
@@ -1196,30 +1211,25 @@ static int request_scale(Manager *m, unsigned n) {
                 return -ERANGE;
         if (n == old)
                 return 0;
-
-        if (n < old)
-                manager_shrink(m, n); /* the highest slots go: their workers drain and exit */
-        else {
-                int r = manager_grow(m, n, m->config, m->generation);
+        if (txn_admit(&m->reload_queue, TXN_SCALE) != TXN_ADMIT_START)
+                return -EBUSY;
+        _cleanup_free_ bool *targets = calloc(n > old ? n : old, sizeof(bool));
+        int r = targets ? 0 : -ENOMEM;
+        for (unsigned i = old; targets && i < n; i++)
+                targets[i] = true;
+        if (r >= 0)
+                r = run_new(m, TXN_SCALE, m->config, m->generation, targets, n, 1, 0);
+        if (r >= 0 && n > old) {
+                r = manager_grow(m, n, m->config, m->generation);
                 if (r < 0)
-                        return r;
-                for (unsigned i = old; i < n; i++)
-                        (void) manager_spawn(m, i, m->config, m->generation, false);
+                        run_free(TAKE_PTR(m->reload));
+        }
+        if (r < 0) {
+                (void) reload_queue_end(&m->reload_queue);
+                return r;
         }
         log_info("scaled from %u to %u workers", old, n);
-        manager_update_status(m);
-        return 0;
-}
-
-static int on_reexec_deferred(sd_event_source *s, void *userdata) {
-        Manager *m = userdata;
-        ErrorText why;
-
-        m->reexec_source = sd_event_source_disable_unref(s);
-        if (manager_reexec_check(m, &why) < 0)
-                log_warning("not re-executing: %s", why.message);
-        else
-                (void) manager_reexec(m);
+        run_feed(m, TXN_EVENT_BEGIN, 0, 0, "");
         return 0;
 }
 
@@ -1253,15 +1263,7 @@ int manager_request(Manager *m, const ManagerRequest *req, ManagerRequestResult 
                         return error_set(&res->error, r, "cannot scale: %s", strerror(-r));
                 return 0;
         case MANAGER_REQUEST_REEXEC:
-                r = manager_reexec_check(m, &res->error);
-                if (r >= 0)
-                        r = manager_reexec_probe(m, &res->error);
-                if (r < 0)
-                        return r;
-                /* from the loop: the caller answers its client first (the exec closes the connection) */
-                if (!m->reexec_source && sd_event_add_defer(m->event, &m->reexec_source, on_reexec_deferred, m) < 0)
-                        return error_set(&res->error, -ENOMEM, "out of memory");
-                return 0;
+                return manager_reexec_request(m->reexec, &res->error);
         }
         return error_set(&res->error, -EINVAL, "unknown request");
 }
@@ -1274,6 +1276,7 @@ void manager_set_done_handler(Manager *m, ManagerDoneHandler handler, void *user
 void manager_view(const Manager *m, ManagerView *ret) {
         *ret = (ManagerView) {
                 .event = m->event,
+                .source = &m->source,
                 .config = m->config,
                 .pool = &m->pool,
                 .sockets = &m->sockets,
@@ -1667,10 +1670,10 @@ static int on_reexec_signal(sd_event_source *s _unused_, const struct signalfd_s
 
         if (!signal_trusted(m, si))
                 return 0;
-        if (manager_reexec_check(m, &why) < 0 || manager_reexec_probe(m, &why) < 0)
+        if (manager_reexec_check(m->reexec, &why) < 0 || manager_reexec_probe(m->reexec, &why) < 0)
                 log_warning("SIGUSR2: not re-executing: %s", why.message);
         else
-                (void) manager_reexec(m);
+                (void) manager_reexec(m->reexec);
         return 0;
 }
 
@@ -1761,8 +1764,11 @@ int manager_new(ConfigSource *source, Config *config, ListenSet *sockets, int co
                         goto fail;
                 }
         }
-        m->argv = argv;
-        m->exe_path = realpath("/proc/self/exe", NULL);
+        m->reexec = manager_reexec_new(m, argv);
+        if (!m->reexec) {
+                r = log_error_errno(-ENOMEM, "cannot set up re-exec: %m");
+                goto fail;
+        }
         r = sd_event_add_io(m->event, &m->notify_source, m->notify_fd, EPOLLIN, on_notify, m);
         if (r < 0)
                 goto fail;
@@ -1838,8 +1844,7 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->recycle_source);
         m->metrics = manager_metrics_free(m->metrics);
         manager_balance_free(m);
-        sd_event_source_disable_unref(m->reexec_source);
-        free(m->exe_path);
+        m->reexec = manager_reexec_free(m->reexec);
         safe_close(m->notify_fd);
         /* (a re-exec keeps it: exec does not come back here) */
         notify_socket_remove(m->notify_address);

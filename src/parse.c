@@ -94,16 +94,6 @@ int parse_uint_range(const char *s, unsigned min, unsigned max, unsigned *ret) {
         return 0;
 }
 
-static int strv_push(char ***v, size_t *n, char *word) {
-        char **nv = realloc(*v, (*n + 2) * sizeof(char *));
-        if (!nv)
-                return -ENOMEM;
-        nv[(*n)++] = word;
-        nv[*n] = NULL;
-        *v = nv;
-        return 0;
-}
-
 int split_quoted(const char *s, char ***ret_argv) {
         _cleanup_strv_free_ char **argv = NULL;
         size_t n = 0;
@@ -153,10 +143,10 @@ int split_quoted(const char *s, char ***ret_argv) {
                 }
                 word[len] = '\0';
 
-                int r = strv_push(&argv, &n, word);
+                int r = strv_push(&argv, TAKE_PTR(word));
                 if (r < 0)
                         return r;
-                word = NULL;
+                n++;
         }
 
         if (n == 0)

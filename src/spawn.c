@@ -119,14 +119,9 @@ static ssize_t env_put(EnvBuilder *b, char *entry) {
                         b->v[i] = entry;
                         return (ssize_t) i;
                 }
-        char **nv = realloc(b->v, (b->n + 2) * sizeof(char *));
-        if (!nv) {
-                free(entry);
-                return -ENOMEM;
-        }
-        b->v = nv;
-        b->v[b->n] = entry;
-        b->v[b->n + 1] = NULL;
+        int r = strv_push(&b->v, entry);
+        if (r < 0)
+                return r;
         return (ssize_t) b->n++;
 }
 

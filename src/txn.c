@@ -11,9 +11,15 @@ static const struct {
         bool rolls_back;        /* a failure puts the committed config back on the switched slots */
         bool commits;           /* success makes the transaction's config the committed one */
         bool has_canaries;      /* a canary phase may run first */
+        bool replaces;          /* a target's new worker replaces one: it starts beside it
+                                 * (START) and the slot switches when it is ready; else the
+                                 * slot's own worker starts (SPAWN) and nothing waits */
+        bool queues;            /* asked for while another runs, it waits (else: busy) */
 } kind_policy[_TXN_KIND_MAX] = {
-        [TXN_RELOAD]  = { .rolls_back = true,  .commits = true,  .has_canaries = true },
-        [TXN_RESTART] = { .rolls_back = false, .commits = false, .has_canaries = false },
+        [TXN_RELOAD]  = { .rolls_back = true,  .commits = true,  .has_canaries = true,  .replaces = true,
+                          .queues = true },
+        [TXN_RESTART] = { .rolls_back = false, .commits = false, .has_canaries = false, .replaces = true },
+        [TXN_SCALE]   = { .rolls_back = false, .commits = false, .has_canaries = false, .replaces = false },
 };
 
 int txn_init(Txn *t, TxnKind kind, const bool *targets, unsigned n_from, unsigned n_to, unsigned batch,
@@ -87,12 +93,21 @@ static bool startable(const Txn *t, unsigned i) {
 static void advance(Txn *t) {
         bool back = t->phase == TXN_PHASE_ROLLING_BACK;
 
-        for (unsigned i = 0; i < t->n_slots && t->starting < t->batch; i++)
-                if (startable(t, i)) {
-                        t->slots[i] = back ? TXN_SLOT_RESTORING : TXN_SLOT_STARTING;
-                        t->starting++;
-                        emit(t, back ? TXN_ACTION_START_OLD : TXN_ACTION_START, i, TXN_FAILURE_NONE);
+        for (unsigned i = 0; i < t->n_slots; i++) {
+                if (!startable(t, i))
+                        continue;
+                if (!back && !kind_policy[t->kind].replaces) {
+                        /* nothing to replace: done as soon as it is started */
+                        t->slots[i] = TXN_SLOT_SWITCHED;
+                        emit(t, TXN_ACTION_SPAWN, i, TXN_FAILURE_NONE);
+                        continue;
                 }
+                if (t->starting >= t->batch)
+                        break;
+                t->slots[i] = back ? TXN_SLOT_RESTORING : TXN_SLOT_STARTING;
+                t->starting++;
+                emit(t, back ? TXN_ACTION_START_OLD : TXN_ACTION_START, i, TXN_FAILURE_NONE);
+        }
         if (t->starting > 0)
                 return;
         for (unsigned i = 0; i < t->n_slots; i++)
@@ -277,6 +292,7 @@ static const char *const action_names[_TXN_ACTION_MAX] = {
         [TXN_ACTION_FAIL] = "fail",
         [TXN_ACTION_START] = "start",
         [TXN_ACTION_START_OLD] = "start-old",
+        [TXN_ACTION_SPAWN] = "spawn",
         [TXN_ACTION_SWITCH] = "switch",
         [TXN_ACTION_ABANDON] = "abandon",
         [TXN_ACTION_SHRINK] = "shrink",
@@ -325,6 +341,12 @@ ReloadRequest reload_queue_request(ReloadQueue *q) {
         }
         q->running = true;
         return RELOAD_REQUEST_START;
+}
+
+TxnAdmission txn_admit(ReloadQueue *q, TxnKind kind) {
+        if ((unsigned) kind >= _TXN_KIND_MAX || (q->running && !kind_policy[kind].queues))
+                return TXN_ADMIT_BUSY;
+        return reload_queue_request(q) == RELOAD_REQUEST_START ? TXN_ADMIT_START : TXN_ADMIT_QUEUED;
 }
 
 bool reload_queue_end(ReloadQueue *q) {

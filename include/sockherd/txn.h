@@ -15,9 +15,11 @@
  *       -> DONE (rolled back; or rollback failed when one of those fails)
  *     kind keeps what serves (a restart, a recycle): -> DONE (failed)
  *
- * A rollback is a phase of the same transaction, and what a kind does on
- * success and failure is a row of one table in txn.c, not branches in the
- * manager. The manager feeds events in the order they happen and carries
+ * A scale is the degenerate case: its new slots get their workers at
+ * BEGIN (SPAWN: nothing to wait for), the slots beyond n_to go (SHRINK), and
+ * it ends in the same step. A rollback is a phase of the same transaction,
+ * and what a kind does on success and failure is a row of one table in
+ * txn.c, not branches in the manager. The manager feeds events in the order they happen and carries
  * out the actions in the order given. */
 #pragma once
 
@@ -27,6 +29,9 @@
 typedef enum TxnKind {
         TXN_RELOAD,     /* to a new config and generation; a failure rolls the switched slots back */
         TXN_RESTART,    /* the same config and generation, fresh processes (restart, recycle) */
+        TXN_SCALE,      /* to another number of slots: each new slot gets a worker at once
+                         * (nothing to replace, so nothing waits and nothing rolls back);
+                         * the slots beyond n_to go */
         _TXN_KIND_MAX,
 } TxnKind;
 
@@ -84,6 +89,7 @@ typedef enum TxnActionType {
         TXN_ACTION_FAIL,          /* record the failure (reason) of slot's worker: before what follows */
         TXN_ACTION_START,         /* start a worker in slot with the transaction's config */
         TXN_ACTION_START_OLD,     /* start a worker in slot with the committed config (rollback) */
+        TXN_ACTION_SPAWN,         /* start the slot's own worker (a new slot: it serves when ready) */
         TXN_ACTION_SWITCH,        /* slot's starting worker serves; the one it replaces retires */
         TXN_ACTION_ABANDON,       /* stop slot's starting worker */
         TXN_ACTION_SHRINK,        /* the slots from `slot` up go */
@@ -165,3 +171,14 @@ typedef enum ReloadRequest {
 ReloadRequest reload_queue_request(ReloadQueue *q);
 /* The running transaction ended: true when a queued reload must start now. */
 bool reload_queue_end(ReloadQueue *q);
+
+/* Whether a transaction of this kind may start now: a reload asked for
+ * while one runs waits for it (reload_queue_request()); a restart, a
+ * recycle or a scale is refused instead (-EBUSY: the caller asks again).
+ * Takes the queue (running) when it answers START. */
+typedef enum TxnAdmission {
+        TXN_ADMIT_START,
+        TXN_ADMIT_QUEUED,
+        TXN_ADMIT_BUSY,
+} TxnAdmission;
+TxnAdmission txn_admit(ReloadQueue *q, TxnKind kind);

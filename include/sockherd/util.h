@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #define USEC_PER_SEC  UINT64_C(1000000)
@@ -82,6 +83,26 @@ static inline size_t strv_length(char *const *v) {
         while (v && v[n])
                 n++;
         return n;
+}
+
+/* Append word to the NULL-terminated list *v, taking it over (freed when
+ * the list cannot grow: -ENOMEM). */
+static inline int strv_push(char ***v, char *word) {
+        size_t n = strv_length(*v);
+        char **nv = word ? realloc(*v, (n + 2) * sizeof(char *)) : NULL;
+        if (!nv) {
+                free(word);
+                return -ENOMEM;
+        }
+        nv[n] = word;
+        nv[n + 1] = NULL;
+        *v = nv;
+        return 0;
+}
+
+/* Append a copy of s. */
+static inline int strv_extend(char ***v, const char *s) {
+        return strv_push(v, strdup(s));
 }
 
 static inline unsigned online_cpus(void) {

@@ -468,6 +468,12 @@ static void check_step_invariants(const Pool *p, const Snapshot *before, const T
                         /* while canaries run, only canaries start */
                         CHECK(t->phase != TXN_PHASE_CANARY || s < t->canary_end);
                         break;
+                case TXN_ACTION_SPAWN:
+                        /* a scale's new slot, at its BEGIN */
+                        CHECK(p->kind == TXN_SCALE && e == TXN_EVENT_BEGIN);
+                        CHECK(s >= p->n_from && s < p->n_to && slot_is_target(p, s));
+                        CHECK(before->slots[s] == TXN_SLOT_WAITING && t->slots[s] == TXN_SLOT_SWITCHED);
+                        break;
                 case TXN_ACTION_START_OLD:
                         /* only a slot the committed config has, switched in this transaction */
                         CHECK(s < p->n_from && p->kind == TXN_RELOAD);
@@ -483,7 +489,7 @@ static void check_step_invariants(const Pool *p, const Snapshot *before, const T
                         CHECK(before->slots[s] == TXN_SLOT_STARTING || before->slots[s] == TXN_SLOT_RESTORING);
                         break;
                 case TXN_ACTION_SHRINK:
-                        CHECK(p->kind == TXN_RELOAD);
+                        CHECK(p->kind == TXN_RELOAD || p->kind == TXN_SCALE);
                         CHECK(s == (t->result == TXN_RESULT_COMMITTED ? p->n_to : p->n_from));
                         CHECK(s < t->n_slots);
                         break;
@@ -716,6 +722,8 @@ static void test_invariants_of_every_reachable_state(void **state) {
                 { "reload no targets, shrink", TXN_RELOAD, "FFF", 3, 2, 1, 0 },
                 { "restart batch 2", TXN_RESTART, "TTTT", 4, 4, 2, 2 },
                 { "restart no targets", TXN_RESTART, "FF", 2, 2, 1, 0 },
+                { "scale up 2->5", TXN_SCALE, "FFTTT", 2, 5, 1, 0 },
+                { "scale down 5->2", TXN_SCALE, "FFFFF", 5, 2, 1, 0 },
         };
         for (size_t i = 0; i < ELEMENTSOF(pools); i++) {
                 Walk w;
@@ -959,6 +967,22 @@ static const Scenario scenarios[] = {
         { "a restart of zero targets", { "", TXN_RESTART, "FF", 2, 2, 1, 0 },
           { { "B", "finish" } },
           TXN_RESULT_COMMITTED, TXN_FAILURE_NONE, "U U" },
+
+        { "scale up 2 -> 4: the new slots get their workers at once, in one step", { "", TXN_SCALE, "FFTT", 2, 4, 1, 0 },
+          { { "B", "spawn2 spawn3 finish" },
+            { "R2", "" },       /* nothing waits for them */
+            { "F3", "" },       /* a failure is the respawn's business */
+            { "X3", "" } },
+          TXN_RESULT_COMMITTED, TXN_FAILURE_NONE, "U U SW SW" },
+
+        { "scale down 4 -> 2: the highest slots go", { "", TXN_SCALE, "FFFF", 4, 2, 1, 0 },
+          { { "B", "shrink2 finish" },
+            { "C", "" } },
+          TXN_RESULT_COMMITTED, TXN_FAILURE_NONE, "U U U U" },
+
+        { "a scale has no canaries and no batches", { "", TXN_SCALE, "FTTT", 1, 4, 1, 2 },
+          { { "B", "spawn1 spawn2 spawn3 finish" } },
+          TXN_RESULT_COMMITTED, TXN_FAILURE_NONE, "U SW SW SW" },
 
         { "an empty pool", { "", TXN_RELOAD, "", 0, 0, 1, 0 },
           { { "R0", "" },
@@ -1256,6 +1280,41 @@ static void test_batch_parse_and_resolve(void **state) {
         assert_int_equal(reload_batch_resolve(1, true, 0), 1);
 }
 
+/* Requests while a transaction runs: a reload waits for it (the queue),
+ * a restart, a recycle or a scale is refused; scale during a reload, a
+ * reload during a scale, a restart during a restart. */
+static void test_admission(void **state) {
+        static const struct {
+                TxnKind running, asked;
+                TxnAdmission answer;
+        } cases[] = {
+                { TXN_RELOAD,  TXN_RELOAD,  TXN_ADMIT_QUEUED },
+                { TXN_RELOAD,  TXN_RESTART, TXN_ADMIT_BUSY },
+                { TXN_RELOAD,  TXN_SCALE,   TXN_ADMIT_BUSY },   /* scale during a reload */
+                { TXN_RESTART, TXN_RELOAD,  TXN_ADMIT_QUEUED },
+                { TXN_RESTART, TXN_RESTART, TXN_ADMIT_BUSY },
+                { TXN_RESTART, TXN_SCALE,   TXN_ADMIT_BUSY },
+                { TXN_SCALE,   TXN_RELOAD,  TXN_ADMIT_QUEUED },
+                { TXN_SCALE,   TXN_RESTART, TXN_ADMIT_BUSY },
+                { TXN_SCALE,   TXN_SCALE,   TXN_ADMIT_BUSY },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                ReloadQueue q = {};
+                assert_int_equal(txn_admit(&q, cases[i].running), TXN_ADMIT_START);
+                assert_true(q.running);
+                assert_int_equal(txn_admit(&q, cases[i].asked), cases[i].answer);
+                /* a queued reload starts when the running one ends; a refused
+                 * request left nothing behind */
+                assert_int_equal(reload_queue_end(&q), cases[i].answer == TXN_ADMIT_QUEUED);
+                if (cases[i].answer == TXN_ADMIT_QUEUED)
+                        assert_false(reload_queue_end(&q));
+                assert_false(q.running);
+        }
+        ReloadQueue q = {};
+        assert_int_equal(txn_admit(&q, _TXN_KIND_MAX), TXN_ADMIT_BUSY);
+        assert_false(q.running);
+}
+
 static void test_coalescing(void **state) {
         ReloadQueue q = {};
 
@@ -1285,6 +1344,7 @@ int main(void) {
                 cmocka_unit_test(test_64_slots),
                 cmocka_unit_test(test_batch_parse_and_resolve),
                 cmocka_unit_test(test_coalescing),
+                cmocka_unit_test(test_admission),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
