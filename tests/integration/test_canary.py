@@ -58,11 +58,12 @@ def main():
                     sampler = StatusSampler(control, interval=0.05)
                     waiter = Background(ctl, "--control", control, "reload", "--wait")
                     rc, out, err = waiter.get(timeout=40)
+                    # first: a reload that went on past its canary fails here, at once
+                    check(rc == 1, f"reload --wait after a failed canary: rc={rc} {out!r} {err!r}")
                     pool.wait_log("rollback complete: generation 1 serves again on 4 workers", timeout=15)
                     time.sleep(0.5)
                     samples = sampler.stop()
                     counts = load.stop()
-                check(rc == 1, f"reload --wait after a failed canary: rc={rc} {out!r} {err!r}")
                 check("canary slot 0 pid" in err and "exited with status 3" in err and "canary-time=8s" in err,
                       f"reload --wait does not say which canary failed and how: {err!r}")
                 check_no_failures(counts, minimum=50)
