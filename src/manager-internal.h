@@ -1,16 +1,15 @@
 /* The Manager's insides: its fields, shared by the files that are the
  * manager itself: manager.c (the event loop, workers, transactions),
- * manager-balance.c (its sockets and steering), manager-state.c (its whole
- * state for a re-exec) and manager-unit.c. The parts that answer the
- * outside or watch from it (manager-control.c, manager-http.c,
- * manager-metrics.c, manager-reexec.c) see only manager-view.h. */
+ * manager-balance.c (its sockets and steering), and manager-state.c (its
+ * whole state for a re-exec). The parts that answer the outside or watch
+ * from it (manager-control.c, manager-http.c, manager-metrics.c,
+ * manager-reexec.c, manager-unit.c) see only manager-view.h. */
 #pragma once
 
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <systemd/sd-bus.h>
 
 #include "sockherd/config.h"
 #include "sockherd/listen.h"
@@ -21,6 +20,7 @@
 #include "manager-http.h"
 #include "manager-metrics.h"
 #include "manager-reexec.h"
+#include "manager-unit.h"
 #include "manager-view.h"
 #include "sockherd/state.h"
 #include "sockherd/util.h"
@@ -106,10 +106,7 @@ struct Manager {
                                  * start_verdict() in startup.c) */
         bool worker_was_ready;  /* some worker of this image was ready once: start-up
                                  * is over (see start_verdict() in startup.c) */
-        sd_bus *bus;            /* to systemd, about our own unit (manager-unit.c); NULL: none */
-        sd_bus_slot *unit_query;
-        char *unit;             /* our service's name, e.g. sockherd@app.service */
-        char *unit_path;        /* its D-Bus object path */
+        ManagerUnit *unit;      /* systemd, about our own unit (manager-unit.c); NULL: none */
 
         char last_status[512];
         RateLimit notify_drops;
@@ -157,12 +154,3 @@ Worker *manager_adopt_worker(Manager *m, pid_t pid, unsigned slot, uint64_t gene
 void manager_schedule_restart(Manager *m, unsigned slot, uint64_t ran_usec);
 /* A retiring worker: drain the sockets it owns (quiet-period), then stop. */
 void manager_worker_retire_stop(Manager *m, Worker *w);
-
-/* manager-unit.c */
-/* When this is a system service's main process: connect to systemd (before
- * dropping root). Without a connection the checks below do nothing. */
-void manager_unit_open(Manager *m);
-void manager_unit_close(Manager *m);
-/* Ask for the unit's TimeoutStopSec= and warn, when the answer comes, if
- * the committed config's stop-timeout is not shorter. */
-void manager_unit_check_stop_timeout(Manager *m);

@@ -21,13 +21,22 @@
 #include <systemd/sd-login.h>
 #include <unistd.h>
 
-#include "manager-internal.h"
+#include "manager-unit.h"
+#include "manager-view.h"
 #include "sockherd/log.h"
 #include "sockherd/parse.h"
 #include "sockherd/privileges.h"
 #include "sockherd/util.h"
 
 #define SYSTEMD_PRIVATE_BUS "unix:path=/run/systemd/private"
+
+struct ManagerUnit {
+        Manager *manager;
+        sd_bus *bus;
+        sd_bus_slot *query;     /* an unanswered question */
+        char *unit;             /* our service's name, e.g. sockherd@app.service */
+        char *path;             /* its D-Bus object path */
+};
 
 static bool ends_with(const char *s, const char *suffix) {
         size_t n = strlen(s), k = strlen(suffix);
@@ -57,70 +66,77 @@ static int bus_connect(bool keeps_root, sd_bus **ret) {
         return 0;
 }
 
-void manager_unit_open(Manager *m) {
-        _cleanup_free_ char *unit = NULL;
+ManagerUnit *manager_unit_new(Manager *m) {
+        _cleanup_free_ char *unit = NULL, *path = NULL;
         sd_bus *bus = NULL;
+        ManagerView v;
 
+        manager_view(m, &v);
         if (getppid() != 1 || sd_pid_get_unit(0, &unit) < 0 || !ends_with(unit, ".service"))
-                return; /* not a system service's main process */
-        bool keeps_root = geteuid() == 0 && privileges_keep_reason(m->config, m->balance, 0);
+                return NULL; /* not a system service's main process */
+        bool keeps_root = geteuid() == 0 && privileges_keep_reason(v.config, v.balance, 0);
         int r = bus_connect(keeps_root, &bus);
         if (r >= 0)
-                r = sd_bus_attach_event(bus, m->event, SD_EVENT_PRIORITY_NORMAL);
+                r = sd_bus_attach_event(bus, v.event, SD_EVENT_PRIORITY_NORMAL);
         if (r >= 0)
-                r = sd_bus_path_encode("/org/freedesktop/systemd1/unit", unit, &m->unit_path);
-        if (r < 0) {
+                r = sd_bus_path_encode("/org/freedesktop/systemd1/unit", unit, &path);
+        ManagerUnit *u = r >= 0 ? calloc(1, sizeof(ManagerUnit)) : NULL;
+        if (!u) {
                 log_debug("cannot ask systemd about %s (%s): stop-timeout is not compared with its TimeoutStopSec=",
-                          unit, strerror(-r));
+                          unit, strerror(r < 0 ? -r : ENOMEM));
                 sd_bus_flush_close_unref(bus);
-                return;
+                return NULL;
         }
-        m->bus = bus;
-        m->unit = TAKE_PTR(unit);
+        *u = (ManagerUnit) { .manager = m, .bus = bus, .unit = TAKE_PTR(unit), .path = TAKE_PTR(path) };
+        return u;
 }
 
-void manager_unit_close(Manager *m) {
-        m->unit_query = sd_bus_slot_unref(m->unit_query);
-        m->bus = sd_bus_close_unref(m->bus);
-        free(m->unit_path);
-        m->unit_path = NULL;
-        free(m->unit);
-        m->unit = NULL;
+ManagerUnit *manager_unit_free(ManagerUnit *u) {
+        if (!u)
+                return NULL;
+        sd_bus_slot_unref(u->query);
+        sd_bus_close_unref(u->bus);
+        free(u->path);
+        free(u->unit);
+        free(u);
+        return NULL;
 }
 
 static int on_stop_timeout(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error _unused_) {
-        Manager *m = userdata;
+        ManagerUnit *u = userdata;
         uint64_t usec;
         char a[32], b[32];
+        ManagerView v;
 
-        m->unit_query = sd_bus_slot_unref(m->unit_query);
+        u->query = sd_bus_slot_unref(u->query);
         const sd_bus_error *e = sd_bus_message_get_error(reply);
         if (e) {
-                log_debug("cannot read TimeoutStopUSec of %s: %s", m->unit, e->message ?: e->name);
+                log_debug("cannot read TimeoutStopUSec of %s: %s", u->unit, e->message ?: e->name);
                 return 0;
         }
         int r = sd_bus_message_read(reply, "v", "t", &usec);
         if (r < 0) {
-                log_debug("cannot read TimeoutStopUSec of %s: %s", m->unit, strerror(-r));
+                log_debug("cannot read TimeoutStopUSec of %s: %s", u->unit, strerror(-r));
                 return 0;
         }
         if (usec == 0 || usec == UINT64_MAX)
                 return 0; /* no timeout */
-        if (m->config->stop_timeout_usec >= usec)
+        manager_view(u->manager, &v);
+        if (v.config->stop_timeout_usec >= usec)
                 log_warning("stop-timeout %s is not shorter than %s's TimeoutStopSec= (%s): at a stop, systemd "
                             "kills the workers that are still draining; make stop-timeout shorter or "
-                            "TimeoutStopSec= longer", format_duration(m->config->stop_timeout_usec, a), m->unit,
+                            "TimeoutStopSec= longer", format_duration(v.config->stop_timeout_usec, a), u->unit,
                             format_duration(usec, b));
         return 0;
 }
 
-void manager_unit_check_stop_timeout(Manager *m) {
-        if (!m->bus)
+void manager_unit_check_stop_timeout(ManagerUnit *u) {
+        if (!u)
                 return;
-        m->unit_query = sd_bus_slot_unref(m->unit_query); /* a newer question replaces an unanswered one */
-        int r = sd_bus_call_method_async(m->bus, &m->unit_query, "org.freedesktop.systemd1", m->unit_path,
-                                         "org.freedesktop.DBus.Properties", "Get", on_stop_timeout, m, "ss",
+        u->query = sd_bus_slot_unref(u->query); /* a newer question replaces an unanswered one */
+        int r = sd_bus_call_method_async(u->bus, &u->query, "org.freedesktop.systemd1", u->path,
+                                         "org.freedesktop.DBus.Properties", "Get", on_stop_timeout, u, "ss",
                                          "org.freedesktop.systemd1.Service", "TimeoutStopUSec");
         if (r < 0)
-                log_debug("cannot ask systemd for TimeoutStopUSec of %s: %s", m->unit, strerror(-r));
+                log_debug("cannot ask systemd for TimeoutStopUSec of %s: %s", u->unit, strerror(-r));
 }

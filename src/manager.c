@@ -912,7 +912,7 @@ static void run_commit(Manager *m) {
         m->generation = run->generation;
         manager_update_recycling(m);
         manager_metrics_update(m);
-        manager_unit_check_stop_timeout(m);
+        manager_unit_check_stop_timeout(m->unit);
         log_emit_id(SOCKHERD_MESSAGE_RELOAD_DONE, LOG_INFO, -1, 0, 0,
                     "reload complete: generation %" PRIu64 " serves on %u workers", m->generation, m->pool.n_slots);
 }
@@ -1807,8 +1807,8 @@ int manager_new(ConfigSource *source, Config *config, ListenSet *sockets, int co
                 if (s->backlog_taken == 0 && listen_queue(s->fd, &queued, &backlog) >= 0)
                         s->backlog_taken = backlog;
         }
-        manager_unit_open(m);
-        manager_unit_check_stop_timeout(m);
+        m->unit = manager_unit_new(m);
+        manager_unit_check_stop_timeout(m->unit);
         *ret = m;
         return 0;
 
@@ -1822,7 +1822,7 @@ Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
         m->control = manager_control_free(m->control);
-        manager_unit_close(m);
+        m->unit = manager_unit_free(m->unit);
         m->http = manager_http_free(m->http);
         sd_event_source_disable_unref(m->drain_source);
         run_free(m->reload);
