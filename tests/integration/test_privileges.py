@@ -46,9 +46,14 @@ def proc_environ(pid):
         return dict(e.decode().split("=", 1) for e in f.read().split(b"\0") if b"=" in e)
 
 
-def check_worker_fds(pid, n_sockets, what):
-    """A probe-worker has its report file open for a moment after it
-    starts: allow that to pass, a leaked fd stays."""
+def check_worker_fds(pid, n_sockets, what, report):
+    """First the worker's report: until it is written the worker is still
+    starting (under ASan its runtime reads /proc/self/maps and status, and
+    on a busy machine a runnable process was seen waiting over 5 s for a
+    CPU there). Then a probe-worker has its report file open for a moment:
+    allow that to pass, a leaked fd stays."""
+    wait_for(lambda: os.path.exists(report.replace("%p", str(pid))), timeout=30,
+             what=f"{what}: the report of worker {pid}")
     expected = list(range(3 + n_sockets))
     deadline = time.monotonic() + 5
     while sorted(open_fds(pid)) != expected and time.monotonic() < deadline:
@@ -112,7 +117,7 @@ def test_drop_to_user(tmp):
             user = (e.get("USER"), e.get("LOGNAME"), e.get("HOME"), e.get("SHELL"))
             check(user == ("nobody", "nobody", nobody.pw_dir, nobody.pw_shell) and "PATH" in e,
                   f"USER, LOGNAME, HOME, SHELL {user}, PATH {e.get('PATH')}")
-            check_worker_fds(w, 1, "dropped manager")
+            check_worker_fds(w, 1, "dropped manager", report)
         status, body = http_get(port)
         check(status == 200 and body.startswith("probe "), f"serve: {status} {body!r}")
 
@@ -123,7 +128,7 @@ def test_drop_to_user(tmp):
         for w in children_of(pool.pid):
             if w not in workers:
                 wait_for(lambda: os.path.exists(report.replace("%p", str(w))), what="respawned report")
-                check_worker_fds(w, 1, "respawned by the dropped manager")
+                check_worker_fds(w, 1, "respawned by the dropped manager", report)
 
         # the workers' user may not use the control socket, even where the
         # file would let it connect (a socket unit's default SocketMode=0666)
@@ -139,7 +144,7 @@ def test_drop_to_user(tmp):
         gen2 = children_of(pool.pid)
         for w in gen2:
             wait_for(lambda: os.path.exists(report.replace("%p", str(w))), what="generation 2 report")
-            check_worker_fds(w, 1, "after a reload")
+            check_worker_fds(w, 1, "after a reload", report)
             check(read_report(report.replace("%p", str(w)))["env"].get("SOCKHERD_GENERATION") == "2",
                   "generation did not advance")
 
@@ -163,7 +168,7 @@ def test_drop_to_user(tmp):
         wait_for(lambda: len(children_of(pool.pid)) == 2 and victim not in children_of(pool.pid),
                  what="respawn after re-exec")
         for w in children_of(pool.pid):
-            check_worker_fds(w, 1, "after a re-exec")
+            check_worker_fds(w, 1, "after a re-exec", report)
 
         pool.signal(signal.SIGTERM)
         check(pool.wait_exit() == 0, "the dropped manager did not stop cleanly")
@@ -334,13 +339,13 @@ def test_reuseport_keeps_root(tmp):
         for w in children_of(pool.pid):
             ws = proc_status(w)
             check(ws["Uid"][0] != "0", f"worker {w} runs as root")
-            check_worker_fds(w, 1, "balance=reuseport")
+            check_worker_fds(w, 1, "balance=reuseport", report)
         # scale up: a new slot's sibling socket needs root's uid
         rc, out, err = ctl("--control", os.path.join(pool.tmp.name, "control"), "scale", "4")
         check(rc == 0, f"scale 4: {rc} {out} {err}")
         wait_for(lambda: len(children_of(pool.pid)) == 4, what="4 workers")
         for w in children_of(pool.pid):
-            check_worker_fds(w, 1, "reuseport after scale-up")
+            check_worker_fds(w, 1, "reuseport after scale-up", report)
 
 
 def test_no_new_privileges_off(tmp):
