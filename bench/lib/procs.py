@@ -117,19 +117,22 @@ def kib(v):
 TCK = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_table():
-    """{pid: (ppid, utime + stime in s)} of every process."""
-    t = {}
+def _proc_stats():
+    """(pid, the fields of /proc/PID/stat after the command name) of every
+    process, skipping those that went away meanwhile."""
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
         try:
             with open(f"/proc/{name}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
+                yield int(name), f.read().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        t[int(name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / TCK)
-    return t
+
+
+def cpu_table():
+    """{pid: (ppid, utime + stime in s)} of every process."""
+    return {pid: (int(fields[1]), (int(fields[11]) + int(fields[12])) / TCK) for pid, fields in _proc_stats()}
 
 
 def tree_cpu(table, roots):
@@ -149,18 +152,7 @@ def tree_cpu(table, roots):
 def children_of(ppid):
     """The live (not zombie) children of ppid: a scan of /proc, since this
     kernel has no /proc/PID/task/TID/children."""
-    out = set()
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[1]) == ppid and fields[0] not in ("Z", "X"):
-            out.add(int(name))
-    return out
+    return {pid for pid, fields in _proc_stats() if int(fields[1]) == ppid and fields[0] not in ("Z", "X")}
 
 
 def proc_state(pid):
