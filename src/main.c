@@ -491,12 +491,12 @@ int main(int argc, char **argv) {
         }
         if (deserialize_fd < 0) {
                 /* as root: the least-connections programs load here */
-                r = manager_balance_prepare(manager);
+                r = manager_choose_balance(manager);
                 if (r != 0)
                         goto finish; /* an exit code, already explained */
         }
 
-        r = drop_privileges(config, manager_balance(manager));
+        r = drop_privileges(config, manager_balance_in_effect(manager));
         if (r < 0) {
                 r = EXIT_RUNTIME;
                 goto finish;

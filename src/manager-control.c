@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "manager-control.h"
+#include "manager-balance.h"
 #include "manager-view.h"
 #include "sockherd/control.h"
 #include "sockherd/log.h"
@@ -57,9 +58,9 @@ static void command_status(Manager *m, ControlClient *c) {
         ManagerView v;
         control_reply_init(&r, NULL);
         (void) manager_metrics_refresh(m); /* without numbers, the status still answers */
-        manager_check_backlogs(m);
-        manager_format_status(m, status, sizeof(status));
         manager_view(m, &v);
+        manager_balance_check_backlogs(v.balancing);
+        manager_format_status(m, status, sizeof(status));
         control_reply_add(&r, "name", "%s", v.config->name);
         control_reply_add(&r, "manager.pid", "%d", (int) getpid());
         /* the running image's version: after a re-exec, the new program's */
@@ -89,7 +90,7 @@ static void command_status(Manager *m, ControlClient *c) {
                 control_reply_add(&r, key, "%s", socket_address_format(v.sockets->sockets[i].fd, address) >= 0 ? address : "?");
                 unsigned queued, backlog;
                 if (listen_queue(v.sockets->sockets[i].fd, &queued, &backlog) >= 0 &&
-                    manager_socket_backlog(m, i, &backlog) >= 0) {
+                    manager_balance_socket_backlog(v.balancing, i, &backlog) >= 0) {
                         snprintf(key, sizeof(key), "socket.%zu.queue", i);
                         control_reply_add(&r, key, "%u", queued);
                         snprintf(key, sizeof(key), "socket.%zu.backlog", i);
@@ -106,12 +107,12 @@ static void command_status(Manager *m, ControlClient *c) {
         if (v.balance != BALANCE_SHARED)
                 for (unsigned i = 0; i < v.pool->n_slots; i++) {
                         snprintf(key, sizeof(key), "slot.%u.queue", i);
-                        control_reply_add(&r, key, "%u", manager_slot_queue(m, i));
+                        control_reply_add(&r, key, "%u", manager_balance_slot_queue(v.balancing, i));
                 }
         if (v.balance == BALANCE_LEAST_CONNECTIONS) {
                 _cleanup_free_ double *live = calloc(v.pool->n_slots ? v.pool->n_slots : 1, sizeof(double));
                 for (unsigned i = 0; i < v.pool->n_slots; i++) {
-                        unsigned n = manager_slot_connections(m, i);
+                        unsigned n = manager_balance_slot_connections(v.balancing, i);
                         snprintf(key, sizeof(key), "slot.%u.connections", i);
                         control_reply_add(&r, key, "%u", n);
                         if (live)
@@ -123,7 +124,7 @@ static void command_status(Manager *m, ControlClient *c) {
                         control_reply_add(&r, "balance.jain_connections", "%.3f", f.jain);
                 }
                 uint64_t unplaced, untracked;
-                manager_balancer_stats(m, &unplaced, &untracked);
+                manager_balance_stats(v.balancing, &unplaced, &untracked);
                 control_reply_add(&r, "balance.unplaced", "%" PRIu64, unplaced);
                 control_reply_add(&r, "balance.untracked", "%" PRIu64, untracked);
         }

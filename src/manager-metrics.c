@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "manager-metrics.h"
+#include "manager-balance.h"
 #include "manager-view.h"
 #include "sockherd/control-protocol.h"
 #include "sockherd/address.h"
@@ -301,7 +302,7 @@ int manager_metrics_text(Manager *m, char **ret) {
                         snprintf(buf, sizeof(buf), "%u", i);
                         expo_sample(&e, "sockherd_slot_listen_queue",
                                     (const char *[]) { "pool", pool, "slot", buf, NULL }, "%u",
-                                    manager_slot_queue(m, i));
+                                    manager_balance_slot_queue(view.balancing, i));
                 }
         }
         if (view.balance == BALANCE_LEAST_CONNECTIONS) {
@@ -309,7 +310,7 @@ int manager_metrics_text(Manager *m, char **ret) {
                 expo_family(&e, "sockherd_balancer_connections", "gauge",
                             "balance=least-connections: live connections the kernel's balancer counts per slot.");
                 for (unsigned i = 0; i < view.pool->n_slots; i++) {
-                        unsigned n = manager_slot_connections(m, i);
+                        unsigned n = manager_balance_slot_connections(view.balancing, i);
                         if (live)
                                 live[i] = n;
                         snprintf(buf, sizeof(buf), "%u", i);
@@ -323,7 +324,7 @@ int manager_metrics_text(Manager *m, char **ret) {
                             "(1 is even).");
                 expo_sample(&e, "sockherd_balancer_fairness", (const char *[]) { "pool", pool, NULL }, "%.4f", f.jain);
                 uint64_t unplaced, untracked;
-                manager_balancer_stats(m, &unplaced, &untracked);
+                manager_balance_stats(view.balancing, &unplaced, &untracked);
                 expo_family(&e, "sockherd_balancer_unplaced_total", "counter",
                             "balance=least-connections: new connections no slot could take (left to the kernel).");
                 expo_sample(&e, "sockherd_balancer_unplaced_total", (const char *[]) { "pool", pool, NULL },
@@ -409,7 +410,7 @@ static int on_metrics_tick(sd_event_source *s, uint64_t usec _unused_, void *use
         uint64_t last = view.metrics ? view.metrics->sampled_usec : 0;
 
         int r = metrics_sample(m);
-        manager_check_backlogs(m);
+        manager_balance_check_backlogs(view.balancing);
         if (r < 0) {
                 if (view.metrics && view.metrics->file_error != r)
                         log_warning_errno(r, "cannot sample the workers: %m");

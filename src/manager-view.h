@@ -1,8 +1,10 @@
 /* The manager's narrow interface for what answers the outside (the control
- * commands, the HTTP endpoint): a read-only view of its state, a few
- * questions about slots and sockets, and one request function. Those files
- * include this, never manager-internal.h: they cannot write the manager's
- * fields, and the manager's insides can change without them. */
+ * commands, the HTTP endpoint, the samples, re-exec, systemd's view of our
+ * unit): a read-only view of its state and one request function. The
+ * Manager's fields are manager.c's alone: those files cannot write them,
+ * and the manager's insides can change without them. Questions about
+ * slots' sockets go to the balancing object (manager-balance.h) the view
+ * hands out. */
 #pragma once
 
 #include <stdbool.h>
@@ -18,6 +20,7 @@
 #include "sockherd/state.h"
 
 typedef struct Manager Manager;
+typedef struct ManagerBalance ManagerBalance;
 typedef struct ManagerMetrics ManagerMetrics;
 
 /* The running transaction, as status and /health show it. */
@@ -45,12 +48,14 @@ typedef struct ManagerView {
         const char *balance_reason;
         const char *reload_error;       /* the last reload's failure, "" after a success */
         ReloadSnapshot reload;
+        ManagerBalance *balancing;      /* manager-balance.c's object: per-slot queues and
+                                         * connections (read them through manager-balance.h) */
         ManagerMetrics *metrics;        /* manager-metrics.c's own object (it may change it) */
 } ManagerView;
 
 void manager_view(const Manager *m, ManagerView *ret);
 /* Re-exec: the manager's whole state, for the new image (its descriptors
- * stay open; manager-state.c). */
+ * stay open). */
 int manager_state_record(Manager *m, State *s);
 /* The STATUS= line: "4/4 workers ready, generation 3; ..." */
 void manager_format_status(const Manager *m, char *buf, size_t size);
@@ -86,20 +91,6 @@ int manager_request(Manager *m, const ManagerRequest *req, ManagerRequestResult 
  * error. One listener (the control socket). */
 typedef void (*ManagerDoneHandler)(uint64_t covers, bool ok, const char *error, void *userdata);
 void manager_set_done_handler(Manager *m, ManagerDoneHandler handler, void *userdata);
-
-/* Slots and sockets, from manager-balance.c. */
-const char *balance_to_string(Balance b);
-/* Connections queued on slot i's own sockets (slot 0's are the shared ones). */
-unsigned manager_slot_queue(Manager *m, unsigned i);
-/* least-connections: live connections the balancer counts for slot i. */
-unsigned manager_slot_connections(Manager *m, unsigned i);
-/* least-connections: connections no lane could take, and ones placed but
- * not counted, since the programs were loaded. */
-void manager_balancer_stats(Manager *m, uint64_t *ret_unplaced, uint64_t *ret_untracked);
-/* Log (once per change) a listening socket whose backlog a worker lowered. */
-void manager_check_backlogs(Manager *m);
-/* The lowest backlog among socket j's listening sockets. */
-int manager_socket_backlog(Manager *m, size_t j, unsigned *ret);
 
 /* The numbers, from manager-metrics.c. */
 struct ControlReply;

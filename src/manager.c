@@ -21,7 +21,18 @@
 #include <systemd/sd-event.h>
 #include <time.h>
 
-#include "manager-internal.h"
+#include "manager-balance.h"
+#include "manager-control.h"
+#include "manager-http.h"
+#include "manager-metrics.h"
+#include "manager-reexec.h"
+#include "manager-unit.h"
+#include "manager-view.h"
+#include "sockherd/config.h"
+#include "sockherd/listen.h"
+#include "sockherd/manager.h"
+#include "sockherd/pool-state.h"
+#include "sockherd/state.h"
 #include "sockherd/event-util.h"
 #include "sockherd/exit-status.h"
 #include "sockherd/log.h"
@@ -43,10 +54,100 @@
 
 extern char **environ;
 
+typedef struct RateLimit {
+        uint64_t window_start;
+        unsigned count;
+        unsigned suppressed;
+} RateLimit;
 
-unsigned manager_workers_wanted(const Manager *m) {
+/* One rolling replacement in progress: the pure transaction (txn.c) and
+ * what carrying it out needs. */
+typedef struct ReloadRun {
+        Txn txn;
+        Config *config;         /* what the new workers run (a reference) */
+        uint64_t generation;
+        uint64_t covers;        /* control requests up to this number are answered by its end */
+        uint64_t serial;        /* tells its events from an earlier run's */
+        uint64_t canary_until_usec; /* CLOCK_MONOTONIC; 0 while canary-time is not running */
+        sd_event_source *canary_source;
+} ReloadRun;
+
+/* An event for the running transaction, queued so that actions carried out
+ * (a worker ready as soon as it is forked) never re-enter txn_step(). */
+typedef struct ReloadInput {
+        uint64_t serial;
+        TxnEvent event;
+        unsigned slot;
+        pid_t pid;
+        char why[416];
+} ReloadInput;
+
+struct Manager {
+        sd_event *event;
+        ConfigSource source;
+        Config *config;         /* the committed config */
+        ListenSet sockets;
+        ManagerBalance *balancing; /* the mode, every slot's own sockets, steering (manager-balance.c) */
+        Pool pool;
+        uint64_t generation;    /* the committed generation */
+        uint64_t last_generation; /* the highest one handed out */
+
+        int notify_fd;
+        char *notify_address;
+        gid_t notify_gid;       /* the group that may reach notify_address's directory */
+        sd_event_source *notify_source;
+
+        sd_event_source *watchdog_source; /* pings systemd's watchdog (WatchdogSec=) */
+
+        ReloadRun *reload;
+        ReloadQueue reload_queue;
+        ReloadInput *reload_inbox;  /* see ReloadInput */
+        size_t n_reload_inbox;
+        bool reload_dispatching;
+        uint64_t reload_serial;
+        uint64_t requests;      /* control requests for reloads/restarts so far */
+        ManagerDoneHandler done_handler; /* told when transactions end (manager-control.c) */
+        void *done_userdata;
+
+        ManagerControl *control;  /* the control socket (manager-control.c), or NULL */
+        ManagerHttp *http;        /* http-listen (manager-http.c), or NULL */
+        bool draining;          /* a stop was asked for; drain-delay runs before it begins */
+        sd_event_source *drain_source;
+        uid_t control_uid;      /* may use the control socket besides root: the uid we were started as */
+        char reload_error[512]; /* the last reload's failure, "" after a success */
+
+        sd_event_source *recycle_source;  /* checks max-lifetime and max-memory */
+        ManagerMetrics *metrics;  /* the samples (manager-metrics.c) */
+        unsigned recycle_ticks;
+
+        ManagerReexec *reexec;  /* re-exec (manager-reexec.c) */
+        bool restored;          /* started from a re-exec state */
+
+        bool stopping;
+        bool announced_ready;
+        bool command_ran;       /* some worker is known to have run the command (see
+                                 * start_verdict() in startup.c) */
+        bool worker_was_ready;  /* some worker of this image was ready once: start-up
+                                 * is over (see start_verdict() in startup.c) */
+        ManagerUnit *unit;      /* systemd, about our own unit (manager-unit.c); NULL: none */
+
+        char last_status[512];
+        RateLimit notify_drops;
+        RateLimit signal_drops;   /* signals from senders we do not take orders from */
+};
+
+
+static unsigned manager_workers_wanted(const Manager *m) {
         return m->reload ? m->reload->txn.n_from : m->pool.n_slots;
 }
+
+/* New connections go to every slot, except the ones a reload added and has
+ * not committed yet. */
+static void manager_steer(Manager *m) {
+        manager_balance_steer(m->balancing, manager_workers_wanted(m));
+}
+
+static void manager_reload_snapshot(const Manager *m, ReloadSnapshot *ret);
 
 uint64_t manager_now_usec(void) {
         struct timespec ts;
@@ -134,7 +235,7 @@ void manager_format_status(const Manager *m, char *buf, size_t size) {
                 snprintf(buf + n, size - (size_t) n, "; last reload failed: %.300s", m->reload_error);
 }
 
-void manager_update_status(Manager *m) {
+static void manager_update_status(Manager *m) {
         char status[512];
 
         manager_format_status(m, status, sizeof(status));
@@ -246,7 +347,7 @@ static void manager_worker_drain_or_stop(Manager *m, Worker *w) {
         manager_worker_stop(m, w);
 }
 
-void manager_worker_retire_stop(Manager *m, Worker *w) {
+static void manager_worker_retire_stop(Manager *m, Worker *w) {
         manager_worker_drain_or_stop(m, w);
 }
 
@@ -306,13 +407,13 @@ static int manager_grow(Manager *m, unsigned n, Config *config, uint64_t generat
         for (unsigned i = old; i < n; i++) {
                 m->pool.slots[i].config = config_ref(config);
                 m->pool.slots[i].generation = generation;
-                r = manager_slot_open_sockets(m, i);
+                r = manager_balance_slot_open(m->balancing, i, m->config->backlog);
                 if (r < 0)
                         break;
         }
         if (r < 0) {
                 for (unsigned i = old; i < n; i++)
-                        manager_slot_release_sockets(m, i, NULL);
+                        manager_balance_slot_release(m->balancing, i, NULL);
                 (void) pool_resize(&m->pool, old);
                 return r;
         }
@@ -333,7 +434,7 @@ static void manager_shrink(Manager *m, unsigned n) {
                 Slot *sl = &m->pool.slots[i];
                 sl->restart_source = sd_event_source_disable_unref(sl->restart_source);
                 Worker *w = TAKE_PTR(sl->worker);
-                manager_slot_release_sockets(m, i, w);
+                manager_balance_slot_release(m->balancing, i, w);
                 if (w && going)
                         going[k++] = w;
                 else if (w)
@@ -387,7 +488,7 @@ static void manager_worker_apply(Manager *m, Worker *w, WorkerEvent event) {
                         m->command_ran = true;
                 m->worker_was_ready = true;
                 log_worker(LOG_INFO, w, "ready");
-                manager_check_backlogs(m);
+                manager_balance_check_backlogs(m->balancing);
                 manager_worker_watchdog_arm(m, w);
                 if (is_incoming(m, w))
                         run_feed(m, TXN_EVENT_READY, w->slot, w->pid, "");
@@ -399,11 +500,11 @@ static void manager_worker_apply(Manager *m, Worker *w, WorkerEvent event) {
         if (old != w->state) {
                 /* least-connections: only ready workers take connections
                  * (reuseport's steering depends on the slot count only) */
-                if (m->balance == BALANCE_LEAST_CONNECTIONS)
+                if (manager_balance_mode(m->balancing) == BALANCE_LEAST_CONNECTIONS)
                         manager_steer(m);
                 manager_update_status(m);
         }
-        if (m->original_orphaned && m->announced_ready && !m->reload && !m->stopping)
+        if (m->announced_ready && !m->reload && !m->stopping && manager_balance_take_orphaned(m->balancing))
                 manager_replace_onto_original(m);
 }
 
@@ -425,7 +526,7 @@ static int on_restart_timer(sd_event_source *s, uint64_t usec _unused_, void *us
         return 0;
 }
 
-void manager_schedule_restart(Manager *m, unsigned slot, uint64_t ran_usec) {
+static void manager_schedule_restart(Manager *m, unsigned slot, uint64_t ran_usec) {
         Slot *sl = &m->pool.slots[slot];
         BackoffPolicy policy = {
                 .initial_usec = sl->config->restart_delay_usec,
@@ -616,7 +717,7 @@ static int on_child_exit(sd_event_source *s _unused_, const siginfo_t *si, void 
 
 /* A worker process we did not fork in this image (a re-exec): watch it and
  * put it where the state says. */
-Worker *manager_adopt_worker(Manager *m, pid_t pid, unsigned slot, uint64_t generation, WorkerState state,
+static Worker *manager_adopt_worker(Manager *m, pid_t pid, unsigned slot, uint64_t generation, WorkerState state,
                              uint64_t started_usec, bool retiring) {
         Worker *w = calloc(1, sizeof(Worker));
         if (!w)
@@ -693,7 +794,7 @@ static int manager_spawn(Manager *m, unsigned slot, Config *config, uint64_t gen
          * went) hands its own sockets, and what is queued on them, straight
          * to the new worker */
         if (incoming && sl->worker) {
-                r = manager_incoming_open_sockets(m, slot, &own_fds);
+                r = manager_balance_incoming_open(m->balancing, slot, m->config->backlog, &own_fds);
                 if (r < 0)
                         return r;
         }
@@ -785,7 +886,7 @@ static void run_free(ReloadRun *run) {
         free(run);
 }
 
-void manager_reload_snapshot(const Manager *m, ReloadSnapshot *ret) {
+static void manager_reload_snapshot(const Manager *m, ReloadSnapshot *ret) {
         const ReloadRun *run = m->reload;
 
         *ret = (ReloadSnapshot) { .state = "idle", .generation = m->generation };
@@ -894,7 +995,8 @@ static void run_switch(Manager *m, unsigned slot) {
         sl->worker = TAKE_PTR(sl->incoming);
         /* least-connections: new connections go to its own sockets from now
          * on; the old worker drains the slot's previous ones, then stops */
-        manager_slot_take_own_sockets(m, slot, w, old);
+        if (manager_balance_slot_take_own(m->balancing, slot, w, old))
+                manager_steer(m);
         config_free(sl->config);
         sl->config = config_ref(w->config);
         sl->generation = w->generation;
@@ -1148,7 +1250,6 @@ static void run_reload(Manager *m) {
 
 static void manager_replace_onto_original(Manager *m) {
         _cleanup_free_ bool *targets = calloc(m->pool.n_slots, sizeof(bool));
-        m->original_orphaned = false;
         if (!targets)
                 return;
         targets[0] = true;
@@ -1285,8 +1386,9 @@ void manager_view(const Manager *m, ManagerView *ret) {
                 .stopping = m->stopping,
                 .draining = m->draining,
                 .control_uid = m->control_uid,
-                .balance = m->balance,
-                .balance_reason = m->balance_reason,
+                .balance = manager_balance_mode(m->balancing),
+                .balance_reason = manager_balance_reason(m->balancing),
+                .balancing = m->balancing,
                 .reload_error = m->reload_error,
                 .metrics = m->metrics,
         };
@@ -1689,6 +1791,105 @@ static int on_scale_signal(sd_event_source *s _unused_, const struct signalfd_si
         return 0;
 }
 
+/* ---- re-exec: the whole state, recorded for the new image and taken back ---- */
+
+int manager_state_record(Manager *m, State *s) {
+        *s = (State) {
+                .generation = m->generation,
+                .last_generation = m->last_generation,
+                .requests = m->requests,
+                .announced_ready = m->announced_ready,
+                .passed_in = m->sockets.passed_in,
+                .notify_fd = m->notify_fd,
+                .control_fd = manager_control_fd(m->control),
+                .control_uid = m->control_uid,
+                .http_fd = manager_http_fd(m->http),
+        };
+        snprintf(s->reload_error, sizeof(s->reload_error), "%s", m->reload_error);
+        snprintf(s->notify_address, sizeof(s->notify_address), "%s", m->notify_address);
+        snprintf(s->control_path, sizeof(s->control_path), "%s", manager_control_path(m->control) ?: "");
+        /* too long for the record: the new image resolves it again */
+        const Config *c = m->config;
+        if (c->working_directory && c->working_directory_resolved &&
+            strlen(c->working_directory) < sizeof(s->working_directory) &&
+            strlen(c->working_directory_resolved) < sizeof(s->working_directory_resolved)) {
+                strcpy(s->working_directory, c->working_directory);
+                strcpy(s->working_directory_resolved, c->working_directory_resolved);
+        }
+        snprintf(s->http_path, sizeof(s->http_path), "%s", manager_http_path(m->http) ?: "");
+        if (manager_balance_record(m->balancing, s) < 0)
+                return -ENOMEM;
+        return pool_state_record(&m->pool, &m->sockets, s);
+}
+
+/* The generation keeps the directory it began in, not where a symlink
+ * points now (the file was read again: only if it still names the same
+ * directory). */
+static int restore_working_directory(Manager *m, const State *s) {
+        Config *c = m->config;
+
+        if (!s->working_directory_resolved[0] || !c->working_directory ||
+            strcmp(c->working_directory, s->working_directory) != 0 ||
+            (c->working_directory_resolved && strcmp(c->working_directory_resolved, s->working_directory_resolved) == 0))
+                return 0;
+        char *pinned = strdup(s->working_directory_resolved);
+        if (!pinned)
+                return -ENOMEM;
+        log_info("working-directory %s stays %s, as for generation %" PRIu64 " before the re-exec",
+                 s->working_directory, pinned, s->generation);
+        free(c->working_directory_resolved);
+        c->working_directory_resolved = pinned;
+        return 0;
+}
+
+int manager_restore(Manager *m, const State *s) {
+        int r;
+
+        m->restored = true;
+        m->generation = s->generation;
+        m->last_generation = s->last_generation;
+        m->requests = s->requests;
+        m->announced_ready = s->announced_ready;
+        snprintf(m->reload_error, sizeof(m->reload_error), "%s", s->reload_error);
+
+        r = restore_working_directory(m, s);
+        if (r >= 0)
+                r = manager_balance_restore(m->balancing, s, m->config->balance);
+        if (r >= 0)
+                r = pool_state_restore_slots(&m->pool, m->sockets.n, m->config, m->generation, s);
+        if (r < 0)
+                return r;
+
+        unsigned adopted = 0;
+        for (size_t i = 0; i < s->n_workers; i++) {
+                const StateWorker *sw = &s->workers[i];
+                bool retiring = sw->role == STATE_ROLE_RETIRING;
+                if (!retiring && m->pool.slots[sw->slot].worker) {
+                        log_warning("state lists two workers for slot %u; pid %d goes", sw->slot, (int) sw->pid);
+                        retiring = true;
+                }
+                Worker *w = manager_adopt_worker(m, sw->pid, sw->slot, sw->generation, sw->state,
+                                                 sw->started_usec, retiring);
+                if (!w)
+                        continue;
+                w->recycle_at_usec = sw->recycle_at_usec;
+                snprintf(w->status, sizeof(w->status), "%.255s", sw->status);
+                if (retiring)
+                        pool_state_take_drain_sockets(s, w);
+                if (retiring && w->state != WORKER_STOPPING)
+                        manager_worker_retire_stop(m, w);
+                adopted++;
+        }
+        /* a slot without a worker was waiting for its respawn */
+        for (unsigned i = 0; i < m->pool.n_slots; i++)
+                if (!m->pool.slots[i].worker)
+                        manager_schedule_restart(m, i, 0);
+
+        log_info("resumed after re-exec: %u workers kept, generation %" PRIu64, adopted, m->generation);
+        manager_update_status(m);
+        return 0;
+}
+
 /* ---- setup ---- */
 
 int manager_new(ConfigSource *source, Config *config, ListenSet *sockets, int control_fd,
@@ -1712,6 +1913,11 @@ int manager_new(ConfigSource *source, Config *config, ListenSet *sockets, int co
         r = sd_event_new(&m->event);
         if (r < 0)
                 goto fail;
+        m->balancing = manager_balance_new(m->event, &m->pool, &m->sockets);
+        if (!m->balancing) {
+                r = -ENOMEM;
+                goto fail;
+        }
         /* sd-event opens a clock's timerfd with its first timer and keeps it
          * for the loop's life: open CLOCK_MONOTONIC's now, so that arming a
          * respawn or worker timer never needs a new fd, even when the
@@ -1837,13 +2043,12 @@ Manager *manager_free(Manager *m) {
         for (size_t i = 0; i < m->pool.n_retiring; i++)
                 manager_worker_free(m->pool.retiring[i]);
         pool_done(&m->pool, m->sockets.n);
-        listen_set_clear(&m->stored_slots);
         sd_event_source_disable_unref(m->notify_source);
         sd_event_source_disable_unref(m->watchdog_source);
         systemd_notify_close();
         sd_event_source_disable_unref(m->recycle_source);
         m->metrics = manager_metrics_free(m->metrics);
-        manager_balance_free(m);
+        m->balancing = manager_balance_free(m->balancing);
         m->reexec = manager_reexec_free(m->reexec);
         safe_close(m->notify_fd);
         /* (a re-exec keeps it: exec does not come back here) */
@@ -1858,8 +2063,15 @@ Manager *manager_free(Manager *m) {
 }
 
 void manager_adopt_stored_slots(Manager *m, ListenSet *stored) {
-        m->stored_slots = *stored;
-        *stored = (ListenSet) {};
+        manager_balance_adopt_stored(m->balancing, stored);
+}
+
+int manager_choose_balance(Manager *m) {
+        return manager_balance_prepare(m->balancing, m->config);
+}
+
+Balance manager_balance_in_effect(const Manager *m) {
+        return manager_balance_mode(m->balancing);
 }
 
 int manager_run(Manager *m) {
@@ -1869,7 +2081,7 @@ int manager_run(Manager *m) {
         manager_update_status(m);
 
         if (!m->restored) {
-                int r = manager_balance_setup(m);
+                int r = manager_balance_setup(m->balancing, m->config->backlog, manager_workers_wanted(m));
                 if (r != 0)
                         return r; /* an exit code: the pool cannot run like this */
         }

@@ -30,6 +30,6 @@ int manager_run(Manager *m);
 /* At start (not after a re-exec), as root, before root is dropped: choose
  * the balancing mode in effect and load what it needs. 0, or an exit code
  * after logging why the pool cannot run like this. */
-int manager_balance_prepare(Manager *m);
+int manager_choose_balance(Manager *m);
 /* The balancing mode in effect (never BALANCE_AUTO). */
-Balance manager_balance(const Manager *m);
+Balance manager_balance_in_effect(const Manager *m);
