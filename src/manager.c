@@ -8,7 +8,12 @@
  *   notify datagram -------> READY/STATUS/STOPPING for the sending worker
  *   worker timers ---------> alive / ready timeout / stop timeout
  *
- * It is the only module that forks, kills and logs about workers. */
+ * It is the only module that forks, kills and logs about workers, and
+ * the only one that sees the Manager's fields: its parts are objects of
+ * their own (manager-balance.c is handed the pool and the sockets; the
+ * control socket, the HTTP endpoint, the samples, re-exec and systemd's
+ * view of the unit see manager-view.h), and a re-exec's record of the pool
+ * is pool-state.c's. */
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
