@@ -426,8 +426,11 @@ static int manager_grow(Manager *m, unsigned n, Config *config, uint64_t generat
         return 0;
 }
 
-/* Remove the slots from n up: no new connection lands on their sockets,
- * their workers drain what is queued and go. */
+/* Remove the slots from n up: their workers drain what is queued and go.
+ * No new connection lands on their sockets: new connections go only to
+ * the slots a transaction started with until it ends (manager_steer()),
+ * and its end, which a shrink always reaches (a scale, a committed reload)
+ * or is part of (a rollback), steers to what is left (run_finish()). */
 static void manager_shrink(Manager *m, unsigned n) {
         unsigned old = m->pool.n_slots;
         if (n >= old)
@@ -445,9 +448,10 @@ static void manager_shrink(Manager *m, unsigned n) {
                 else if (w)
                         manager_retire(m, w);
         }
+        /* the pool is its new size before a going worker's state changes
+         * (which steers, with least-connections) */
         if (pool_resize(&m->pool, n) < 0)
                 log_error("cannot shrink the pool to %u slots", n);
-        manager_steer(m);
         for (unsigned i = 0; i < k; i++)
                 manager_retire(m, going[i]);
         free(going);
