@@ -34,9 +34,17 @@ from .scale import BATCH_RE, run_scale, worker_startup_alone
 FORMAT = "sockherd-bench/1"
 
 
-def options(mode, phases, repeats=None, no_pm2=False):
+# what a throughput run measures per contender and repeat (--measure): the
+# keep-alive and close wrk runs, the WebSocket-style case, the distribution run
+MEASURES = ("ka", "close", "ws", "dist")
+
+
+def options(mode, phases, repeats=None, no_pm2=False, measures=None, contenders=None):
     """Everything a run's length and shape depend on, by mode ("smoke",
-    "quick", "full"); recorded in the results as they were used."""
+    "quick", "full"); recorded in the results as they were used. measures:
+    a subset of MEASURES (default all that the mode runs); contenders: the
+    keys of the node and c phases' contenders to run (default all; each
+    group's upper bound always runs, the ratios are to it)."""
     o = {"mode": mode, "phases": list(phases), "no_pm2": no_pm2}
     # the smoke run only keeps the code paths alive: keep-alive wrk only, one
     # reload under short connections only, one restart under short
@@ -57,7 +65,15 @@ def options(mode, phases, repeats=None, no_pm2=False):
     o.update(zip(keys, vals[mode]))
     if repeats:
         o["repeats"] = repeats
+    o["measures"] = list(measures or MEASURES)
+    o["wrk_modes"] = [m for m in o["wrk_modes"] if m in o["measures"]]
+    o["contenders"] = list(contenders) if contenders else None
     return o
+
+
+def contender_keys(use_pm2=True):
+    """Every throughput contender's key, for checking --contenders."""
+    return [c.key for _, cs, _ in throughput_groups(use_pm2) for c in cs]
 
 
 def check_build():
@@ -161,6 +177,8 @@ def run_throughput(o, groups):
     # upper bound (7b); the smoke run keeps its code path alive with the
     # least-connections contenders only
     def ws_for(c):
+        if "ws" not in o.get("measures", MEASURES):
+            return False
         return c.key in ("sockherd-lc", "c-sockherd-lc") if smoke else c.key != "indep-app"
 
     samples, dist, hwm = [], {}, {}
@@ -183,7 +201,7 @@ def run_throughput(o, groups):
                     c.stop()
                 if c.hwm_kib:
                     hwm[c.key] = max(hwm.get(c.key, 0), c.hwm_kib)
-                if rep == 0 and not c.split:
+                if rep == 0 and not c.split and "dist" in o.get("measures", MEASURES):
                     # a fresh start that serves only the distribution run, so
                     # the counts the workers report at exit cover just it
                     log(f"[{mode}] distribution: {c.label}")
@@ -396,6 +414,10 @@ def measure(o, argv):
     pm2 = prepare_tools(o)
     phases = o["phases"]
     groups = [(g, cs, base) for g, cs, base in throughput_groups(pm2["used"]) if g in phases]
+    if o.get("contenders"):
+        groups = [(g, [c for c in cs if c.key in o["contenders"] or c.key == base], base)
+                  for g, cs, base in groups]
+        groups = [(g, cs, base) for g, cs, base in groups if len(cs) > 1]
     times = {}
 
     t_phase = time.time()
@@ -432,7 +454,9 @@ def measure(o, argv):
     times["total"] = time.time() - t_start
     only = tuple(phases) != PHASES
     stem = (finished.strftime("%Y-%m-%d") + ("" if o["mode"] == "full" else "-" + o["mode"]) +
-            ("-only-" + "-".join(phases) if only else ""))
+            ("-only-" + "-".join(phases) if only else "") +
+            ("-" + "-".join(o["measures"]) if tuple(o["measures"]) != MEASURES else "") +
+            ("-selected" if o["contenders"] else ""))
     return {
         "format": FORMAT,
         "argv": argv,

@@ -47,6 +47,11 @@ def fmt_rps(x):
     return f"{x:,.0f}"
 
 
+# bench/run --measure's names (measure.MEASURES), as the heading says them
+MEASURE_NAMES = {"ka": "keep-alive", "close": "one request per connection", "ws": "WebSocket-style",
+                 "dist": "distribution"}
+
+
 def med_range(xs, f=lambda x: f"{x:,.0f}"):
     if not xs:
         return "n/a"
@@ -312,6 +317,24 @@ def render(doc, png_name=None):
                 rows[-1] += conn_cells(rl)
         return rows
 
+    def paired_rows(cs, mode_key, key):
+        """least-connections (key) against each other contender, paired by
+        repeat (they ran one after the other): median (range) of its req/s
+        over theirs, how many repeats it was at or above, and the same for
+        p99 (theirs over its: above 1 means its tail is shorter)."""
+        rows, ref = [], res[key][mode_key]
+        for c in cs:
+            if c.key == key:
+                continue
+            pairs = [(a, b) for a, b in zip(ref, res[c.key][mode_key]) if b["rps"] and a["p99"]]
+            if not pairs:
+                continue
+            rps = [a["rps"] / b["rps"] for a, b in pairs]
+            p99 = [b["p99"] / a["p99"] for a, b in pairs]
+            rows.append([c.label, med_range(rps, ratio), f"{sum(x >= 1 for x in rps)} of {len(rps)}",
+                         med_range(p99, ratio), f"{sum(x >= 1 for x in p99)} of {len(p99)}"])
+        return rows
+
     def conn_cells(rl):
         """Per worker connections (/proc) and the balancer's count per slot,
         each repeat's, for runs that sampled them."""
@@ -334,7 +357,11 @@ def render(doc, png_name=None):
                  "hold (connections it never counted down).")
     parts = []
     parts.append(f"# sockherd benchmark, {now:%Y-%m-%d %H:%M} ({mode} run"
-                 + ("" if not only else ", only " + ", ".join(phases)) + ")\n")
+                 + ("" if not only else ", only " + ", ".join(phases))
+                 + ("" if o.get("measures", list(MEASURE_NAMES)) == list(MEASURE_NAMES)
+                    else "; measured: " + ", ".join(MEASURE_NAMES[m] for m in o["measures"]))
+                 + ("" if not o.get("contenders") else "; contenders: " + ", ".join(o["contenders"]))
+                 + ")\n")
     parts.append("Machine and versions (numbers are from this machine only):\n")
     parts.append(f"- `nproc`: {machine['nproc']}; `uname -r`: {machine['kernel']}; CPU: {machine['cpu']}")
     parts.append(f"- node {machine['node']}; wrk {machine['wrk']}; "
@@ -372,6 +399,13 @@ def render(doc, png_name=None):
             if mk == "ka":
                 parts.append(md_table(hdr + conn_hdr, tput_rows(node_c, mk, base_key["node"], conns=True)))
                 parts.append("\n" + conn_note)
+                lc = [c for c in node_c if c.key == "sockherd-lc"]
+                if lc and repeats > 1:
+                    parts.append(f"\n{lc[0].label} against each, paired by repeat (both "
+                                 "started afresh in the same round of contenders):\n")
+                    parts.append(md_table(["against", "its req/s over theirs", "repeats at or above",
+                                           "their p99 over its p99", "repeats its p99 at or below"],
+                                          paired_rows(node_c, mk, "sockherd-lc")))
             else:
                 parts.append(md_table(hdr, tput_rows(node_c, mk, base_key["node"])))
             parts.append("")
@@ -422,7 +456,7 @@ def render(doc, png_name=None):
                      "idle ones + the rest (wrk's). With the upper bound the client splits both sets evenly over "
                      "the ports. Idle lost: idle connections the server closed or that failed a heartbeat.\n")
 
-    if groups:
+    if groups and dist:
         parts.append(f"## Distribution per worker (short connections, `loadgen --concurrency {DIST_CONC} "
                      f"--duration {dist_dur}`)\n")
         rows = []
