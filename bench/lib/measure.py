@@ -190,13 +190,15 @@ def run_throughput(o, groups):
                 try:
                     if o["warm"]:
                         run_wrk(ports, o["warm"], False)
-                    for mk in o["wrk_modes"]:
-                        r = run_wrk(ports, o["dur"], mk == "close", c, sample=mk == "ka")
-                        samples.append(dict({"contender": c.key, "group": gname, "mode": mk, "repeat": rep}, **r))
-                        if mk == "ka" and ws_for(c):
+                    # keep-alive, then the WebSocket-style case on the same
+                    # start, then one request per connection
+                    seq = [mk for mk in ("ka", "ws", "close") if mk in o["wrk_modes"] or mk == "ws" and ws_for(c)]
+                    for mk in seq:
+                        if mk == "ws":
                             r = run_ws(ports, o["dur"], c)
-                            samples.append(dict({"contender": c.key, "group": gname, "mode": "ws", "repeat": rep},
-                                                **r))
+                        else:
+                            r = run_wrk(ports, o["dur"], mk == "close", c, sample=mk == "ka")
+                        samples.append(dict({"contender": c.key, "group": gname, "mode": mk, "repeat": rep}, **r))
                 finally:
                     c.stop()
                 if c.hwm_kib:

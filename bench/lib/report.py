@@ -445,6 +445,12 @@ def render(doc, png_name=None):
         parts.append(md_table(["contender", "busy req/s", "p50 ms", "p99 ms", "idle connections per worker",
                                "idle+busy per worker, mid-run", "balancer's count per slot, mid-run",
                                "errors: wrk / idle lost"], rows))
+        lc = [c for c in node_c if c.key == "sockherd-lc"]
+        if lc and repeats > 1 and res["sockherd-lc"]["ws"]:
+            parts.append(f"\n{lc[0].label} against each, Node app, busy connections, paired by repeat:\n")
+            parts.append(md_table(["against", "its req/s over theirs", "repeats at or above",
+                                   "their p99 over its p99", "repeats its p99 at or below"],
+                                  paired_rows([c for c in node_c if res[c.key]["ws"]], "ws", "sockherd-lc")))
         parts.append(f"\nOn the same start of each contender, after its keep-alive run: {WS_IDLE} keep-alive "
                      "connections opened one after the other (round-robin over the ports for the upper bound), "
                      "each making one request and then idle but for a heartbeat request every 2 s (Node's http "
