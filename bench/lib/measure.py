@@ -220,6 +220,8 @@ def reload_contenders(use_pm2):
     zd_c += [NodeRolling("node-rolling", "Node cluster rolling restart (bench/node-rolling.js)"),
              Sockherd("zd-shared", "sockherd shared: `sockherdctl reload --wait`", "shared", ["node", SERVER_JS]),
              Sockherd("zd-reuseport", "sockherd reuseport: `sockherdctl reload --wait`", "reuseport",
+                      ["node", SERVER_JS]),
+             Sockherd("zd-lc", "sockherd least-connections: `sockherdctl reload --wait`", "least-connections",
                       ["node", SERVER_JS])]
     return zd_c
 
