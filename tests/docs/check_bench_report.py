@@ -5,7 +5,9 @@ machine facts and settings, not this machine's or the harness's constants,
 and the same way every time. bench-results.json is a smoke run's results
 with the machine and settings changed to ones no real run here has
 (64 CPUs, kernel 9.9.9-fixture, 3 workers, wrk -c30, loadgen concurrency
-7, rate 900, 60 idle connections).
+7, rate 900, 60 idle connections). Also renders the kept 20-repeat
+keep-alive run (bench/results/2026-11-30-only-node-ka-selected.json) and
+checks its paired table and that it shows only what was measured.
 
     check_bench_report.py SOURCE_ROOT"""
 import os
@@ -61,6 +63,18 @@ with tempfile.TemporaryDirectory() as tmp:
     if written != expect and not written.startswith(expect + "\n(chart failed"):
         gaps.append("--report --out: the file differs from the Markdown on stdout (but for the chart's name): "
                     "the rendering depends on more than the results file")
+# a run with repeats: least-connections against each contender, paired by
+# repeat (the README quotes this run's numbers)
+paired = bench("--report", os.path.join(root, "bench", "results", "2026-11-30-only-node-ka-selected.json"))
+for want in ("6. sockherd, balance=least-connections against each, paired by repeat",
+             "| 1. Node cluster, round-robin | 1.18 (0.88–1.77) | 17 of 20 | 1.25 (0.84–1.75) | 19 of 20 |",
+             "| 4. sockherd, balance=shared | 0.97 (0.83–1.52) | 9 of 20 | 0.98 (0.79–1.25) | 9 of 20 |",
+             "(full run, only node; measured: keep-alive; contenders: cluster-rr, cluster-none, sockherd-shared, "
+             "sockherd-reuseport, sockherd-lc)"):
+    if want not in paired:
+        gaps.append(f"--report of a 20-repeat run: the Markdown lacks {want!r}")
+if "## Distribution per worker" in paired or "## Long-lived idle" in paired:
+    gaps.append("--report of a keep-alive-only run: it shows sections the run did not measure")
 cmp = bench("--compare", fixture, fixture)
 for want in ("# sockherd benchmark: bench-results against bench-results", "## Throughput, keep-alive",
              "| 1. Node cluster, round-robin |", "1.00×", "## Rolling reloads under load",
