@@ -177,7 +177,7 @@ def run_throughput(o, groups):
     # upper bound (7b); the smoke run keeps its code path alive with the
     # least-connections contenders only
     def ws_for(c):
-        if "ws" not in o.get("measures", MEASURES):
+        if "ws" not in o["measures"]:
             return False
         return c.key in ("sockherd-lc", "c-sockherd-lc") if smoke else c.key != "indep-app"
 
@@ -203,7 +203,7 @@ def run_throughput(o, groups):
                     c.stop()
                 if c.hwm_kib:
                     hwm[c.key] = max(hwm.get(c.key, 0), c.hwm_kib)
-                if rep == 0 and not c.split and "dist" in o.get("measures", MEASURES):
+                if rep == 0 and not c.split and "dist" in o["measures"]:
                     # a fresh start that serves only the distribution run, so
                     # the counts the workers report at exit cover just it
                     log(f"[{mode}] distribution: {c.label}")

@@ -317,23 +317,27 @@ def render(doc, png_name=None):
                 rows[-1] += conn_cells(rl)
         return rows
 
-    def paired_rows(cs, mode_key, key):
-        """least-connections (key) against each other contender, paired by
-        repeat (they ran one after the other): median (range) of its req/s
-        over theirs, how many repeats it was at or above, and the same for
-        p99 (theirs over its: above 1 means its tail is shorter)."""
-        rows, ref = [], res[key][mode_key]
+    def paired_table(cs, mode_key, heading):
+        """least-connections against each other contender of cs, paired by
+        repeat (both started afresh in the same round of contenders): median
+        (range) of its req/s over theirs, how many repeats it was at or
+        above, and the same for p99 (theirs over its: above 1 means its tail
+        is shorter). [] when least-connections is not among cs or ran once."""
+        if repeats < 2 or not any(c.key == "sockherd-lc" for c in cs) or not res["sockherd-lc"][mode_key]:
+            return []
+        lc = next(c for c in cs if c.key == "sockherd-lc")
+        rows, ref = [], res[lc.key][mode_key]
         for c in cs:
-            if c.key == key:
-                continue
             pairs = [(a, b) for a, b in zip(ref, res[c.key][mode_key]) if b["rps"] and a["p99"]]
-            if not pairs:
+            if c is lc or not pairs:
                 continue
             rps = [a["rps"] / b["rps"] for a, b in pairs]
             p99 = [b["p99"] / a["p99"] for a, b in pairs]
             rows.append([c.label, med_range(rps, ratio), f"{sum(x >= 1 for x in rps)} of {len(rps)}",
                          med_range(p99, ratio), f"{sum(x >= 1 for x in p99)} of {len(p99)}"])
-        return rows
+        return [f"\n{lc.label} against each, {heading}:\n",
+                md_table(["against", "its req/s over theirs", "repeats at or above", "their p99 over its p99",
+                          "repeats its p99 at or below"], rows)]
 
     def conn_cells(rl):
         """Per worker connections (/proc) and the balancer's count per slot,
@@ -399,13 +403,8 @@ def render(doc, png_name=None):
             if mk == "ka":
                 parts.append(md_table(hdr + conn_hdr, tput_rows(node_c, mk, base_key["node"], conns=True)))
                 parts.append("\n" + conn_note)
-                lc = [c for c in node_c if c.key == "sockherd-lc"]
-                if lc and repeats > 1:
-                    parts.append(f"\n{lc[0].label} against each, paired by repeat (both "
-                                 "started afresh in the same round of contenders):\n")
-                    parts.append(md_table(["against", "its req/s over theirs", "repeats at or above",
-                                           "their p99 over its p99", "repeats its p99 at or below"],
-                                          paired_rows(node_c, mk, "sockherd-lc")))
+                parts += paired_table(node_c, mk, "paired by repeat (both started afresh in the same round of "
+                                                  "contenders)")
             else:
                 parts.append(md_table(hdr, tput_rows(node_c, mk, base_key["node"])))
             parts.append("")
@@ -445,12 +444,7 @@ def render(doc, png_name=None):
         parts.append(md_table(["contender", "busy req/s", "p50 ms", "p99 ms", "idle connections per worker",
                                "idle+busy per worker, mid-run", "balancer's count per slot, mid-run",
                                "errors: wrk / idle lost"], rows))
-        lc = [c for c in node_c if c.key == "sockherd-lc"]
-        if lc and repeats > 1 and res["sockherd-lc"]["ws"]:
-            parts.append(f"\n{lc[0].label} against each, Node app, busy connections, paired by repeat:\n")
-            parts.append(md_table(["against", "its req/s over theirs", "repeats at or above",
-                                   "their p99 over its p99", "repeats its p99 at or below"],
-                                  paired_rows([c for c in node_c if res[c.key]["ws"]], "ws", "sockherd-lc")))
+        parts += paired_table(node_c, "ws", "Node app, busy connections, paired by repeat")
         parts.append(f"\nOn the same start of each contender, after its keep-alive run: {WS_IDLE} keep-alive "
                      "connections opened one after the other (round-robin over the ports for the upper bound), "
                      "each making one request and then idle but for a heartbeat request every 2 s (Node's http "
